@@ -1,0 +1,3 @@
+from controlroom.daemon.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,214 @@
+"""The control-plane side of the monitor path: what to play, packed for the kernel.
+
+``PathSpec`` describes the path's structure (sources, speaker sets, filters), ``Controls`` the
+momentary settings (the targets of DESIGN.md §4 reduced to numbers). ``pack`` turns both into
+the kernel's parameter vector; ``PathBuffers`` owns the kernel's arrays and publishes new
+parameters through the seqlock. Channel numbers are 1-based here, as in configs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controlroom.dsp import layout as L
+from controlroom.dsp.biquad import Biquad, linkwitz_riley4
+from controlroom.dsp.path import publish, settle
+
+#: Limiter release time constant (ms): slow enough not to modulate bass, quick enough to
+#: recover between transients.
+LIMITER_RELEASE_MS = 100.0
+#: Master-gain ramp at start-up and after a stream restart (ms): no thump, no burst.
+STARTUP_RAMP_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    """A source: 1 (mono) or 2 (stereo) input channels (1-based) and a trim (dB)."""
+
+    channels: tuple[int, ...]
+    trim_db: float = 0.0
+
+
+@dataclass(frozen=True)
+class SubSpec:
+    """A subwoofer output (1-based) fed below ``crossover_hz`` (Hz), with its trim (dB)."""
+
+    output: int
+    crossover_hz: float = 80.0
+    trim_db: float = 0.0
+
+
+@dataclass(frozen=True)
+class SetSpec:
+    """A speaker set: 1 or 2 outputs (1-based), trim (dB), delay (ms), EQ, optional sub.
+
+    ``mono`` makes both outputs play the mono sum (a mono emulation profile).
+    """
+
+    outputs: tuple[int, ...]
+    trim_db: float = 0.0
+    delay_ms: float = 0.0
+    eq: tuple[Biquad, ...] = ()
+    sub: SubSpec | None = None
+    mono: bool = False
+
+
+@dataclass(frozen=True)
+class PathSpec:
+    """The whole path's structure at ``samplerate`` (Hz) with ``n_in``/``n_out`` channels."""
+
+    samplerate: int
+    n_in: int
+    n_out: int
+    sources: tuple[SourceSpec, ...]
+    sets: tuple[SetSpec, ...]
+    ramp_ms: float = 20.0
+    crossfade_ms: float = 20.0
+    ceiling_dbfs: float = -0.3
+
+    def __post_init__(self) -> None:
+        if not 1 <= len(self.sources) <= L.MAX_SOURCES:
+            raise ValueError(f"1 to {L.MAX_SOURCES} sources supported")
+        if not 1 <= len(self.sets) <= L.MAX_SETS:
+            raise ValueError(f"1 to {L.MAX_SETS} speaker sets supported")
+        if not (1 <= self.n_in <= L.MAX_CHANNELS and 1 <= self.n_out <= L.MAX_CHANNELS):
+            raise ValueError(f"1 to {L.MAX_CHANNELS} input and output channels supported")
+        for src in self.sources:
+            if not 1 <= len(src.channels) <= 2 or not all(1 <= c <= self.n_in for c in src.channels):
+                raise ValueError(f"source channels {src.channels} outside 1..{self.n_in}")
+        for s in self.sets:
+            outs = s.outputs + ((s.sub.output,) if s.sub else ())
+            if not 1 <= len(s.outputs) <= 2 or not all(1 <= o <= self.n_out for o in outs):
+                raise ValueError(f"set outputs {outs} outside 1..{self.n_out}")
+            if len(s.eq) > L.MAX_BANDS:
+                raise ValueError(f"at most {L.MAX_BANDS} EQ bands per set")
+
+    def samples(self, ms: float) -> float:
+        """``ms`` milliseconds in samples at this path's rate."""
+        return round(ms * 1e-3 * self.samplerate)
+
+
+@dataclass
+class Controls:
+    """Momentary settings. ``source``/``speakers`` are indices; gains in dB.
+
+    ``master_db`` is volume + dim; ``mute`` silences. ``match_db`` holds one loudness-match
+    offset per source (dB, missing entries are 0).
+    """
+
+    source: int = 0
+    speakers: int = 0
+    master_db: float = -20.0
+    mute: bool = False
+    matrix: int = L.MATRIX_STEREO
+    polarity: bool = False
+    sub: bool = True
+    match_db: tuple[float, ...] = field(default_factory=tuple)
+
+
+def db_to_gain(db: float) -> float:
+    """dB -> linear amplitude."""
+    return 10.0 ** (db / 20.0)
+
+
+def float32_ceiling(ceiling_dbfs: float) -> float:
+    """The largest float32 value not above ``ceiling_dbfs``: float32 output never rounds past it."""
+    c = np.float32(db_to_gain(ceiling_dbfs))
+    if float(c) > db_to_gain(ceiling_dbfs):
+        c = np.nextafter(c, np.float32(0.0))
+    return float(c)
+
+
+def pack(spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None) -> np.ndarray:
+    """The kernel's parameter vector for ``spec`` with ``controls``.
+
+    ``master_ramp_ms`` overrides the master-gain ramp (the start-up ramp-in); default ramp_ms.
+    """
+    p = np.zeros(L.P_LEN)
+    fs = spec.samplerate
+    p[L.P_SOURCE] = controls.source
+    p[L.P_SET] = controls.speakers
+    p[L.P_MASTER] = 0.0 if controls.mute else db_to_gain(controls.master_db)
+    p[L.P_MATRIX] = controls.matrix
+    p[L.P_POLARITY] = float(controls.polarity)
+    p[L.P_SUB] = float(controls.sub)
+    p[L.P_RAMP] = spec.samples(spec.ramp_ms)
+    p[L.P_MASTER_RAMP] = spec.samples(spec.ramp_ms if master_ramp_ms is None else master_ramp_ms)
+    p[L.P_XFADE] = spec.samples(spec.crossfade_ms)
+    p[L.P_CEILING] = float32_ceiling(spec.ceiling_dbfs)
+    p[L.P_RELEASE] = 1.0 - math.exp(-1.0 / (LIMITER_RELEASE_MS * 1e-3 * fs))
+    p[L.P_N_SOURCES] = len(spec.sources)
+    p[L.P_N_SETS] = len(spec.sets)
+    p[L.P_DELAY_CAP] = L.delay_capacity(fs)
+    p[L.P_N_IN] = spec.n_in
+    p[L.P_N_OUT] = spec.n_out
+    for i, src in enumerate(spec.sources):
+        b = L.SOURCES_BASE + i * L.SRC_STRIDE
+        match = controls.match_db[i] if i < len(controls.match_db) else 0.0
+        p[b + L.S_NCH] = len(src.channels)
+        p[b + L.S_CH0] = src.channels[0] - 1
+        p[b + L.S_CH1] = src.channels[-1] - 1
+        p[b + L.S_GAIN] = db_to_gain(src.trim_db + match)
+    for k, s in enumerate(spec.sets):
+        _pack_set(p, L.SETS_BASE + k * L.SET_STRIDE, s, fs)
+    return p
+
+
+def _pack_set(p: np.ndarray, b: int, s: SetSpec, fs: int) -> None:
+    p[b + L.K_NOUT] = len(s.outputs)
+    p[b + L.K_OUT0] = s.outputs[0] - 1
+    p[b + L.K_OUT1] = s.outputs[-1] - 1
+    p[b + L.K_GAIN] = db_to_gain(s.trim_db)
+    p[b + L.K_DELAY] = round(s.delay_ms * 1e-3 * fs)
+    p[b + L.K_MONO] = float(s.mono)
+    p[b + L.K_NBANDS] = len(s.eq)
+    for j, band in enumerate(s.eq):
+        p[b + L.K_BANDS + 5 * j:b + L.K_BANDS + 5 * j + 5] = band.coefficients(fs)
+    if s.sub is None:
+        p[b + L.K_SUB_OUT] = -1.0
+        return
+    low, high = linkwitz_riley4(s.sub.crossover_hz, fs)
+    p[b + L.K_SUB_OUT] = s.sub.output - 1
+    p[b + L.K_SUB_GAIN] = db_to_gain(s.sub.trim_db)
+    p[b + L.K_HIGHPASS:b + L.K_HIGHPASS + 10] = high.ravel()
+    p[b + L.K_LOWPASS:b + L.K_LOWPASS + 10] = low.ravel()
+
+
+class PathBuffers:
+    """The kernel's five arrays for one path, and the control plane's operations on them."""
+
+    def __init__(self, spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None) -> None:
+        self.spec = spec
+        first = pack(spec, controls, master_ramp_ms)
+        self.shared = first.copy()
+        self.params = np.stack([first, first])
+        self.state = np.zeros(L.state_len(L.delay_capacity(spec.samplerate)))
+        self.meters = np.zeros(L.M_LEN)
+        self.meters[L.M_LIMITER_MIN] = 1.0
+        self.counters = np.zeros(L.C_LEN, dtype=np.int64)
+
+    @property
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        """``(shared, params, state, meters, counters)`` in the kernel's argument order."""
+        return self.shared, self.params, self.state, self.meters, self.counters
+
+    def update(self, spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None) -> None:
+        """Publish new parameters; the kernel takes them at its next block boundary.
+
+        ``spec`` may differ from the one the buffers were made for only in parameters, not in
+        sample rate or channel counts (those need new buffers and a new stream).
+        """
+        if (spec.samplerate, spec.n_in, spec.n_out) != (self.spec.samplerate, self.spec.n_in, self.spec.n_out):
+            raise ValueError("sample rate and channel counts are fixed for the life of the buffers")
+        self.spec = spec
+        publish(self.shared, self.counters, pack(spec, controls, master_ramp_ms))
+
+    def settle(self) -> None:
+        """Jump every ramp and crossfade to its target: ``render`` starts fully applied."""
+        settle(self.params[self.counters[L.C_ACTIVE]], self.state, True)
+
+    def request_meter_reset(self) -> None:
+        self.counters[L.C_METER_RESET] += 1

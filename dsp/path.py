@@ -1,0 +1,589 @@
+"""The monitor path: one compiled kernel for the live callback, the virtual host and ``render``.
+
+``process(inp, out, shared, params, state, meters, counters)`` runs DESIGN.md §3 steps 1-6 on
+one block. Buffers and their layout are described in ``dsp/layout.py``. The kernel allocates
+nothing, takes no locks and touches no Python object, so a numba ``@cfunc`` can call it from
+PortAudio's real-time thread without the GIL.
+
+Signal flow per block:
+sources (trim, match gain, equal-power crossfade) -> monitor bus L/R -> matrix (mono, solo,
+side, polarity; crossfaded) -> master gain (volume x dim x mute; ramped) -> every audible
+speaker set (trim, EQ, LR4 bass management, delay; sets crossfade) -> output buses ->
+linked peak limiter at the ceiling -> hard clip -> float32 out.
+
+Arithmetic is float64; filter states are flushed to zero below 1e-30 at block boundaries,
+so silence after a loud passage never runs on denormals.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from controlroom.dsp.layout import (
+    BUS_DRY, BUS_DRY_R, BUS_L, BUS_R, BUS_SUBMIX, C_ACTIVE, C_APPLIED, C_BLOCKS, C_CLIPPED, C_FRAMES, C_LIMITED, C_METER_ACK,
+    C_METER_RESET, C_NONFINITE, C_SEQ, C_TORN, CHUNK, K_BANDS, K_DELAY, K_GAIN, K_HIGHPASS,
+    K_LOWPASS, K_MONO, K_NBANDS, K_NOUT, K_OUT0, K_OUT1, K_SUB_GAIN, K_SUB_OUT, LANE_L, LANE_R,
+    LANE_SUB, M_FRAMES, M_LIMITER_MIN, M_OUTPUTS, M_SOURCES, MATRIX_LEFT, MATRIX_MONO,
+    MATRIX_RIGHT, MATRIX_SIDE, MS_PEAK, MS_STRIDE, MS_SUMSQ, P_CEILING, P_DELAY_CAP, P_MASTER,
+    P_MASTER_RAMP, P_MATRIX, P_N_SETS, P_N_SOURCES, P_POLARITY, P_RAMP, P_RELEASE, P_SET,
+    P_SOURCE, P_SUB, P_XFADE, RAMP, S_CH0, S_CH1, S_GAIN, S_NCH, SET_STRIDE, SETS_BASE,
+    SOURCES_BASE, SRC_STRIDE, T_BUS, T_DELAY, T_LIMITER, T_MASTER, T_MATRIX, T_OUT, T_SEEN,
+    T_SETS, T_SOURCES, T_SUBMIX, TK_BANDS, TK_DELAY_POS, TK_FADE, TK_GAIN, TK_HIGHPASS,
+    TK_LOWPASS, TK_STRIDE, TK_SUB_GAIN, TS_FADE, TS_GAIN, TS_STRIDE,
+)
+from controlroom.dsp.pointers import memory_fence
+
+#: fastmath without nnan/ninf: the non-finite input checks must survive optimisation.
+FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
+JIT = dict(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+
+TINY = 1e-30  # filter states below this are flushed: far above float64 denormals
+HALF_PI = 0.5 * math.pi
+
+
+# --- parameters ----------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def take_parameters(shared, params, counters):
+    """The parameter row to use for this block: a fresh copy of ``shared`` when the control
+    plane published a new, complete one (seqlock: even and unchanged across the copy)."""
+    active = counters[C_ACTIVE]
+    seq = counters[C_SEQ]
+    if seq != counters[C_APPLIED] and seq % 2 == 0:
+        spare = 1 - active
+        memory_fence()
+        row = params[spare]
+        for i in range(shared.shape[0]):
+            row[i] = shared[i]
+        memory_fence()
+        if counters[C_SEQ] == seq:
+            counters[C_ACTIVE] = spare
+            counters[C_APPLIED] = seq
+            active = spare
+        else:
+            counters[C_TORN] += 1
+    return params[active]
+
+
+@njit(**JIT)
+def publish(shared, counters, new):
+    """Control-plane side of the seqlock: write ``new`` into ``shared`` and publish it."""
+    counters[C_SEQ] += 1
+    memory_fence()
+    for i in range(new.shape[0]):
+        shared[i] = new[i]
+    memory_fence()
+    counters[C_SEQ] += 1
+
+
+# --- ramps: (value, step, samples left, target) ---------------------------------------------------
+
+
+@njit(**JIT)
+def ramp_to(state, off, target, length):
+    """Start a linear ramp of ``length`` samples towards ``target`` if the target changed."""
+    if state[off + 3] != target:
+        state[off + 3] = target
+        if length < 1.0:
+            state[off] = target
+            state[off + 2] = 0.0
+        else:
+            state[off + 1] = (target - state[off]) / length
+            state[off + 2] = length
+
+
+@njit(**JIT)
+def ramp_next(state, off):
+    """Advance a ramp by one sample and return its value."""
+    left = state[off + 2]
+    if left > 0.0:
+        left -= 1.0
+        state[off + 2] = left
+        if left <= 0.0:
+            state[off + 2] = 0.0
+            state[off] = state[off + 3]
+        else:
+            state[off] += state[off + 1]
+    return state[off]
+
+
+@njit(**JIT)
+def ramp_snap(state, off, target):
+    state[off] = target
+    state[off + 2] = 0.0
+    state[off + 3] = target
+
+
+@njit(**JIT)
+def fade_next(fade, target, step):
+    """One sample of a crossfade position moving linearly towards 0 or 1."""
+    if fade < target:
+        fade = min(target, fade + step)
+    elif fade > target:
+        fade = max(target, fade - step)
+    return fade
+
+
+# --- matrix ------------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def matrix_coefficients(mode, polarity):
+    """(ll, lr, rl, rr) of the monitor matrix; polarity inverts the left input."""
+    if mode == MATRIX_MONO:
+        ll, lr, rl, rr = 0.5, 0.5, 0.5, 0.5
+    elif mode == MATRIX_LEFT:
+        ll, lr, rl, rr = 1.0, 0.0, 1.0, 0.0
+    elif mode == MATRIX_RIGHT:
+        ll, lr, rl, rr = 0.0, 1.0, 0.0, 1.0
+    elif mode == MATRIX_SIDE:
+        ll, lr, rl, rr = 0.5, -0.5, 0.5, -0.5
+    else:
+        ll, lr, rl, rr = 1.0, 0.0, 0.0, 1.0
+    if polarity:
+        ll, rl = -ll, -rl
+    return ll, lr, rl, rr
+
+
+# --- filters -----------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def biquad(buf, off, n, coef, c, st, s):
+    """Run one transposed-direct-form-II section in place over ``buf[off:off+n]``.
+
+    Coefficients ``coef[c:c+5]`` are ``b0 b1 b2 a1 a2``; states live in ``st[s:s+2]``.
+    """
+    b0, b1, b2, a1, a2 = coef[c], coef[c + 1], coef[c + 2], coef[c + 3], coef[c + 4]
+    s1, s2 = st[s], st[s + 1]
+    for i in range(off, off + n):
+        x = buf[i]
+        y = b0 * x + s1
+        s1 = b1 * x - a1 * y + s2
+        s2 = b2 * x - a2 * y
+        buf[i] = y
+    st[s] = flush(s1)
+    st[s + 1] = flush(s2)
+
+
+@njit(**JIT)
+def biquad_pair(buf, off, n, coef, c, st, s):
+    """``biquad`` on two lanes at once (``buf[off:]`` and ``buf[off + CHUNK:]``, states
+    ``st[s:s+4]``): the two independent recursions overlap in the CPU's pipeline, which
+    nearly halves the cost of a stereo EQ."""
+    b0, b1, b2, a1, a2 = coef[c], coef[c + 1], coef[c + 2], coef[c + 3], coef[c + 4]
+    l1, l2, r1, r2 = st[s], st[s + 1], st[s + 2], st[s + 3]
+    for i in range(off, off + n):
+        xl = buf[i]
+        xr = buf[i + CHUNK]
+        yl = b0 * xl + l1
+        yr = b0 * xr + r1
+        l1 = b1 * xl - a1 * yl + l2
+        r1 = b1 * xr - a1 * yr + r2
+        l2 = b2 * xl - a2 * yl
+        r2 = b2 * xr - a2 * yr
+        buf[i] = yl
+        buf[i + CHUNK] = yr
+    st[s] = flush(l1)
+    st[s + 1] = flush(l2)
+    st[s + 2] = flush(r1)
+    st[s + 3] = flush(r2)
+
+
+@njit(**JIT)
+def biquad_pair2(buf, off, n, coef, c, st, s):
+    """Two consecutive sections on two lanes in one pass: four recursions in flight, so the
+    pipeline is busy instead of waiting on one recursion's latency."""
+    b0, b1, b2, a1, a2 = coef[c], coef[c + 1], coef[c + 2], coef[c + 3], coef[c + 4]
+    d0, d1, d2, e1, e2 = coef[c + 5], coef[c + 6], coef[c + 7], coef[c + 8], coef[c + 9]
+    l1, l2, r1, r2 = st[s], st[s + 1], st[s + 2], st[s + 3]
+    m1, m2, q1, q2 = st[s + 4], st[s + 5], st[s + 6], st[s + 7]
+    for i in range(off, off + n):
+        xl = buf[i]
+        xr = buf[i + CHUNK]
+        yl = b0 * xl + l1
+        yr = b0 * xr + r1
+        l1 = b1 * xl - a1 * yl + l2
+        r1 = b1 * xr - a1 * yr + r2
+        l2 = b2 * xl - a2 * yl
+        r2 = b2 * xr - a2 * yr
+        zl = d0 * yl + m1
+        zr = d0 * yr + q1
+        m1 = d1 * yl - e1 * zl + m2
+        q1 = d1 * yr - e1 * zr + q2
+        m2 = d2 * yl - e2 * zl
+        q2 = d2 * yr - e2 * zr
+        buf[i] = zl
+        buf[i + CHUNK] = zr
+    st[s] = flush(l1)
+    st[s + 1] = flush(l2)
+    st[s + 2] = flush(r1)
+    st[s + 3] = flush(r2)
+    st[s + 4] = flush(m1)
+    st[s + 5] = flush(m2)
+    st[s + 6] = flush(q1)
+    st[s + 7] = flush(q2)
+
+
+@njit(**JIT)
+def flush(v):
+    return v if abs(v) > TINY else 0.0
+
+
+@njit(**JIT)
+def cascade(buf, off, n, coef, c, count, st, s, pair):
+    """``count`` sections in series, on one lane or (``pair``) on two adjacent lanes."""
+    if not pair:
+        for k in range(count):
+            biquad(buf, off, n, coef, c + 5 * k, st, s + 2 * k)
+        return
+    for k in range(0, count - 1, 2):
+        biquad_pair2(buf, off, n, coef, c + 5 * k, st, s + 4 * k)
+    if count % 2:
+        biquad_pair(buf, off, n, coef, c + 5 * (count - 1), st, s + 4 * (count - 1))
+
+
+# --- the kernel --------------------------------------------------------------------------------
+
+
+@njit(**JIT)
+def process(inp, out, shared, params, state, meters, counters):
+    """Process one block: ``inp`` (frames, n_in) float32 -> ``out`` (frames, n_out) float32."""
+    p = take_parameters(shared, params, counters)
+    if state[T_SEEN] == 0.0:
+        settle(p, state, False)
+    if counters[C_METER_RESET] != counters[C_METER_ACK]:
+        meters[:] = 0.0
+        meters[M_LIMITER_MIN] = 1.0
+        counters[C_METER_ACK] = counters[C_METER_RESET]
+    frames = inp.shape[0]
+    start = 0
+    while start < frames:
+        n = min(CHUNK, frames - start)
+        process_chunk(inp, out, start, n, p, state, meters, counters)
+        start += n
+    meters[M_FRAMES] += frames
+    counters[C_BLOCKS] += 1
+    counters[C_FRAMES] += frames
+
+
+@njit(**JIT)
+def process_chunk(inp, out, start, n, p, state, meters, counters):
+    mix_sources(inp, start, n, p, state, meters, counters)
+    matrix_and_master(n, p, state)
+    n_out = out.shape[1]
+    for o in range(n_out):
+        state[T_OUT + o * CHUNK:T_OUT + o * CHUNK + n] = 0.0
+    ramp_to(state, T_SUBMIX, p[P_SUB], p[P_XFADE])
+    mix = T_BUS + BUS_SUBMIX * CHUNK
+    for i in range(n):
+        state[mix + i] = ramp_next(state, T_SUBMIX)
+    for k in range(int(p[P_N_SETS])):
+        play_set(k, n, p, state)
+    limit_and_write(out, start, n, p, state, meters, counters)
+
+
+@njit(**JIT)
+def mix_sources(inp, start, n, p, state, meters, counters):
+    """Steps 1-2: trims, meters, non-finite guard, match gains, equal-power source crossfade."""
+    bl = T_BUS + BUS_L * CHUNK
+    br = T_BUS + BUS_R * CHUNK
+    state[bl:bl + n] = 0.0
+    state[br:br + n] = 0.0
+    selected = int(p[P_SOURCE])
+    step = 1.0 / max(p[P_XFADE], 1.0)
+    ramp = p[P_RAMP]
+    for s in range(int(p[P_N_SOURCES])):
+        base = SOURCES_BASE + s * SRC_STRIDE
+        tb = T_SOURCES + s * TS_STRIDE
+        mb = M_SOURCES + s * 2 * MS_STRIDE
+        c0 = int(p[base + S_CH0])
+        c1 = int(p[base + S_CH1]) if p[base + S_NCH] > 1.0 else c0
+        ramp_to(state, tb + TS_GAIN, p[base + S_GAIN], ramp)
+        target = 1.0 if s == selected else 0.0
+        fade = state[tb + TS_FADE]
+        audible = fade > 0.0 or target > 0.0
+        # the common case: the selected source, fully faded in, gain not ramping
+        steady = fade == target == 1.0 and state[tb + TS_GAIN + 2] == 0.0
+        gain = state[tb + TS_GAIN]
+        pk0, pk1 = meters[mb + MS_PEAK], meters[mb + MS_STRIDE + MS_PEAK]
+        sq0 = 0.0
+        sq1 = 0.0
+        bad = 0
+        for i in range(n):
+            x0 = inp[start + i, c0]
+            x1 = inp[start + i, c1]
+            if not math.isfinite(x0):
+                x0 = 0.0
+                bad += 1
+            if not math.isfinite(x1):
+                x1 = 0.0
+                if c1 != c0:
+                    bad += 1
+            pk0 = max(pk0, abs(x0))
+            pk1 = max(pk1, abs(x1))
+            sq0 += x0 * x0
+            sq1 += x1 * x1
+            if steady:
+                g = gain
+            elif audible:
+                g = ramp_next(state, tb + TS_GAIN)
+                if fade != target:
+                    fade = fade_next(fade, target, step)
+                    g *= math.sin(HALF_PI * fade)
+                elif target == 0.0:
+                    continue
+            else:
+                continue
+            state[bl + i] += g * x0
+            state[br + i] += g * x1
+        state[tb + TS_FADE] = fade
+        # source meters read the source after its trim, before matching: the gain ramp's
+        # target is trim x match, so the meter is scaled by the trim alone at read-out
+        meters[mb + MS_PEAK] = pk0
+        meters[mb + MS_STRIDE + MS_PEAK] = pk1
+        meters[mb + MS_SUMSQ] += sq0
+        meters[mb + MS_STRIDE + MS_SUMSQ] += sq1
+        counters[C_NONFINITE] += bad
+
+
+@njit(**JIT)
+def matrix_and_master(n, p, state):
+    """Steps 3-4: the monitor matrix (crossfaded between modes) and the master gain ramp."""
+    bl = T_BUS + BUS_L * CHUNK
+    br = T_BUS + BUS_R * CHUNK
+    targets = matrix_coefficients(int(p[P_MATRIX]), p[P_POLARITY] > 0.5)
+    moving = False
+    for j in range(4):
+        ramp_to(state, T_MATRIX + RAMP * j, targets[j], p[P_XFADE])
+        moving |= state[T_MATRIX + RAMP * j + 2] > 0.0
+    ramp_to(state, T_MASTER, p[P_MASTER], p[P_MASTER_RAMP])
+    moving |= state[T_MASTER + 2] > 0.0
+    if not moving:
+        g = state[T_MASTER]
+        ll, lr = g * state[T_MATRIX], g * state[T_MATRIX + RAMP]
+        rl, rr = g * state[T_MATRIX + 2 * RAMP], g * state[T_MATRIX + 3 * RAMP]
+        for i in range(n):
+            left, right = state[bl + i], state[br + i]
+            state[bl + i] = ll * left + lr * right
+            state[br + i] = rl * left + rr * right
+        return
+    for i in range(n):
+        ll = ramp_next(state, T_MATRIX)
+        lr = ramp_next(state, T_MATRIX + RAMP)
+        rl = ramp_next(state, T_MATRIX + 2 * RAMP)
+        rr = ramp_next(state, T_MATRIX + 3 * RAMP)
+        g = ramp_next(state, T_MASTER)
+        left, right = state[bl + i], state[br + i]
+        state[bl + i] = g * (ll * left + lr * right)
+        state[br + i] = g * (rl * left + rr * right)
+
+
+@njit(**JIT)
+def play_set(k, n, p, state):
+    """Step 5 for one speaker set: skipped when silent, else trim, EQ, bass management, delay,
+    then added to its output buses with the set's crossfade gain."""
+    base = SETS_BASE + k * SET_STRIDE
+    tb = T_SETS + k * TK_STRIDE
+    target = 1.0 if k == int(p[P_SET]) else 0.0
+    fade = state[tb + TK_FADE]
+    if fade == 0.0 and target == 0.0:
+        return
+    bl = T_BUS + BUS_L * CHUNK
+    br = T_BUS + BUS_R * CHUNK
+    ll = T_BUS + LANE_L * CHUNK
+    lr = T_BUS + LANE_R * CHUNK
+    ls = T_BUS + LANE_SUB * CHUNK
+    stereo = p[base + K_NOUT] > 1.0 and p[base + K_MONO] < 0.5
+    ramp_to(state, tb + TK_GAIN, p[base + K_GAIN], p[P_RAMP])
+    steady = state[tb + TK_GAIN + 2] == 0.0
+    g = state[tb + TK_GAIN]
+    for i in range(n):
+        if not steady:
+            g = ramp_next(state, tb + TK_GAIN)
+        if stereo:
+            state[ll + i] = g * state[bl + i]
+            state[lr + i] = g * state[br + i]
+        else:
+            state[ll + i] = g * 0.5 * (state[bl + i] + state[br + i])
+    cascade(state, ll, n, p, base + K_BANDS, int(p[base + K_NBANDS]), state, tb + TK_BANDS, stereo)
+    if not stereo:
+        state[lr:lr + n] = state[ll:ll + n]
+    has_sub = p[base + K_SUB_OUT] >= 0.0
+    if has_sub:
+        bass_management(n, p, base, tb, state)
+    delay_lanes(k, n, p, base, tb, state, 3 if has_sub else 2)
+
+    step = 1.0 / max(p[P_XFADE], 1.0)
+    o0 = T_OUT + int(p[base + K_OUT0]) * CHUNK
+    o1 = T_OUT + int(p[base + K_OUT1]) * CHUNK
+    two = p[base + K_NOUT] > 1.0
+    os_ = T_OUT + int(p[base + K_SUB_OUT]) * CHUNK
+    steady = fade == target
+    g = 1.0
+    for i in range(n):
+        if not steady:
+            fade = fade_next(fade, target, step)
+            g = math.sin(HALF_PI * fade)
+        state[o0 + i] += g * state[ll + i]
+        if two:
+            state[o1 + i] += g * state[lr + i]
+        if has_sub:
+            state[os_ + i] += g * state[ls + i]
+    state[tb + TK_FADE] = fade
+    if fade == 0.0:
+        clear_set(k, p, state)
+
+
+@njit(**JIT)
+def bass_management(n, p, base, tb, state):
+    """LR4 high-pass on the mains, LR4 low-pass of L+R on the sub, blended by the ``sub``
+    crossfade (BUS_SUBMIX). The filters run even while ``sub`` is off so that engaging it
+    never starts from stale filter state."""
+    ll = T_BUS + LANE_L * CHUNK
+    ls = T_BUS + LANE_SUB * CHUNK
+    dry = T_BUS + BUS_DRY * CHUNK
+    mix = T_BUS + BUS_SUBMIX * CHUNK
+    for i in range(n):
+        state[ls + i] = state[ll + i] + state[ll + CHUNK + i]
+    cascade(state, ls, n, p, base + K_LOWPASS, 2, state, tb + TK_LOWPASS, False)
+    ramp_to(state, tb + TK_SUB_GAIN, p[base + K_SUB_GAIN], p[P_RAMP])
+    for i in range(n):
+        state[ls + i] *= state[mix + i] * ramp_next(state, tb + TK_SUB_GAIN)
+    state[dry:dry + n] = state[ll:ll + n]
+    state[dry + CHUNK:dry + CHUNK + n] = state[ll + CHUNK:ll + CHUNK + n]
+    cascade(state, ll, n, p, base + K_HIGHPASS, 2, state, tb + TK_HIGHPASS, True)
+    for lane in range(2):
+        lo = ll + lane * CHUNK
+        dl = dry + lane * CHUNK
+        for i in range(n):
+            m = state[mix + i]
+            state[lo + i] = m * state[lo + i] + (1.0 - m) * state[dl + i]
+
+
+@njit(**JIT)
+def delay_lanes(k, n, p, base, tb, state, lanes):
+    """Delay the set's lanes by K_DELAY samples through ring buffers of P_DELAY_CAP samples.
+
+    The whole chunk is written before it is read back; the capacity leaves room for the
+    longest delay plus a chunk, so no sample is overwritten before it is read.
+    """
+    cap = int(p[P_DELAY_CAP])
+    d = int(p[base + K_DELAY])
+    if d <= 0:
+        return
+    pos = int(state[tb + TK_DELAY_POS])
+    back = (pos - d) % cap
+    for lane in range(lanes):
+        buf = T_BUS + (LANE_L + lane) * CHUNK
+        ring = T_DELAY + (k * 3 + lane) * cap
+        ring_copy(state, buf, ring, cap, pos, n, True)
+        ring_copy(state, buf, ring, cap, back, n, False)
+    state[tb + TK_DELAY_POS] = (pos + n) % cap
+
+
+@njit(**JIT)
+def ring_copy(state, buf, ring, cap, pos, n, into_ring):
+    """Copy ``n`` samples between a bus and a ring buffer starting at ring position ``pos``."""
+    first = min(n, cap - pos)
+    if into_ring:
+        state[ring + pos:ring + pos + first] = state[buf:buf + first]
+        state[ring:ring + n - first] = state[buf + first:buf + n]
+    else:
+        state[buf:buf + first] = state[ring + pos:ring + pos + first]
+        state[buf + first:buf + n] = state[ring:ring + n - first]
+
+
+@njit(**JIT)
+def clear_set(k, p, state):
+    """Forget a silent set's filter and delay history so it re-enters cleanly later."""
+    tb = T_SETS + k * TK_STRIDE
+    state[tb + TK_HIGHPASS:tb + TK_STRIDE] = 0.0
+    cap = int(p[P_DELAY_CAP])
+    ring = T_DELAY + k * 3 * cap
+    state[ring:ring + 3 * cap] = 0.0
+
+
+@njit(**JIT)
+def limit_and_write(out, start, n, p, state, meters, counters):
+    """Step 6: one peak limiter linked across all outputs (zero latency: instant attack,
+    exponential release), then a hard clip at the ceiling; output meters."""
+    ceiling = p[P_CEILING]
+    release = p[P_RELEASE]
+    n_out = out.shape[1]
+    peaks = T_BUS + BUS_DRY * CHUNK  # the lanes' scratch is free again by now
+    gains = T_BUS + BUS_DRY_R * CHUNK
+    state[peaks:peaks + n] = 0.0
+    for o in range(n_out):
+        ob = T_OUT + o * CHUNK
+        for i in range(n):
+            state[peaks + i] = max(state[peaks + i], abs(state[ob + i]))
+    env = state[T_LIMITER]
+    lowest = meters[M_LIMITER_MIN]
+    limited = 0
+    for i in range(n):
+        env += (1.0 - env) * release
+        peak = state[peaks + i]
+        if peak * env > ceiling:
+            # a hair under the ceiling, so that the hard clip below only ever counts real
+            # failures, not rounding
+            env = ceiling / peak * (1.0 - 1e-12)
+        if env < 1.0 - 1e-9:
+            limited += 1
+            lowest = min(lowest, env)
+        state[gains + i] = env
+    state[T_LIMITER] = env
+    meters[M_LIMITER_MIN] = lowest
+    counters[C_LIMITED] += limited
+    clipped = 0
+    for o in range(n_out):
+        ob = T_OUT + o * CHUNK
+        mb = M_OUTPUTS + o * MS_STRIDE
+        pk = meters[mb + MS_PEAK]
+        sq = 0.0
+        for i in range(n):
+            v = state[ob + i] * state[gains + i]
+            if not abs(v) <= ceiling:  # also catches NaN
+                clipped += 1
+                v = 0.0 if v != v else math.copysign(ceiling, v)
+            out[start + i, o] = v
+            pk = max(pk, abs(v))
+            sq += v * v
+        meters[mb + MS_PEAK] = pk
+        meters[mb + MS_SUMSQ] += sq
+    counters[C_CLIPPED] += clipped
+
+
+@njit(**JIT)
+def settle(p, state, master):
+    """Jump every ramp and crossfade to its target (the master gain too if ``master``)."""
+    ramp_snap(state, T_MASTER, p[P_MASTER] if master else 0.0)
+    targets = matrix_coefficients(int(p[P_MATRIX]), p[P_POLARITY] > 0.5)
+    for j in range(4):
+        ramp_snap(state, T_MATRIX + RAMP * j, targets[j])
+    ramp_snap(state, T_SUBMIX, p[P_SUB])
+    state[T_LIMITER] = 1.0
+    for s in range(int(p[P_N_SOURCES])):
+        tb = T_SOURCES + s * TS_STRIDE
+        state[tb + TS_FADE] = 1.0 if s == int(p[P_SOURCE]) else 0.0
+        ramp_snap(state, tb + TS_GAIN, p[SOURCES_BASE + s * SRC_STRIDE + S_GAIN])
+    for k in range(int(p[P_N_SETS])):
+        tb = T_SETS + k * TK_STRIDE
+        base = SETS_BASE + k * SET_STRIDE
+        state[tb + TK_FADE] = 1.0 if k == int(p[P_SET]) else 0.0
+        ramp_snap(state, tb + TK_GAIN, p[base + K_GAIN])
+        ramp_snap(state, tb + TK_SUB_GAIN, p[base + K_SUB_GAIN])
+    state[T_SEEN] = 1.0
+
+
+@njit(**JIT)
+def render(inp, out, blocksize, shared, params, state, meters, counters):
+    """The offline host: run ``process`` over a whole signal in blocks of ``blocksize``."""
+    frames = inp.shape[0]
+    for start in range(0, frames, blocksize):
+        stop = min(start + blocksize, frames)
+        process(inp[start:stop], out[start:stop], shared, params, state, meters, counters)
