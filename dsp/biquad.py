@@ -78,7 +78,11 @@ def design(
     cos_w0, sin_w0 = math.cos(w0), math.sin(w0)
     if type in SHELF_TYPES and q is None:
         s = 1.0 if slope is None else slope
-        alpha = sin_w0 / 2.0 * math.sqrt((a_lin + 1.0 / a_lin) * (1.0 / s - 1.0) + 2.0)
+        radicand = (a_lin + 1.0 / a_lin) * (1.0 / s - 1.0) + 2.0
+        if radicand < 0.0:
+            steepest = 1.0 / (1.0 - 2.0 / (a_lin + 1.0 / a_lin))
+            raise ValueError(f"slope {slope} too steep for {gain_db} dB (expected at most {steepest:.3f})")
+        alpha = sin_w0 / 2.0 * math.sqrt(radicand)
     else:
         alpha = sin_w0 / (2.0 * (BUTTERWORTH_Q if q is None else q))
 
