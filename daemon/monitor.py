@@ -1,0 +1,56 @@
+"""From config and target values to the compiled path's ``PathSpec`` and ``Controls``."""
+
+from __future__ import annotations
+
+from controlroom.daemon.targets import MonitorState
+from controlroom.dsp import emulation
+from controlroom.dsp.control import Controls, PathSpec, SetSpec, SourceSpec, SubSpec
+from controlroom.dsp.layout import MATRIX_LEFT, MATRIX_MONO, MATRIX_RIGHT, MATRIX_SIDE, MATRIX_STEREO
+
+_SOLO_MATRIX = {"left": MATRIX_LEFT, "right": MATRIX_RIGHT, "side": MATRIX_SIDE}
+
+
+def path_spec(config) -> PathSpec:
+    """The path's structure as ``config`` describes it."""
+    audio, mon = config.audio, config.monitor
+    return PathSpec(
+        samplerate=audio.samplerate,
+        n_in=audio.input_channels,
+        n_out=audio.output_channels,
+        sources=tuple(SourceSpec(s.channels, s.trim_db) for s in config.sources.values()),
+        sets=tuple(_set_spec(s) for s in config.speakers.values()),
+        ramp_ms=mon.ramp_ms,
+        crossfade_ms=mon.crossfade_ms,
+        ceiling_dbfs=mon.ceiling_dbfs,
+    )
+
+
+def _set_spec(s) -> SetSpec:
+    sub = SubSpec(s.sub.output, s.sub.crossover_hz, s.sub.trim_db) if s.sub else None
+    eq, mono, trim = tuple(s.eq), False, s.trim_db
+    if s.emulate:
+        profile = emulation.PROFILES[s.emulate]
+        eq, mono, trim = eq + profile.bands, profile.mono, trim + profile.compensation_db
+    return SetSpec(s.outputs, trim, s.delay_ms, eq, sub, mono)
+
+
+def controls(config, state: MonitorState, match_db: dict[str, float] | None = None) -> Controls:
+    """The kernel's momentary settings for ``state``; ``match_db`` maps source -> offset (dB)."""
+    match_db = match_db or {}
+    master = state.volume + (config.monitor.dim_db if state.dim else 0.0)
+    if state.mono:
+        matrix = MATRIX_MONO
+    else:
+        matrix = _SOLO_MATRIX.get(state.solo, MATRIX_STEREO)
+    if state.solo != "off":  # solo wins over mono: it names exactly what to hear
+        matrix = _SOLO_MATRIX[state.solo]
+    return Controls(
+        source=list(config.sources).index(state.source),
+        speakers=list(config.speakers).index(state.speakers),
+        master_db=master,
+        mute=state.mute,
+        matrix=matrix,
+        polarity=state.polarity,
+        sub=state.sub,
+        match_db=tuple(match_db.get(name, 0.0) for name in config.sources),
+    )

@@ -1,0 +1,60 @@
+"""Generated programme material for ``controlroom demo`` and tests: no files, no hardware.
+
+``mix`` is a quiet, warm stereo texture (pink noise, a bass line, a kick); ``ref`` is the same
+kind of material mastered louder and brighter (+5 dB, treble lifted), the classic trap that
+level-matched A/B exists to expose.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+LOOP_S = 8.0
+
+
+def pink_noise(frames: int, channels: int, rng: np.random.Generator) -> np.ndarray:
+    """Pink (1/f power) noise, unit RMS per channel."""
+    spectrum = np.fft.rfft(rng.standard_normal((frames, channels)), axis=0)
+    f = np.arange(spectrum.shape[0], dtype=float)
+    f[0] = 1.0
+    spectrum /= np.sqrt(f)[:, None]
+    spectrum[0] = 0.0
+    x = np.fft.irfft(spectrum, n=frames, axis=0)
+    return x / np.sqrt(np.mean(x * x, axis=0))
+
+
+def _tilt(x: np.ndarray, samplerate: int, treble_db: float) -> np.ndarray:
+    """A broad treble lift of ``treble_db`` dB above ~3 kHz, applied in the frequency domain
+    (the loop is periodic, so circular filtering leaves no seam)."""
+    spectrum = np.fft.rfft(x, axis=0)
+    f = np.fft.rfftfreq(x.shape[0], 1.0 / samplerate)
+    gain = 10 ** (treble_db / 20.0 * (1.0 / (1.0 + (3000.0 / np.maximum(f, 1.0)) ** 2)))
+    return np.fft.irfft(spectrum * gain[:, None], n=x.shape[0], axis=0)
+
+
+def stereo_programme(samplerate: int, seed: int) -> np.ndarray:
+    """An 8 s stereo loop around -20 dBFS RMS: pink-noise bed, bass notes, a kick on beats."""
+    rng = np.random.default_rng(seed)
+    frames = int(LOOP_S * samplerate)
+    t = np.arange(frames) / samplerate
+    bed = 0.06 * pink_noise(frames, 2, rng)
+    beat = 0.5  # s, 120 bpm
+    phase = np.mod(t, beat)
+    kick = 0.35 * np.sin(2 * np.pi * (50.0 + 80.0 * np.exp(-phase * 30.0)) * phase) * np.exp(-phase * 9.0)
+    notes = np.array([55.0, 55.0, 65.41, 49.0])
+    freq = notes[(t // (2 * beat)).astype(int) % len(notes)]
+    bass = 0.12 * np.sin(2 * np.pi * np.cumsum(freq) / samplerate)
+    mono = kick + bass
+    return np.column_stack([bed[:, 0] + mono, bed[:, 1] + mono])
+
+
+def demo_inputs(samplerate: int, n_in: int) -> np.ndarray:
+    """The demo's input loop, ``(frames, n_in)`` float32: ``mix`` on inputs 1-2, a louder,
+    brighter ``ref`` on 3-4, silence elsewhere."""
+    mix = stereo_programme(samplerate, seed=1)
+    ref = 10 ** (5.0 / 20.0) * _tilt(stereo_programme(samplerate, seed=2), samplerate, 6.0)
+    x = np.zeros((mix.shape[0], n_in), dtype=np.float32)
+    x[:, 0:2] = mix[:, : min(2, n_in)]
+    if n_in >= 4:
+        x[:, 2:4] = ref
+    return x

@@ -1,0 +1,126 @@
+"""The state file: targets' values survive restarts and power cuts.
+
+Saved as JSON by atomic replace (write a temporary file, fsync, rename, fsync the directory)
+shortly after each change, so a power cut leaves either the old or the new file, never half of
+one. A missing or corrupt file means defaults and a warning, never a crash.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+#: Quiet time before a save (s): a knob turned for a while is written once, not per tick.
+DEBOUNCE_S = 0.5
+#: Longest a change may wait while changes keep coming (s).
+MAX_DELAY_S = 3.0
+
+
+def default_path(configured: Path | None) -> Path:
+    """``[state] path``, else ``$STATE_DIRECTORY/state.json`` (systemd), else the XDG state dir."""
+    if configured is not None:
+        return Path(configured).expanduser()
+    if os.environ.get("STATE_DIRECTORY"):
+        # systemd may pass several directories separated by ':'; the first is ours
+        return Path(os.environ["STATE_DIRECTORY"].split(":")[0]) / "state.json"
+    base = os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state"
+    return Path(base) / "controlroom" / "state.json"
+
+
+def load(path: Path) -> dict[str, Any]:
+    """The saved document, or ``{}`` (with a warning logged) when missing or unusable."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        log.info("no saved state at %s: starting from the config's defaults", path)
+        return {}
+    except OSError as exc:
+        log.warning("cannot read state file %s (%s): starting from defaults", path, exc)
+        return {}
+    try:
+        doc = json.loads(text)
+    except ValueError as exc:
+        log.warning("state file %s is corrupt (%s): starting from defaults", path, exc)
+        return {}
+    if not isinstance(doc, dict) or not isinstance(doc.get("targets", {}), dict):
+        log.warning("state file %s has an unexpected shape: starting from defaults", path)
+        return {}
+    return doc
+
+
+def save(path: Path, doc: dict[str, Any]) -> None:
+    """Write ``doc`` to ``path`` atomically and durably."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            json.dump({"version": FORMAT_VERSION, **doc}, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    dir_fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Saver:
+    """Debounced saving from the event loop: ``changed()`` after each change, ``flush()`` at exit.
+
+    ``snapshot`` returns the document to write; the write runs in a worker thread so a slow
+    SD card never stalls the control plane.
+    """
+
+    def __init__(self, path: Path, snapshot) -> None:
+        self.path = path
+        self.snapshot = snapshot
+        self._timer: asyncio.TimerHandle | None = None
+        self._first_change: float | None = None
+        self._writing: asyncio.Task | None = None
+        self.saves = 0
+
+    def changed(self) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._first_change is None:
+            self._first_change = now
+        if self._timer is not None:
+            self._timer.cancel()
+        delay = min(DEBOUNCE_S, max(0.0, self._first_change + MAX_DELAY_S - now))
+        self._timer = loop.call_later(delay, self._start_write)
+
+    def _start_write(self) -> None:
+        self._timer = None
+        self._first_change = None
+        doc = self.snapshot()
+        previous = self._writing
+        self._writing = asyncio.ensure_future(self._write(previous, doc))
+
+    async def _write(self, previous: asyncio.Task | None, doc: dict[str, Any]) -> None:
+        if previous is not None:
+            await asyncio.shield(previous)  # keep writes in order
+        try:
+            await asyncio.to_thread(save, self.path, doc)
+            self.saves += 1
+        except OSError as exc:
+            log.error("cannot save state to %s: %s", self.path, exc)
+
+    async def flush(self) -> None:
+        """Write any pending change now and wait for all writes to finish."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._start_write()
+        if self._writing is not None:
+            await self._writing

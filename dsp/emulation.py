@@ -1,0 +1,91 @@
+"""Speaker emulation profiles: how small and consumer playback devices colour a mix.
+
+Each profile is a cascade of cookbook biquads (band limits, resonances) and a mono flag for
+devices with one driver. The profiles are generic composites of published measurements of
+each device class, not any one product. Every profile carries a loudness compensation
+(dB) so that switching a set to its emulation changes the tone, not the level: the
+K-weighted (BS.1770) loudness of pink noise is the same with and without it.
+
+| profile   | mono | band limits                    | character                                  |
+|-----------|------|--------------------------------|--------------------------------------------|
+| phone     | yes  | 24 dB/oct HP 350 Hz, LP 8 kHz  | +6 dB 1.8 kHz driver resonance, +3 dB 4 kHz |
+| laptop    | no   | 24 dB/oct HP 220 Hz, LP 12 kHz | +4 dB 900 Hz box, -3 dB 2.5 kHz dip, +3 dB 5 kHz |
+| tv        | no   | 24 dB/oct HP 130 Hz, LP 14 kHz | -3 dB 400 Hz, +3 dB 2.2 kHz dialogue lift  |
+| earbuds   | no   | 12 dB/oct HP 30 Hz, LP 16 kHz  | +4 dB low shelf 100 Hz, +5 dB 3 kHz ear-canal peak |
+| car       | no   | 12 dB/oct HP 35 Hz, LP 15 kHz  | +6 dB low shelf 70 Hz cabin gain, +4 dB 120 Hz mode, -3 dB 2.5 kHz, -3 dB high shelf 8 kHz |
+| cube      | yes  | 12 dB/oct HP 150 Hz, LP 9 kHz  | +3 dB 1 kHz midrange hump (Auratone-style) |
+| bluetooth | yes  | 24 dB/oct HP 90 Hz, LP 13 kHz  | +5 dB 150 Hz bass boost, +2 dB 3 kHz       |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from controlroom.dsp.biquad import BUTTERWORTH_Q, Biquad, cascade_response
+
+#: Sample rate the compensation is computed at (Hz); it does not depend on the rate in use
+#: because every profile's bands lie well below any supported Nyquist.
+_REFERENCE_RATE = 48000.0
+
+
+def _lr4(kind: str, freq_hz: float) -> tuple[Biquad, Biquad]:
+    return Biquad(kind, freq_hz, q=BUTTERWORTH_Q), Biquad(kind, freq_hz, q=BUTTERWORTH_Q)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """An emulation: ``bands`` in cascade, ``mono`` for single-driver devices."""
+
+    name: str
+    bands: tuple[Biquad, ...]
+    mono: bool = False
+
+    @cached_property
+    def compensation_db(self) -> float:
+        """Gain (dB) that restores the K-weighted loudness of pink noise through ``bands``."""
+        return loudness_compensation_db(self.bands)
+
+
+def loudness_compensation_db(bands: tuple[Biquad, ...], samplerate: float = _REFERENCE_RATE) -> float:
+    """Gain (dB) making a cascade's K-weighted pink-noise loudness equal to the bypass's.
+
+    Pink noise has equal power per octave, so on a log-spaced grid every bin carries the
+    same power; the K-weighted power ratio is then a plain mean of ``|K|^2 |H|^2`` over
+    ``|K|^2``. The grid spans 20 Hz to 20 kHz.
+    """
+    from controlroom.dsp.loudness import k_weighting
+
+    freqs = np.geomspace(20.0, 20000.0, 4096)
+    k2 = np.abs(cascade_response(k_weighting(samplerate), freqs, samplerate)) ** 2
+    sections = np.array([b.coefficients(samplerate) for b in bands])
+    h2 = np.abs(cascade_response(sections, freqs, samplerate)) ** 2
+    return float(-10.0 * np.log10(np.sum(k2 * h2) / np.sum(k2)))
+
+
+PROFILES: dict[str, Profile] = {
+    p.name: p
+    for p in (
+        Profile("phone", (*_lr4("highpass", 350.0), *_lr4("lowpass", 8000.0),
+                          Biquad("peak", 1800.0, 6.0, q=1.4), Biquad("peak", 4000.0, 3.0, q=2.0)), mono=True),
+        Profile("laptop", (*_lr4("highpass", 220.0), Biquad("lowpass", 12000.0),
+                           Biquad("peak", 900.0, 4.0, q=1.2), Biquad("peak", 2500.0, -3.0, q=2.0),
+                           Biquad("peak", 5000.0, 3.0, q=1.5))),
+        Profile("tv", (*_lr4("highpass", 130.0), Biquad("lowpass", 14000.0),
+                       Biquad("peak", 400.0, -3.0, q=1.0), Biquad("peak", 2200.0, 3.0, q=1.2))),
+        Profile("earbuds", (Biquad("highpass", 30.0), Biquad("lowpass", 16000.0),
+                            Biquad("lowshelf", 100.0, 4.0), Biquad("peak", 3000.0, 5.0, q=2.0))),
+        Profile("car", (Biquad("highpass", 35.0), Biquad("lowpass", 15000.0),
+                        Biquad("lowshelf", 70.0, 6.0), Biquad("peak", 120.0, 4.0, q=1.5),
+                        Biquad("peak", 2500.0, -3.0, q=1.0), Biquad("highshelf", 8000.0, -3.0))),
+        Profile("cube", (Biquad("highpass", 150.0), Biquad("lowpass", 9000.0),
+                         Biquad("peak", 1000.0, 3.0, q=0.8)), mono=True),
+        Profile("bluetooth", (*_lr4("highpass", 90.0), Biquad("lowpass", 13000.0),
+                              Biquad("peak", 150.0, 5.0, q=1.5), Biquad("peak", 3000.0, 2.0, q=1.5)), mono=True),
+    )
+}
+
+#: The built-in profile names, in documentation order.
+PROFILE_NAMES = tuple(PROFILES)
