@@ -11,13 +11,17 @@ import importlib
 import sys
 
 from controlroom import __version__
-from controlroom.daemon.errors import CommandError
+from controlroom.daemon.errors import CommandError, ConfigError
 
 #: command name -> module (under controlroom.daemon) whose ``run(args) -> int`` carries it out
 COMMANDS = {
+    "run": "run",
+    "demo": "demo",
     "check": "check",
+    "devices": "devices",
     "render": "render",
     "meter": "meter",
+    "ctl": "ctl",
 }
 
 
@@ -25,6 +29,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="controlroom", description="Headless studio monitor controller.")
     parser.add_argument("--version", action="version", version=f"controlroom {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="the daemon (systemd Type=notify)")
+    p.add_argument("-c", "--config", metavar="FILE", help="config file (default: the usual search path)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    p = sub.add_parser("demo", help="the daemon on generated programme, no audio hardware, live view")
+    p.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+
+    p = sub.add_parser("devices", help="list audio devices and MIDI ports")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
     p = sub.add_parser("check", help="validate the config and its mappings; exit 0 or 2")
     p.add_argument("-c", "--config", metavar="FILE", help="config file (default: the usual search path)")
@@ -43,6 +57,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", metavar="NAME", help="check a delivery spec (see README)")
     p.add_argument("--album", action="store_true", help="add the figures of all files played in sequence")
     p.add_argument("files", nargs="+", metavar="FILE")
+
+    p = sub.add_parser(
+        "ctl", help="control a running daemon over OSC",
+        usage="controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] "
+              "{TARGET [VALUE|toggle|next|prev|step DELTA] | status}",
+    )
+    p.add_argument("--osc", metavar="HOST:PORT", help="the daemon's OSC address (default: 127.0.0.1:9000)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the answer (default: 2)")
+    p.add_argument("target", metavar="TARGET", help="volume, dim, mute, mono, solo, polarity, speakers, sub, "
+                   "source, ab, match; or status")
+    p.add_argument("words", nargs="*", metavar="VALUE", help="a value, toggle, next, prev or step DELTA; "
+                   "none: print the current value")
     return parser
 
 
@@ -51,8 +78,11 @@ def main(argv: list[str] | None = None) -> int:
     module = importlib.import_module(f"controlroom.daemon.{COMMANDS[args.command]}")
     try:
         return module.run(args)
+    except ConfigError as exc:  # already "FILE: key.path: problem", one line each
+        print("\n".join(exc.errors), file=sys.stderr)
+        return exc.status
     except CommandError as exc:
-        print(f"controlroom {args.command}: {exc}" if "\n" not in str(exc) else str(exc), file=sys.stderr)
+        print(f"controlroom {args.command}: {exc}", file=sys.stderr)
         return exc.status
     except KeyboardInterrupt:
         return 130

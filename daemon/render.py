@@ -18,6 +18,7 @@ from controlroom.daemon.config import default_config, find_config, load_config
 from controlroom.daemon.errors import CommandError
 from controlroom.daemon.monitor import controls, path_spec
 from controlroom.daemon.targets import TargetError, Vocabulary
+from controlroom.dsp.control import pack
 
 #: Frames read, processed and written at a time (the kernel still runs in `blocksize` blocks).
 CHUNK_FRAMES = 1 << 16
@@ -54,6 +55,10 @@ def run(args: argparse.Namespace) -> int:
     subtype = info.subtype if sf.check_format(_format_of(args.output, info.format), info.subtype) else "FLOAT"
     config = replace(config, audio=replace(config.audio, samplerate=info.samplerate))
     spec = path_spec(config)
+    try:
+        pack(spec, controls(config, state))
+    except ValueError as exc:  # a band valid at the config's rate may not be at the file's
+        raise CommandError(f"the config does not fit {args.input} at {info.samplerate} Hz: {exc}") from None
     if info.channels > spec.n_in:
         print(
             f"controlroom render: {args.input} has {info.channels} channels; "

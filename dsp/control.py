@@ -83,6 +83,8 @@ class PathSpec:
             outs = s.outputs + ((s.sub.output,) if s.sub else ())
             if not 1 <= len(s.outputs) <= 2 or not all(1 <= o <= self.n_out for o in outs):
                 raise ValueError(f"set outputs {outs} outside 1..{self.n_out}")
+            if not 0.0 <= s.delay_ms <= L.MAX_DELAY_MS:
+                raise ValueError(f"set delay {s.delay_ms} ms outside 0..{L.MAX_DELAY_MS:g} ms")
             if len(s.eq) > L.MAX_BANDS:
                 raise ValueError(f"at most {L.MAX_BANDS} EQ bands per set")
 
@@ -207,8 +209,12 @@ class PathBuffers:
         publish(self.shared, self.counters, pack(spec, controls, master_ramp_ms))
 
     def settle(self) -> None:
-        """Jump every ramp and crossfade to its target: ``render`` starts fully applied."""
-        settle(self.params[self.counters[L.C_ACTIVE]], self.state, True)
+        """Take the latest parameters now and jump every ramp and crossfade to its target:
+        ``render`` starts fully applied. Only while no host runs the kernel."""
+        active = self.params[self.counters[L.C_ACTIVE]]
+        active[:] = self.shared
+        self.counters[L.C_APPLIED] = self.counters[L.C_SEQ]
+        settle(active, self.state, True)
 
     def request_meter_reset(self) -> None:
         self.counters[L.C_METER_RESET] += 1

@@ -88,11 +88,12 @@ TS_GAIN = 1
 TS_STRIDE = 1 + RAMP
 T_SOURCES = T_GLOBALS
 
-#: per set: crossfade position, gain ramp, sub-gain ramp, delay write index, filter states
+#: per set: crossfade position, gain ramp, sub-gain ramp, delay write index, drain, filter states
 TK_FADE = 0
 TK_GAIN = 1
 TK_SUB_GAIN = TK_GAIN + RAMP
 TK_DELAY_POS = TK_SUB_GAIN + RAMP
+TK_DRAIN = TK_DELAY_POS + 1  # samples a faded-out set keeps running so its delay line empties
 TK_HIGHPASS = 12  # 2 sections x 2 lanes x 2 states
 TK_LOWPASS = TK_HIGHPASS + 8  # 2 sections x 2 states
 TK_BANDS = TK_LOWPASS + 4  # MAX_BANDS x 2 lanes x 2 states

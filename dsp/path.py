@@ -31,7 +31,7 @@ from controlroom.dsp.layout import (
     P_MASTER_RAMP, P_MATRIX, P_N_SETS, P_N_SOURCES, P_POLARITY, P_RAMP, P_RELEASE, P_SET,
     P_SOURCE, P_SUB, P_XFADE, RAMP, S_CH0, S_CH1, S_GAIN, S_NCH, SET_STRIDE, SETS_BASE,
     SOURCES_BASE, SRC_STRIDE, T_BUS, T_DELAY, T_LIMITER, T_MASTER, T_MATRIX, T_OUT, T_SEEN,
-    T_SETS, T_SOURCES, T_SUBMIX, TK_BANDS, TK_DELAY_POS, TK_FADE, TK_GAIN, TK_HIGHPASS,
+    T_SETS, T_SOURCES, T_SUBMIX, TK_BANDS, TK_DELAY_POS, TK_DRAIN, TK_FADE, TK_GAIN, TK_HIGHPASS,
     TK_LOWPASS, TK_STRIDE, TK_SUB_GAIN, TS_FADE, TS_GAIN, TS_STRIDE,
 )
 from controlroom.dsp.pointers import memory_fence
@@ -385,14 +385,18 @@ def matrix_and_master(n, p, state):
 
 @njit(**JIT)
 def play_set(k, n, p, state):
-    """Step 5 for one speaker set: skipped when silent, else trim, EQ, bass management, delay,
-    then added to its output buses with the set's crossfade gain."""
+    """Step 5 for one speaker set: skipped when silent, else trim and crossfade gain, EQ, bass
+    management, delay, then added to its output buses.
+
+    The crossfade gain is applied before the delay so that the fade travels with the signal;
+    a set that has faded out keeps running for its delay (the drain) before it is cleared.
+    """
     base = SETS_BASE + k * SET_STRIDE
     tb = T_SETS + k * TK_STRIDE
     target = 1.0 if k == int(p[P_SET]) else 0.0
     fade = state[tb + TK_FADE]
-    if fade == 0.0 and target == 0.0:
-        return
+    if fade == 0.0 and target == 0.0 and state[tb + TK_DRAIN] <= 0.0:
+        return  # silent, and its delay line has drained
     bl = T_BUS + BUS_L * CHUNK
     br = T_BUS + BUS_R * CHUNK
     ll = T_BUS + LANE_L * CHUNK
@@ -400,56 +404,75 @@ def play_set(k, n, p, state):
     ls = T_BUS + LANE_SUB * CHUNK
     stereo = p[base + K_NOUT] > 1.0 and p[base + K_MONO] < 0.5
     ramp_to(state, tb + TK_GAIN, p[base + K_GAIN], p[P_RAMP])
-    steady = state[tb + TK_GAIN + 2] == 0.0
-    g = state[tb + TK_GAIN]
+    step = 1.0 / max(p[P_XFADE], 1.0)
+    steady = state[tb + TK_GAIN + 2] == 0.0 and fade == target
+    draining = fade == 0.0 and target == 0.0
+    silent_from = n  # the first sample at which the fade-out reached zero in this chunk
+    g = state[tb + TK_GAIN] * fade
     for i in range(n):
         if not steady:
-            g = ramp_next(state, tb + TK_GAIN)
+            fade = fade_next(fade, target, step)
+            g = ramp_next(state, tb + TK_GAIN) * math.sin(HALF_PI * fade)
+            if fade == 0.0 and silent_from == n:
+                silent_from = i
         if stereo:
             state[ll + i] = g * state[bl + i]
             state[lr + i] = g * state[br + i]
         else:
             state[ll + i] = g * 0.5 * (state[bl + i] + state[br + i])
+    state[tb + TK_FADE] = fade
     cascade(state, ll, n, p, base + K_BANDS, int(p[base + K_NBANDS]), state, tb + TK_BANDS, stereo)
+    two = p[base + K_NOUT] > 1.0
     if not stereo:
         state[lr:lr + n] = state[ll:ll + n]
     has_sub = p[base + K_SUB_OUT] >= 0.0
     if has_sub:
-        bass_management(n, p, base, tb, state)
+        bass_management(n, p, base, tb, state, two)
     delay_lanes(k, n, p, base, tb, state, 3 if has_sub else 2)
 
-    step = 1.0 / max(p[P_XFADE], 1.0)
+    # a set fading out plays on until its last faded sample has left the delay line, and not
+    # a sample longer, so where it stops does not depend on the block size
+    playing = fade > 0.0 or target > 0.0
+    if playing:
+        until = n
+    elif draining:
+        until = int(state[tb + TK_DRAIN])
+    else:
+        until = silent_from + int(p[base + K_DELAY])
+    play = min(n, until)
     o0 = T_OUT + int(p[base + K_OUT0]) * CHUNK
     o1 = T_OUT + int(p[base + K_OUT1]) * CHUNK
-    two = p[base + K_NOUT] > 1.0
     os_ = T_OUT + int(p[base + K_SUB_OUT]) * CHUNK
-    steady = fade == target
-    g = 1.0
-    for i in range(n):
-        if not steady:
-            fade = fade_next(fade, target, step)
-            g = math.sin(HALF_PI * fade)
-        state[o0 + i] += g * state[ll + i]
-        if two:
-            state[o1 + i] += g * state[lr + i]
-        if has_sub:
-            state[os_ + i] += g * state[ls + i]
-    state[tb + TK_FADE] = fade
-    if fade == 0.0:
+    for i in range(play):
+        state[o0 + i] += state[ll + i]
+    if two:
+        for i in range(play):
+            state[o1 + i] += state[lr + i]
+    if has_sub:
+        for i in range(play):
+            state[os_ + i] += state[ls + i]
+    if playing:
+        return
+    state[tb + TK_DRAIN] = until - n
+    if until <= n:
         clear_set(k, p, state)
 
 
 @njit(**JIT)
-def bass_management(n, p, base, tb, state):
-    """LR4 high-pass on the mains, LR4 low-pass of L+R on the sub, blended by the ``sub``
-    crossfade (BUS_SUBMIX). The filters run even while ``sub`` is off so that engaging it
-    never starts from stale filter state."""
+def bass_management(n, p, base, tb, state, two):
+    """LR4 high-pass on the mains, LR4 low-pass on the sub of the sum of what the mains play
+    (L+R for two outputs; the mono lane for one), blended by the ``sub`` crossfade
+    (BUS_SUBMIX), so mains + sub sum flat. The filters run even while ``sub`` is off so that
+    engaging it never starts from stale filter state."""
     ll = T_BUS + LANE_L * CHUNK
     ls = T_BUS + LANE_SUB * CHUNK
     dry = T_BUS + BUS_DRY * CHUNK
     mix = T_BUS + BUS_SUBMIX * CHUNK
-    for i in range(n):
-        state[ls + i] = state[ll + i] + state[ll + CHUNK + i]
+    if two:
+        for i in range(n):
+            state[ls + i] = state[ll + i] + state[ll + CHUNK + i]
+    else:
+        state[ls:ls + n] = state[ll:ll + n]
     cascade(state, ls, n, p, base + K_LOWPASS, 2, state, tb + TK_LOWPASS, False)
     ramp_to(state, tb + TK_SUB_GAIN, p[base + K_SUB_GAIN], p[P_RAMP])
     for i in range(n):
