@@ -94,8 +94,7 @@ class Daemon:
         if self.state_path is not None:
             self.saver = statefile.Saver(self.state_path, self._snapshot)
             self.controller.add_listener(lambda changes, origin: self.saver.changed())
-        self.osc = OscServer(self.controller, self.config.osc, self.report)
-        await self.osc.start()
+        self.osc = await self._start_osc(self.config.osc)
         await self._start_engine()
         self._tasks = [
             asyncio.create_task(self._supervise(), name="supervise"),
@@ -253,8 +252,16 @@ class Daemon:
             log.info("reload: applied without interrupting audio")
         if config.osc != old.osc:
             self.osc.close()
-            self.osc = OscServer(self.controller, config.osc, self.report)
-            await self.osc.start()
+            try:
+                self.osc = await self._start_osc(config.osc)
+            except CommandError as exc:
+                log.error("reload: %s; OSC stays on %s:%d", exc, old.osc.host, old.osc.port)
+                self.osc = await self._start_osc(old.osc)
+
+    async def _start_osc(self, osc_config) -> OscServer:
+        server = OscServer(self.controller, osc_config, self.report)
+        await server.start()
+        return server
 
     # --- meters, watchdog, report ------------------------------------------------------------
 

@@ -88,7 +88,8 @@ class Vocabulary:
             return parse_bool(value)
         if target in ENUM_TARGETS:
             return self._parse_enum(target, value)
-        volume = parse_number(value)
+        # 0.01 dB is far below audibility and keeps float32 noise from tablets out of the state
+        volume = round(parse_number(value), 2)
         if not self.min_volume_db <= volume <= self.max_volume_db:
             raise TargetError(
                 f"volume {volume:g} dB out of range (expected {self.min_volume_db:g} to {self.max_volume_db:g} dB)"
@@ -122,7 +123,7 @@ class Vocabulary:
         ``delta`` places (wrapping)."""
         d = parse_number(delta)
         if target in NUMERIC_TARGETS:
-            value = min(self.max_volume_db, max(self.min_volume_db, state.volume + d))
+            value = min(self.max_volume_db, max(self.min_volume_db, round(state.volume + d, 2)))
             return self._assign(state, target, value)
         if target in ENUM_TARGETS:
             if d != int(d):

@@ -1,0 +1,198 @@
+"""``controlroom ctl``: control a running daemon over OSC (DESIGN.md §6, §7).
+
+``ctl TARGET VALUE`` sends ``/controlroom/TARGET VALUE``; ``toggle``, ``next``, ``prev`` and
+``step DELTA`` send ``/controlroom/TARGET/<action>``; ``ctl TARGET`` alone only asks. Each is
+followed by ``/controlroom/state`` from the same socket, and the target's value in the answer is
+printed: what the daemon made of the command. A refusal (``/controlroom/error``) is printed and
+exits 1, as does no answer. ``ctl status`` prints the whole report.
+
+Values go out as OSC doubles when they read as a finite number (``-12``, ``-12.3``, an enum
+index ``2``; a double keeps ``-12.3`` exact where float32 would store -12.300000190734863) and as
+strings otherwise (``on``, ``crap``); the daemon's parsing is forgiving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import socket
+import time
+from typing import Any
+
+from controlroom.daemon.errors import CommandError
+from controlroom.daemon.osc import (
+    ERROR_ADDRESS,
+    PREFIX,
+    STATE_ADDRESS,
+    TRIGGER_ACTIONS,
+    MalformedPacket,
+    build_message,
+    parse_packet,
+)
+from controlroom.daemon.targets import TARGETS
+
+DEFAULT_OSC = "127.0.0.1:9000"
+TIMEOUT_S = 2.0
+STATUS = "status"
+_MAX_DATAGRAM = 65535
+_DOUBLE = "d"
+
+
+def run(args: argparse.Namespace) -> int:
+    endpoint = parse_endpoint(args.osc or DEFAULT_OSC)
+    timeout = TIMEOUT_S if args.timeout is None else args.timeout
+    if not timeout > 0:
+        raise CommandError(f"--timeout {timeout:g}: expected a positive number of seconds")
+    if args.target == STATUS:
+        if args.words:
+            raise CommandError(f"status takes no value (got {' '.join(args.words)})")
+        report = query(endpoint, [], timeout)
+        print(json.dumps(report, indent=2) if args.json else format_report(report))
+        return 0
+    if args.target not in TARGETS:
+        raise CommandError(f"unknown target {args.target!r} (expected {STATUS} or one of {', '.join(TARGETS)})")
+    command = command_message(args.target, args.words)
+    report = query(endpoint, [command] if command else [], timeout)
+    value = report.get("state", {}).get(args.target)
+    print(json.dumps({args.target: value}) if args.json else f"{args.target} {format_value(args.target, value)}")
+    return 0
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """``"host:port"`` or ``"[v6]:port"`` as ``(host, port)``; raises ``CommandError``."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise CommandError(f"--osc {text!r}: expected HOST:PORT, e.g. {DEFAULT_OSC}")
+    return host, int(port)
+
+
+def command_message(target: str, words: list[str]) -> bytes | None:
+    """The OSC message for ``TARGET [VALUE|toggle|next|prev|step DELTA]``; None: only ask."""
+    match words:
+        case []:
+            return None
+        case [action] if action in TRIGGER_ACTIONS:
+            return build_message(f"{PREFIX}{target}/{action}")
+        case ["step", delta] | ["step" as delta]:
+            number = _number(delta)
+            if number is None:
+                raise CommandError(f"{target} step: expected a number DELTA (dB for volume, places for the others)")
+            return build_message(f"{PREFIX}{target}/step", number, float_tag=_DOUBLE)
+        case [value]:
+            number = _number(value)
+            return build_message(PREFIX + target, value if number is None else number, float_tag=_DOUBLE)
+    raise CommandError(f"{target} {' '.join(words)}: expected VALUE, toggle, next, prev or step DELTA")
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def query(endpoint: tuple[str, int], messages: list[bytes], timeout: float) -> dict[str, Any]:
+    """Send ``messages`` then ``/controlroom/state``; the daemon's report. Raises
+    ``CommandError`` (status 1) on a refusal, on no answer within ``timeout`` s."""
+    host, port = endpoint
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    except OSError as exc:
+        raise CommandError(f"cannot resolve {host}: {exc}", status=1) from None
+    where = f"{host}:{port}"
+    with socket.socket(family, kind, proto) as sock:
+        # connected: only the daemon's answers are read, and a closed port is reported at once
+        sock.connect(address)
+        deadline = time.monotonic() + timeout
+        try:
+            for message in (*messages, build_message(STATE_ADDRESS)):
+                sock.send(message)
+            while (remaining := deadline - time.monotonic()) > 0:
+                sock.settimeout(remaining)
+                report = _answer(sock.recv(_MAX_DATAGRAM))
+                if report is not None:
+                    return report
+        except TimeoutError:
+            pass
+        except ConnectionRefusedError:
+            raise CommandError(f"nothing is listening on {where} (is the daemon running?)", status=1) from None
+        except OSError as exc:
+            raise CommandError(f"cannot reach {where}: {exc.strerror or exc}", status=1) from None
+    raise CommandError(
+        f"no answer from {where} within {timeout:g} s "
+        "(is the daemon running, on this port, with this host in its [osc] allow list?)",
+        status=1,
+    )
+
+
+def _answer(data: bytes) -> dict[str, Any] | None:
+    """The report in a reply; None for feedback that is not the answer."""
+    try:
+        messages = parse_packet(data)
+    except MalformedPacket:
+        return None
+    for message in messages:
+        params = message.params
+        if message.address == ERROR_ADDRESS:
+            raise CommandError(f"refused: {params[-1] if params else 'no reason given'}", status=1)
+        if message.address == STATE_ADDRESS and params and isinstance(params[0], str):
+            try:
+                return json.loads(params[0])
+            except ValueError:
+                raise CommandError("the daemon's state answer is not valid JSON", status=1) from None
+    return None
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+#: How each report section writes booleans and missing values (a meter with no signal: -inf dB).
+_WORDS = {"state": ("on", "off", "-"), "engine": ("yes", "no", "-"), "meters": ("yes", "no", "-inf")}
+
+
+def format_value(target: str, value: Any) -> str:
+    """A target's value as a person reads it: ``-12.0 dB``, ``on``, ``crap``."""
+    if target == "volume" and isinstance(value, (int, float)):
+        return f"{value:.1f} dB"
+    return _text(value, _WORDS["state"])
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """``state``, ``engine`` and ``meters`` as aligned ``key value`` lines (nested keys dotted)."""
+    lines = []
+    for section, words in _WORDS.items():
+        lines.append(section)
+        rows = _flatten(report.get(section) or {})
+        width = max((len(key) for key in rows), default=0)
+        for key, value in rows.items():
+            text = format_value(key, value) if section == "state" else _text(value, words)
+            lines.append(f"  {key:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            rows.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            rows[f"{prefix}{key}"] = value
+    return rows
+
+
+def _text(value: Any, words: tuple[str, str, str]) -> str:
+    true, false, missing = words
+    if isinstance(value, bool):
+        return true if value else false
+    if value is None:
+        return missing
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, list):
+        return "  ".join(_text(v, words) for v in value)
+    if isinstance(value, dict):
+        return "-"  # an empty table, e.g. no drops
+    return str(value)
