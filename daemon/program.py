@@ -53,6 +53,7 @@ def demo_inputs(samplerate: int, n_in: int) -> np.ndarray:
     brighter ``ref`` on 3-4, silence elsewhere."""
     mix = stereo_programme(samplerate, seed=1)
     ref = 10 ** (5.0 / 20.0) * _tilt(stereo_programme(samplerate, seed=2), samplerate, 6.0)
+    ref *= min(1.0, 0.95 / np.max(np.abs(ref)))  # mastered loud, yet not past full scale
     x = np.zeros((mix.shape[0], n_in), dtype=np.float32)
     x[:, 0:2] = mix[:, : min(2, n_in)]
     if n_in >= 4:

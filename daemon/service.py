@@ -24,6 +24,7 @@ from controlroom.daemon import statefile
 from controlroom.daemon.config import load_config
 from controlroom.daemon.controller import Controller
 from controlroom.daemon.errors import CommandError, ConfigError
+from controlroom.daemon.loudness import LoudnessMonitor
 from controlroom.daemon.notify import Notifier, watchdog_interval_s
 from controlroom.daemon.osc import OscServer
 from controlroom.daemon.targets import Vocabulary
@@ -33,6 +34,7 @@ from controlroom.dsp.path import process
 log = logging.getLogger("controlroom")
 
 METER_POLL_S = 0.04  # 25 Hz
+LOUDNESS_POLL_S = 0.1  # the BS.1770 meters step every 100 ms
 SUPERVISE_S = 0.25  # how often the engine's health is checked
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0)  # retry delays after a stream failure, then every 4 s
 FADE_TIMEOUT_S = 1.0  # longest wait for the ramp to silence at shut-down
@@ -62,6 +64,7 @@ class Daemon:
         self.saver: statefile.Saver | None = None
         self.notifier = Notifier()
         self.latest_meters: dict[str, Any] = {}
+        self.loudness: LoudnessMonitor | None = None
         self.restarts = 0
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -94,11 +97,13 @@ class Daemon:
         if self.state_path is not None:
             self.saver = statefile.Saver(self.state_path, self._snapshot)
             self.controller.add_listener(lambda changes, origin: self.saver.changed())
+        self.controller.add_listener(lambda changes, origin: "speakers" in changes and self._follow_speakers())
         self.osc = await self._start_osc(self.config.osc)
         await self._start_engine()
         self._tasks = [
             asyncio.create_task(self._supervise(), name="supervise"),
             asyncio.create_task(self._poll_meters(), name="meters"),
+            asyncio.create_task(self._poll_loudness(), name="loudness"),
             asyncio.create_task(self._keep_watch(), name="watchdog"),
         ]
         if self.saver is not None:
@@ -137,6 +142,8 @@ class Daemon:
     def _make_host(self):
         audio = self.config.audio
         buffers = self.controller.start_buffers()
+        self.loudness = LoudnessMonitor(buffers, self.config)
+        self._follow_speakers()
         if audio.backend == "virtual":
             from controlroom.daemon.engine.virtual import VirtualHost
 
@@ -271,8 +278,23 @@ class Daemon:
             buffers = self.controller.buffers
             if buffers is None or self.host is None or not self.host.running:
                 continue
-            self.latest_meters = meter_readout.read(buffers, self.config)
-            self.osc.send_meters(self.latest_meters)
+            meters = meter_readout.read(buffers, self.config)
+            if self.loudness is not None:
+                meters["loudness"] = self.loudness.report()
+            self.latest_meters = meters
+            self.osc.send_meters(meters)
+
+    async def _poll_loudness(self) -> None:
+        while True:
+            await asyncio.sleep(LOUDNESS_POLL_S)
+            monitor = self.loudness
+            if monitor is not None and self.host is not None and self.host.running:
+                await asyncio.to_thread(monitor.drain)
+
+    def _follow_speakers(self) -> None:
+        """Point the monitor-output loudness meter at the selected set's outputs."""
+        if self.loudness is not None:
+            self.loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].outputs)
 
     async def _keep_watch(self) -> None:
         """WATCHDOG=1 while the engine is alive: running, or inside its retry cycle (a

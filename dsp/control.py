@@ -188,7 +188,7 @@ class PathBuffers:
         self.shared = first.copy()
         self.params = np.stack([first, first])
         self.state = np.zeros(L.state_len(L.delay_capacity(spec.samplerate)))
-        self.meters = np.zeros(L.M_LEN)
+        self.meters = np.zeros(L.meters_len(spec.n_in, spec.n_out))
         self.meters[L.M_LIMITER_MIN] = 1.0
         self.counters = np.zeros(L.C_LEN, dtype=np.int64)
 

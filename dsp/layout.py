@@ -6,7 +6,8 @@ numba ``@cfunc`` PortAudio callback can hand them over as raw pointers (DESIGN.m
 ``shared``   float64[P_LEN]       parameters the control plane publishes (seqlock on C_SEQ)
 ``params``   float64[2, P_LEN]    the kernel's private double-buffered copy of ``shared``
 ``state``    float64[state_len]   ramps, filter states, delay lines, scratch (kernel-private)
-``meters``   float64[M_LEN]       peak / sum-of-squares accumulators the control plane polls
+``meters``   float64[meters_len]  peak / sum-of-squares accumulators and the audio tap the
+                                  control plane reads
 ``counters`` int64[C_LEN]         sequence numbers and statistics; [HOST_BASE:] belongs to the host
 
 Offsets are module-level integers, so numba compiles them as constants. Integer-valued
@@ -121,6 +122,11 @@ M_OUTPUTS = M_SOURCES + MAX_SOURCES * 2 * MS_STRIDE
 M_FRAMES = M_OUTPUTS + MAX_CHANNELS * MS_STRIDE  # frames accumulated since the last reset
 M_LIMITER_MIN = M_FRAMES + 1  # lowest limiter gain since the last reset (linear)
 M_LEN = M_LIMITER_MIN + 1
+#: The tap: a float32 ring (packed two to a float64 word) of the last TAP_FRAMES frames, each
+#: row the n_in inputs (as received) then the n_out outputs (as sent). The loudness meters
+#: run on it outside the audio thread; C_TAP_WRITE counts the frames written so far.
+M_TAP = M_LEN
+TAP_FRAMES = 16384
 
 # --- counters -------------------------------------------------------------------------------------
 C_SEQ = 0  # written by the control plane: odd while it writes `shared`
@@ -134,6 +140,7 @@ C_NONFINITE = 7  # non-finite input samples replaced by 0
 C_LIMITED = 8  # output frames where the limiter reduced gain
 C_CLIPPED = 9  # output samples the final hard clip caught
 C_TORN = 10  # parameter reads retried because the writer was busy
+C_TAP_WRITE = 11  # frames written into the meter tap since the start
 HOST_BASE = 32
 C_LEN = 256
 
@@ -147,3 +154,8 @@ def delay_capacity(samplerate: float) -> int:
     """Ring-buffer samples for MAX_DELAY_MS at ``samplerate`` (Hz): the longest delay plus a
     whole chunk, which the kernel writes before reading it back."""
     return round(MAX_DELAY_MS * 1e-3 * samplerate) + CHUNK + 1
+
+
+def meters_len(n_in: int, n_out: int) -> int:
+    """Length of the ``meters`` array: the accumulators, then the tap ring."""
+    return M_TAP + (TAP_FRAMES * (n_in + n_out) + 1) // 2

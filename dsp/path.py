@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
 from numba import njit
 
 from controlroom.dsp.layout import (
     BUS_DRY, BUS_DRY_R, BUS_L, BUS_R, BUS_SUBMIX, C_ACTIVE, C_APPLIED, C_BLOCKS, C_CLIPPED, C_FRAMES, C_LIMITED, C_METER_ACK,
     C_METER_RESET, C_NONFINITE, C_SEQ, C_TORN, CHUNK, K_BANDS, K_DELAY, K_GAIN, K_HIGHPASS,
     K_LOWPASS, K_MONO, K_NBANDS, K_NOUT, K_OUT0, K_OUT1, K_SUB_GAIN, K_SUB_OUT, LANE_L, LANE_R,
-    LANE_SUB, M_FRAMES, M_LIMITER_MIN, M_OUTPUTS, M_SOURCES, MATRIX_LEFT, MATRIX_MONO,
+    LANE_SUB, M_FRAMES, M_LEN, M_LIMITER_MIN, M_OUTPUTS, M_SOURCES, MATRIX_LEFT, MATRIX_MONO,
     MATRIX_RIGHT, MATRIX_SIDE, MS_PEAK, MS_STRIDE, MS_SUMSQ, P_CEILING, P_DELAY_CAP, P_MASTER,
     P_MASTER_RAMP, P_MATRIX, P_N_SETS, P_N_SOURCES, P_POLARITY, P_RAMP, P_RELEASE, P_SET,
     P_SOURCE, P_SUB, P_XFADE, RAMP, S_CH0, S_CH1, S_GAIN, S_NCH, SET_STRIDE, SETS_BASE,
@@ -35,6 +34,7 @@ from controlroom.dsp.layout import (
     TK_LOWPASS, TK_STRIDE, TK_SUB_GAIN, TS_FADE, TS_GAIN, TS_STRIDE,
 )
 from controlroom.dsp.pointers import memory_fence
+from controlroom.dsp.tap import tap
 
 #: fastmath without nnan/ninf: the non-finite input checks must survive optimisation.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
@@ -257,7 +257,7 @@ def process(inp, out, shared, params, state, meters, counters):
     if state[T_SEEN] == 0.0:
         settle(p, state, False)
     if counters[C_METER_RESET] != counters[C_METER_ACK]:
-        meters[:] = 0.0
+        meters[:M_LEN] = 0.0
         meters[M_LIMITER_MIN] = 1.0
         counters[C_METER_ACK] = counters[C_METER_RESET]
     frames = inp.shape[0]
@@ -266,6 +266,7 @@ def process(inp, out, shared, params, state, meters, counters):
         n = min(CHUNK, frames - start)
         process_chunk(inp, out, start, n, p, state, meters, counters)
         start += n
+    tap(inp, out, meters, counters)
     meters[M_FRAMES] += frames
     counters[C_BLOCKS] += 1
     counters[C_FRAMES] += frames
