@@ -240,7 +240,7 @@ def test_every_target_is_set(target):
         ("mute", "false", False),
         ("volume", -12, -12.0),
         ("volume", -12.25, -12.25),
-        ("volume", ("d", -7.125), -7.125),
+        ("volume", ("d", -7.125), -7.12),  # kept to 0.01 dB
         ("volume", ("h", -30), -30.0),
         ("volume", "-10", -10.0),
         ("volume", -6.0, -6.0),
