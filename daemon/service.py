@@ -14,17 +14,19 @@ import asyncio
 import logging
 import signal
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from controlroom.daemon import abx, matching, statefile
 from controlroom.daemon import meters as meter_readout
-from controlroom.daemon import statefile
 from controlroom.daemon.config import load_config
 from controlroom.daemon.controller import Controller
 from controlroom.daemon.errors import CommandError, ConfigError
 from controlroom.daemon.loudness import LoudnessMonitor
+from controlroom.daemon.midi.surface import SurfaceManager
 from controlroom.daemon.notify import Notifier, watchdog_interval_s
 from controlroom.daemon.osc import OscServer
 from controlroom.daemon.targets import Vocabulary
@@ -61,6 +63,7 @@ class Daemon:
         self.controller: Controller | None = None
         self.host = None
         self.osc: OscServer | None = None
+        self.surfaces: SurfaceManager | None = None
         self.saver: statefile.Saver | None = None
         self.notifier = Notifier()
         self.latest_meters: dict[str, Any] = {}
@@ -92,13 +95,18 @@ class Daemon:
         self._stop.set()
 
     async def start(self) -> None:
-        self.controller = Controller(self.config, self._restore_state())
+        state, match_db = self._restore_state()
+        abx_log = None if self.state_path is None else partial(abx.append_log, abx.log_path(self.state_path))
+        self.controller = Controller(
+            self.config, state, measure=self._window_lufs, match_db=match_db, abx_log=abx_log,
+        )
         self.controller.cap_startup_volume()
         if self.state_path is not None:
             self.saver = statefile.Saver(self.state_path, self._snapshot)
             self.controller.add_listener(lambda changes, origin: self.saver.changed())
         self.controller.add_listener(lambda changes, origin: "speakers" in changes and self._follow_speakers())
         self.osc = await self._start_osc(self.config.osc)
+        await self._update_surfaces(self.config)
         await self._start_engine()
         self._tasks = [
             asyncio.create_task(self._supervise(), name="supervise"),
@@ -119,30 +127,35 @@ class Daemon:
             await asyncio.to_thread(self._close_host)
         if self.saver is not None:
             await self.saver.flush()
+        if self.surfaces is not None:
+            self.surfaces.close()
         if self.osc is not None:
             self.osc.close()
         self.notifier.close()
         log.info("stopped")
 
     def _restore_state(self):
+        """The saved targets and match offsets (dB), or the config's defaults."""
         vocabulary = Vocabulary(self.config)
         if self.state_path is None:
-            return vocabulary.initial()
+            return vocabulary.initial(), {}
         doc = statefile.load(self.state_path)
         state, warnings = vocabulary.restore(doc.get("targets", {}))
-        for w in warnings:
+        cap = matching.max_boost_db(self.config)
+        match_db, match_warnings = matching.restore_offsets(doc.get("match_db", {}), self.config.sources, cap)
+        for w in warnings + match_warnings:
             log.warning("state file: %s", w)
-        return state
+        return state, match_db
 
     def _snapshot(self) -> dict[str, Any]:
-        return {"targets": self.controller.state.as_dict()}
+        return {"targets": self.controller.state.as_dict(), "match_db": dict(self.controller.match_db)}
 
     # --- the engine ------------------------------------------------------------------------------
 
     def _make_host(self):
         audio = self.config.audio
         buffers = self.controller.start_buffers()
-        self.loudness = LoudnessMonitor(buffers, self.config)
+        self.loudness = LoudnessMonitor(buffers, self.config, matching.window_s(self.config))
         self._follow_speakers()
         if audio.backend == "virtual":
             from controlroom.daemon.engine.virtual import VirtualHost
@@ -165,8 +178,10 @@ class Daemon:
                 self.host = self._make_host()
                 await asyncio.to_thread(self.host.start)
             except (CommandError, OSError, RuntimeError) as exc:
+                # a retry that fails the same way again is news to nobody
+                level = logging.DEBUG if str(exc) == self._engine_error else logging.ERROR
+                log.log(level, "audio engine not running: %s", exc)
                 self._engine_error = str(exc)
-                log.error("audio engine not running: %s", exc)
                 return False
             self._engine_error = None
             log.info("audio running: %s, %d Hz, %d frames", self.config.audio.backend,
@@ -264,6 +279,17 @@ class Daemon:
             except CommandError as exc:
                 log.error("reload: %s; OSC stays on %s:%d", exc, old.osc.host, old.osc.port)
                 self.osc = await self._start_osc(old.osc)
+        await self._update_surfaces(config)
+
+    async def _update_surfaces(self, config) -> None:
+        """Start the MIDI surfaces ``config`` names, or hand them a reloaded config (which also
+        re-reads their mapping files)."""
+        if self.surfaces is not None:
+            await self.surfaces.reload(config.surfaces, config.midi)
+        elif config.surfaces:
+            config_dir = self.config_path.parent if self.config_path is not None else Path.cwd()
+            self.surfaces = SurfaceManager(self.controller, config.surfaces, config.midi, config_dir)
+            await self.surfaces.start()
 
     async def _start_osc(self, osc_config) -> OscServer:
         server = OscServer(self.controller, osc_config, self.report)
@@ -282,7 +308,7 @@ class Daemon:
             if self.loudness is not None:
                 meters["loudness"] = self.loudness.report()
             self.latest_meters = meters
-            self.osc.send_meters(meters)
+            self.osc.send_meters(self.controller.shown_meters(meters))
 
     async def _poll_loudness(self) -> None:
         while True:
@@ -290,6 +316,11 @@ class Daemon:
             monitor = self.loudness
             if monitor is not None and self.host is not None and self.host.running:
                 await asyncio.to_thread(monitor.drain)
+
+    def _window_lufs(self, source: str) -> float | None:
+        """What matching compares: ``source``'s gated loudness (LUFS) over the matching window;
+        None before the engine has measured any."""
+        return self.loudness.window_lufs(source) if self.loudness is not None else None
 
     def _follow_speakers(self) -> None:
         """Point the monitor-output loudness meter at the selected set's outputs."""
@@ -326,14 +357,13 @@ class Daemon:
 
     def report(self) -> dict[str, Any]:
         """``{"state", "engine", "meters"}`` as ``/controlroom/state`` and ``ctl status`` show it."""
-        state = self.controller.state.as_dict()
-        state["match_db"] = dict(self.controller.match_db)
-        return {"state": state, "engine": self.engine_stats(), "meters": self.latest_meters}
+        meters = self.controller.shown_meters(self.latest_meters)
+        return {"state": self.controller.state_report(), "engine": self.engine_stats(), "meters": meters}
 
     def status_line(self) -> str:
-        s = self.controller.state
+        s = self.controller.view()  # the journal must not name a blind test's sources either
         running = self.host is not None and self.host.running
-        flags = " ".join(k for k in ("dim", "mute", "mono") if getattr(s, k))
-        return (f"{'running' if running else 'NO AUDIO'}: {s.source} on {s.speakers} at "
-                f"{s.volume:.1f} dB {flags}").strip()
+        flags = " ".join(k for k in ("dim", "mute", "mono") if s[k])
+        return (f"{'running' if running else 'NO AUDIO'}: {s['source']} on {s['speakers']} at "
+                f"{s['volume']:.1f} dB {flags}").strip()
 
