@@ -57,6 +57,16 @@ class SetSpec:
 
 
 @dataclass(frozen=True)
+class InsertSpec:
+    """An outboard insert: source index ``source`` is sent to ``sends`` (1 or 2 1-based
+    outputs); ``measure_dbfs`` is the peak level of the measurement noise (dBFS)."""
+
+    source: int
+    sends: tuple[int, ...]
+    measure_dbfs: float = -20.0
+
+
+@dataclass(frozen=True)
 class PathSpec:
     """The whole path's structure at ``samplerate`` (Hz) with ``n_in``/``n_out`` channels."""
 
@@ -65,6 +75,7 @@ class PathSpec:
     n_out: int
     sources: tuple[SourceSpec, ...]
     sets: tuple[SetSpec, ...]
+    inserts: tuple[InsertSpec, ...] = ()
     ramp_ms: float = 20.0
     crossfade_ms: float = 20.0
     ceiling_dbfs: float = -0.3
@@ -79,6 +90,13 @@ class PathSpec:
         for src in self.sources:
             if not 1 <= len(src.channels) <= 2 or not all(1 <= c <= self.n_in for c in src.channels):
                 raise ValueError(f"source channels {src.channels} outside 1..{self.n_in}")
+        if len(self.inserts) > L.MAX_INSERTS:
+            raise ValueError(f"at most {L.MAX_INSERTS} inserts supported")
+        for ins in self.inserts:
+            if not 0 <= ins.source < len(self.sources) or not 1 <= len(ins.sends) <= 2:
+                raise ValueError(f"insert of source {ins.source} to {ins.sends}: no such source or not 1-2 sends")
+            if not all(1 <= o <= self.n_out for o in ins.sends):
+                raise ValueError(f"insert sends {ins.sends} outside 1..{self.n_out}")
         for s in self.sets:
             outs = s.outputs + ((s.sub.output,) if s.sub else ())
             if not 1 <= len(s.outputs) <= 2 or not all(1 <= o <= self.n_out for o in outs):
@@ -97,8 +115,10 @@ class PathSpec:
 class Controls:
     """Momentary settings. ``source``/``speakers`` are indices; gains in dB.
 
-    ``master_db`` is volume + dim; ``mute`` silences. ``match_db`` holds one loudness-match
-    offset per source (dB, missing entries are 0).
+    ``master_db`` is volume + dim; ``mute`` silences. Per source (missing entries are 0):
+    ``match_db`` the loudness-match offset and ``offset_db`` an insert's gain compensation
+    (dB), ``delay_samples`` the alignment delay of a dry source against its insert's return.
+    ``measuring`` is the index of the insert whose send plays measurement noise, or -1.
     """
 
     source: int = 0
@@ -109,6 +129,9 @@ class Controls:
     polarity: bool = False
     sub: bool = True
     match_db: tuple[float, ...] = field(default_factory=tuple)
+    offset_db: tuple[float, ...] = field(default_factory=tuple)
+    delay_samples: tuple[int, ...] = field(default_factory=tuple)
+    measuring: int = -1
 
 
 def db_to_gain(db: float) -> float:
@@ -147,16 +170,34 @@ def pack(spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None
     p[L.P_DELAY_CAP] = L.delay_capacity(fs)
     p[L.P_N_IN] = spec.n_in
     p[L.P_N_OUT] = spec.n_out
+    cap = L.delay_capacity(fs) - L.CHUNK - 1
     for i, src in enumerate(spec.sources):
         b = L.SOURCES_BASE + i * L.SRC_STRIDE
-        match = controls.match_db[i] if i < len(controls.match_db) else 0.0
+        extra = _nth(controls.match_db, i) + _nth(controls.offset_db, i)
         p[b + L.S_NCH] = len(src.channels)
         p[b + L.S_CH0] = src.channels[0] - 1
         p[b + L.S_CH1] = src.channels[-1] - 1
-        p[b + L.S_GAIN] = db_to_gain(src.trim_db + match)
+        p[b + L.S_GAIN] = db_to_gain(src.trim_db + extra)
+        p[b + L.S_TRIM] = db_to_gain(src.trim_db)
+        p[b + L.S_DELAY] = min(max(int(_nth(controls.delay_samples, i)), 0), cap)
     for k, s in enumerate(spec.sets):
         _pack_set(p, L.SETS_BASE + k * L.SET_STRIDE, s, fs)
+    p[L.P_N_INSERTS] = len(spec.inserts)
+    for k, ins in enumerate(spec.inserts):
+        b = L.INSERTS_BASE + k * L.INS_STRIDE
+        p[b + L.I_SOURCE] = ins.source
+        p[b + L.I_NOUT] = len(ins.sends)
+        p[b + L.I_OUT0] = ins.sends[0] - 1
+        p[b + L.I_OUT1] = ins.sends[-1] - 1
+        p[b + L.I_MEASURE] = float(controls.measuring == k)
+        p[b + L.I_LEVEL] = min(db_to_gain(ins.measure_dbfs), float32_ceiling(spec.ceiling_dbfs))
+        for o in ins.sends:
+            p[L.OUTS_BASE + o - 1] = 1.0
     return p
+
+
+def _nth(values: tuple, i: int) -> float:
+    return values[i] if i < len(values) else 0.0
 
 
 def _pack_set(p: np.ndarray, b: int, s: SetSpec, fs: int) -> None:

@@ -52,8 +52,10 @@ GLOBALS = 16
 S_NCH = 0  # 1 (mono) or 2 (stereo)
 S_CH0 = 1  # input channel (0-based)
 S_CH1 = 2
-S_GAIN = 3  # trim x loudness match, linear (ramped)
-SRC_STRIDE = 4
+S_GAIN = 3  # trim x loudness match x insert compensation, linear (ramped)
+S_TRIM = 4  # trim alone, linear: the level sent to an outboard insert
+S_DELAY = 5  # samples: delays the source to line it up with an insert's return
+SRC_STRIDE = 6
 SOURCES_BASE = GLOBALS
 
 # --- per speaker set (stride SET_STRIDE from SETS_BASE) ---------------------------------------
@@ -72,7 +74,21 @@ K_BANDS = 30  # MAX_BANDS sections x 5 coefficients
 SET_STRIDE = K_BANDS + 5 * MAX_BANDS
 SETS_BASE = SOURCES_BASE + MAX_SOURCES * SRC_STRIDE
 
-P_LEN = SETS_BASE + MAX_SETS * SET_STRIDE
+# --- per outboard insert: a source sent to outputs; its return is a source of its own -----------
+MAX_INSERTS = 4
+I_SOURCE = 0  # index of the source sent
+I_NOUT = 1  # 1 or 2 send outputs
+I_OUT0 = 2  # send output channels (0-based)
+I_OUT1 = 3
+I_MEASURE = 4  # 1.0: the send plays the measurement noise instead of the source
+I_LEVEL = 5  # measurement noise peak level, linear
+INS_STRIDE = 6
+INSERTS_BASE = SETS_BASE + MAX_SETS * SET_STRIDE
+P_N_INSERTS = INSERTS_BASE + MAX_INSERTS * INS_STRIDE
+#: per output: 1.0 when it is an insert send (outside the speakers' linked limiter)
+OUTS_BASE = P_N_INSERTS + 1
+
+P_LEN = OUTS_BASE + MAX_CHANNELS
 
 # --- state: ramps are (value, step, samples left, target) ---------------------------------------
 RAMP = 4
@@ -81,12 +97,14 @@ T_MATRIX = 4  # 4 ramps: matrix coefficients ll, lr, rl, rr (left-polarity folde
 T_SUBMIX = 20  # ramp 0..1: how far bass management is engaged
 T_LIMITER = 24  # limiter gain envelope
 T_SEEN = 25  # 1.0 once the state has taken its first parameters
+T_NOISE = 26  # measurement-noise generator state (an integer held exactly in a float64)
 T_GLOBALS = 32
 
-#: per source: crossfade position 0..1, gain ramp
+#: per source: crossfade position 0..1, gain ramp, delay write index
 TS_FADE = 0
 TS_GAIN = 1
-TS_STRIDE = 1 + RAMP
+TS_DELAY_POS = TS_GAIN + RAMP
+TS_STRIDE = TS_DELAY_POS + 1
 T_SOURCES = T_GLOBALS
 
 #: per set: crossfade position, gain ramp, sub-gain ramp, delay write index, drain, filter states
@@ -108,8 +126,10 @@ T_BUS = T_SETS + MAX_SETS * TK_STRIDE
 BUS_L, BUS_R, LANE_L, LANE_R, LANE_SUB, BUS_DRY, BUS_DRY_R, BUS_SUBMIX = range(8)
 N_BUSES = 8
 T_OUT = T_BUS + N_BUSES * CHUNK
-#: delay lines follow the output buses: MAX_SETS x 3 lanes x capacity
+#: delay lines follow the output buses: MAX_SETS x 3 lanes x capacity, then MAX_SOURCES x 2
+#: lanes x capacity for the sources' alignment delays
 T_DELAY = T_OUT + MAX_CHANNELS * CHUNK
+SOURCE_DELAY_LANE = MAX_SETS * 3  # lane index of source 0, channel 0
 
 # --- meters -------------------------------------------------------------------------------------
 #: per source channel (2 per source, pre-volume, after trim): sample peak, sum of squares
@@ -147,7 +167,7 @@ C_LEN = 256
 
 def state_len(delay_capacity: int) -> int:
     """Length of the ``state`` array for a delay-line capacity of ``delay_capacity`` samples."""
-    return T_DELAY + MAX_SETS * 3 * delay_capacity
+    return T_DELAY + (MAX_SETS * 3 + MAX_SOURCES * 2) * delay_capacity
 
 
 def delay_capacity(samplerate: float) -> int:

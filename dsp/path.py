@@ -22,6 +22,8 @@ import math
 from numba import njit
 
 from controlroom.dsp.layout import (
+    I_LEVEL, I_MEASURE, I_NOUT, I_OUT0, I_OUT1, I_SOURCE, INS_STRIDE, INSERTS_BASE, OUTS_BASE,
+    P_N_INSERTS, S_DELAY, S_TRIM, SOURCE_DELAY_LANE, T_NOISE, TS_DELAY_POS,
     BUS_DRY, BUS_DRY_R, BUS_L, BUS_R, BUS_SUBMIX, C_ACTIVE, C_APPLIED, C_BLOCKS, C_CLIPPED, C_FRAMES, C_LIMITED, C_METER_ACK,
     C_METER_RESET, C_NONFINITE, C_SEQ, C_TORN, CHUNK, K_BANDS, K_DELAY, K_GAIN, K_HIGHPASS,
     K_LOWPASS, K_MONO, K_NBANDS, K_NOUT, K_OUT0, K_OUT1, K_SUB_GAIN, K_SUB_OUT, LANE_L, LANE_R,
@@ -274,11 +276,10 @@ def process(inp, out, shared, params, state, meters, counters):
 
 @njit(**JIT)
 def process_chunk(inp, out, start, n, p, state, meters, counters):
+    for o in range(out.shape[1]):
+        state[T_OUT + o * CHUNK:T_OUT + o * CHUNK + n] = 0.0
     mix_sources(inp, start, n, p, state, meters, counters)
     matrix_and_master(n, p, state)
-    n_out = out.shape[1]
-    for o in range(n_out):
-        state[T_OUT + o * CHUNK:T_OUT + o * CHUNK + n] = 0.0
     ramp_to(state, T_SUBMIX, p[P_SUB], p[P_XFADE])
     mix = T_BUS + BUS_SUBMIX * CHUNK
     for i in range(n):
@@ -290,66 +291,122 @@ def process_chunk(inp, out, start, n, p, state, meters, counters):
 
 @njit(**JIT)
 def mix_sources(inp, start, n, p, state, meters, counters):
-    """Steps 1-2: trims, meters, non-finite guard, match gains, equal-power source crossfade."""
+    """Steps 1-2: each source is read (non-finite samples zeroed and counted), metered, sent
+    to its outboard inserts, delayed into line with an insert's return if asked, then mixed
+    into the monitor bus with its ramped gain (trim x match) and equal-power crossfade."""
     bl = T_BUS + BUS_L * CHUNK
     br = T_BUS + BUS_R * CHUNK
+    sl = T_BUS + LANE_L * CHUNK  # the set lanes are free until the sets play
+    sr = T_BUS + LANE_R * CHUNK
     state[bl:bl + n] = 0.0
     state[br:br + n] = 0.0
     selected = int(p[P_SOURCE])
     step = 1.0 / max(p[P_XFADE], 1.0)
-    ramp = p[P_RAMP]
+    cap = int(p[P_DELAY_CAP])
     for s in range(int(p[P_N_SOURCES])):
         base = SOURCES_BASE + s * SRC_STRIDE
         tb = T_SOURCES + s * TS_STRIDE
-        mb = M_SOURCES + s * 2 * MS_STRIDE
-        c0 = int(p[base + S_CH0])
-        c1 = int(p[base + S_CH1]) if p[base + S_NCH] > 1.0 else c0
-        ramp_to(state, tb + TS_GAIN, p[base + S_GAIN], ramp)
+        read_source(inp, start, n, p, base, state, sl, sr, meters, M_SOURCES + s * 2 * MS_STRIDE, counters)
+        send_inserts(s, n, p, base, state, sl, sr)
+        d = int(p[base + S_DELAY])
+        if d > 0:
+            pos = int(state[tb + TS_DELAY_POS])
+            delay_buffers(state, sl, 2, T_DELAY + (SOURCE_DELAY_LANE + 2 * s) * cap, cap, pos, d, n)
+            state[tb + TS_DELAY_POS] = (pos + n) % cap
+        ramp_to(state, tb + TS_GAIN, p[base + S_GAIN], p[P_RAMP])
         target = 1.0 if s == selected else 0.0
         fade = state[tb + TS_FADE]
-        audible = fade > 0.0 or target > 0.0
-        # the common case: the selected source, fully faded in, gain not ramping
-        steady = fade == target == 1.0 and state[tb + TS_GAIN + 2] == 0.0
-        gain = state[tb + TS_GAIN]
-        pk0, pk1 = meters[mb + MS_PEAK], meters[mb + MS_STRIDE + MS_PEAK]
-        sq0 = 0.0
-        sq1 = 0.0
-        bad = 0
+        if fade == 0.0 and target == 0.0:
+            continue
+        if fade == target and state[tb + TS_GAIN + 2] == 0.0:
+            # the common case: the selected source, fully faded in, gain not ramping
+            g = state[tb + TS_GAIN]
+            for i in range(n):
+                state[bl + i] += g * state[sl + i]
+                state[br + i] += g * state[sr + i]
+            continue
         for i in range(n):
-            x0 = inp[start + i, c0]
+            g = ramp_next(state, tb + TS_GAIN)
+            fade = fade_next(fade, target, step)
+            g *= math.sin(HALF_PI * fade)
+            state[bl + i] += g * state[sl + i]
+            state[br + i] += g * state[sr + i]
+        state[tb + TS_FADE] = fade
+
+
+@njit(**JIT)
+def read_source(inp, start, n, p, base, state, sl, sr, meters, mb, counters):
+    """Load a source's channels into lanes ``sl``/``sr`` (a mono source into both), zeroing
+    and counting non-finite samples; meter its raw peak and sum of squares."""
+    c0 = int(p[base + S_CH0])
+    c1 = int(p[base + S_CH1])
+    stereo = p[base + S_NCH] > 1.0
+    bad = 0
+    for i in range(n):
+        x0 = inp[start + i, c0]
+        if not math.isfinite(x0):
+            x0 = 0.0
+            bad += 1
+        x1 = x0
+        if stereo:
             x1 = inp[start + i, c1]
-            if not math.isfinite(x0):
-                x0 = 0.0
-                bad += 1
             if not math.isfinite(x1):
                 x1 = 0.0
-                if c1 != c0:
-                    bad += 1
-            pk0 = max(pk0, abs(x0))
-            pk1 = max(pk1, abs(x1))
-            sq0 += x0 * x0
-            sq1 += x1 * x1
-            if steady:
-                g = gain
-            elif audible:
-                g = ramp_next(state, tb + TS_GAIN)
-                if fade != target:
-                    fade = fade_next(fade, target, step)
-                    g *= math.sin(HALF_PI * fade)
-                elif target == 0.0:
-                    continue
-            else:
-                continue
-            state[bl + i] += g * x0
-            state[br + i] += g * x1
-        state[tb + TS_FADE] = fade
-        # source meters read the source after its trim, before matching: the gain ramp's
-        # target is trim x match, so the meter is scaled by the trim alone at read-out
-        meters[mb + MS_PEAK] = pk0
-        meters[mb + MS_STRIDE + MS_PEAK] = pk1
-        meters[mb + MS_SUMSQ] += sq0
-        meters[mb + MS_STRIDE + MS_SUMSQ] += sq1
-        counters[C_NONFINITE] += bad
+                bad += 1
+        state[sl + i] = x0
+        state[sr + i] = x1
+    counters[C_NONFINITE] += bad
+    # source meters read the raw source; the read-out applies the trim
+    for lane in range(2):
+        at = mb + lane * MS_STRIDE
+        pk = meters[at + MS_PEAK]
+        sq = 0.0
+        for i in range(n):
+            v = state[sl + lane * CHUNK + i]
+            pk = max(pk, abs(v))
+            sq += v * v
+        meters[at + MS_PEAK] = pk
+        meters[at + MS_SUMSQ] += sq
+
+
+@njit(**JIT)
+def send_inserts(s, n, p, base, state, sl, sr):
+    """Feed source ``s`` (after its trim, before matching) to the sends of its inserts, or,
+    while an insert is measured, a pseudo-random noise burst instead."""
+    trim = p[base + S_TRIM]
+    for k in range(int(p[P_N_INSERTS])):
+        ib = INSERTS_BASE + k * INS_STRIDE
+        if int(p[ib + I_SOURCE]) != s:
+            continue
+        o0 = T_OUT + int(p[ib + I_OUT0]) * CHUNK
+        o1 = T_OUT + int(p[ib + I_OUT1]) * CHUNK
+        two = p[ib + I_NOUT] > 1.0
+        if p[ib + I_MEASURE] > 0.5:
+            level = p[ib + I_LEVEL]
+            for i in range(n):
+                v = level * noise_next(state)
+                state[o0 + i] += v
+                if two:
+                    state[o1 + i] += v
+        elif two:
+            for i in range(n):
+                state[o0 + i] += trim * state[sl + i]
+                state[o1 + i] += trim * state[sr + i]
+        else:
+            for i in range(n):
+                state[o0 + i] += trim * 0.5 * (state[sl + i] + state[sr + i])
+
+
+@njit(**JIT)
+def noise_next(state):
+    """Uniform noise in [-1, 1) from the Park-Miller generator: deterministic, allocation-free
+    and exact in float64 arithmetic."""
+    x = state[T_NOISE]
+    if x < 1.0:
+        x = 1.0
+    x = (16807.0 * x) % 2147483647.0
+    state[T_NOISE] = x
+    return 2.0 * x / 2147483647.0 - 1.0
 
 
 @njit(**JIT)
@@ -491,23 +548,28 @@ def bass_management(n, p, base, tb, state, two):
 
 @njit(**JIT)
 def delay_lanes(k, n, p, base, tb, state, lanes):
-    """Delay the set's lanes by K_DELAY samples through ring buffers of P_DELAY_CAP samples.
+    """Delay set ``k``'s lanes by K_DELAY samples."""
+    d = int(p[base + K_DELAY])
+    if d <= 0:
+        return
+    cap = int(p[P_DELAY_CAP])
+    pos = int(state[tb + TK_DELAY_POS])
+    delay_buffers(state, T_BUS + LANE_L * CHUNK, lanes, T_DELAY + k * 3 * cap, cap, pos, d, n)
+    state[tb + TK_DELAY_POS] = (pos + n) % cap
+
+
+@njit(**JIT)
+def delay_buffers(state, buf, lanes, ring, cap, pos, d, n):
+    """Delay ``lanes`` adjacent CHUNK buses from ``buf`` by ``d`` samples through adjacent
+    rings of ``cap`` samples from ``ring``, written at ``pos``.
 
     The whole chunk is written before it is read back; the capacity leaves room for the
     longest delay plus a chunk, so no sample is overwritten before it is read.
     """
-    cap = int(p[P_DELAY_CAP])
-    d = int(p[base + K_DELAY])
-    if d <= 0:
-        return
-    pos = int(state[tb + TK_DELAY_POS])
     back = (pos - d) % cap
     for lane in range(lanes):
-        buf = T_BUS + (LANE_L + lane) * CHUNK
-        ring = T_DELAY + (k * 3 + lane) * cap
-        ring_copy(state, buf, ring, cap, pos, n, True)
-        ring_copy(state, buf, ring, cap, back, n, False)
-    state[tb + TK_DELAY_POS] = (pos + n) % cap
+        ring_copy(state, buf + lane * CHUNK, ring + lane * cap, cap, pos, n, True)
+        ring_copy(state, buf + lane * CHUNK, ring + lane * cap, cap, back, n, False)
 
 
 @njit(**JIT)
@@ -543,6 +605,8 @@ def limit_and_write(out, start, n, p, state, meters, counters):
     gains = T_BUS + BUS_DRY_R * CHUNK
     state[peaks:peaks + n] = 0.0
     for o in range(n_out):
+        if p[OUTS_BASE + o] > 0.5:
+            continue  # an insert send: outboard gear is not the speakers
         ob = T_OUT + o * CHUNK
         for i in range(n):
             state[peaks + i] = max(state[peaks + i], abs(state[ob + i]))
@@ -569,8 +633,9 @@ def limit_and_write(out, start, n, p, state, meters, counters):
         mb = M_OUTPUTS + o * MS_STRIDE
         pk = meters[mb + MS_PEAK]
         sq = 0.0
+        send = p[OUTS_BASE + o] > 0.5
         for i in range(n):
-            v = state[ob + i] * state[gains + i]
+            v = state[ob + i] if send else state[ob + i] * state[gains + i]
             if not abs(v) <= ceiling:  # also catches NaN
                 clipped += 1
                 v = 0.0 if v != v else math.copysign(ceiling, v)
