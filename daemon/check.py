@@ -1,22 +1,52 @@
 """``controlroom check [-c FILE]``: validate the configuration exactly as ``run`` would read it.
 
-Prints ``FILE: ok (...)`` and returns 0. An invalid config raises ConfigError, which the command
-line prints one line per problem on stderr, exiting 2; so does a ``-c`` file that does not exist.
+Prints ``FILE: ok (...)`` and a line per surface, and returns 0. An invalid config or mapping
+file raises ConfigError, which the command line prints one line per problem on stderr, exiting
+2; so does a ``-c`` file that does not exist. Mapping values are checked against the config
+(speaker set and source names, the volume range).
 """
 
 from __future__ import annotations
 
 import argparse
 
+from pathlib import Path
+
 from controlroom.daemon.config import Config, default_config, find_config, load_config
+from controlroom.daemon.errors import ConfigError
+from controlroom.daemon.midi.mapping import bind, load_surface_mapping
+from controlroom.daemon.targets import Vocabulary
 
 
 def run(args: argparse.Namespace) -> int:
     path = find_config(args.config)
     config = load_config(path) if path is not None else default_config()
     name = config.source if path is not None else "built-in default (no config file found)"
+    surfaces = surface_lines(config, path.parent if path is not None else Path.cwd())
     print(f"{name}: ok ({summary(config)})")
+    for line in surfaces:
+        print(f"  {line}")
     return 0
+
+
+def surface_lines(config: Config, config_dir: Path) -> list[str]:
+    """A line per surface (its mapping and how many controls it binds); ConfigError with every
+    problem of every mapping file."""
+    errors, lines = [], []
+    vocabulary = Vocabulary(config)
+    for index, surface in enumerate(config.surfaces):
+        try:
+            mapping = load_surface_mapping(surface, index, config.source, config_dir)
+        except ConfigError as exc:
+            errors += exc.errors
+            continue
+        bound = bind(mapping, vocabulary)
+        errors += bound.errors
+        unused = f", {len(bound.unused)} unused (beyond the sets or sources defined)" if bound.unused else ""
+        lines.append(f"surface {surface.name}: {mapping.name} ({_plural(len(bound.mapping.controls), 'control')}{unused})")
+    if errors:
+        raise ConfigError(errors)
+    return lines
 
 
 def summary(config: Config) -> str:

@@ -22,6 +22,8 @@ COMMANDS = {
     "render": "render",
     "meter": "meter",
     "ctl": "ctl",
+    "learn": "midi.learn",
+    "plot": "plot",
 }
 
 
@@ -61,15 +63,34 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "ctl", help="control a running daemon over OSC",
         usage="controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] "
-              "{TARGET [VALUE|toggle|next|prev|step DELTA] | status}",
+              "{TARGET [VALUE|toggle|next|prev|step DELTA] | blind reveal | abx [start N|play L|answer L|stop] | status}",
     )
     p.add_argument("--osc", metavar="HOST:PORT", help="the daemon's OSC address (default: 127.0.0.1:9000)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the answer (default: 2)")
     p.add_argument("target", metavar="TARGET", help="volume, dim, mute, mono, solo, polarity, speakers, sub, "
-                   "source, ab, match; or status")
+                   "source, ab, match, blind, level; or abx, status")
     p.add_argument("words", nargs="*", metavar="VALUE", help="a value, toggle, next, prev or step DELTA; "
                    "none: print the current value")
+
+    p = sub.add_parser("plot", help="draw each speaker set's frequency response as the path plays it (PNG)")
+    p.add_argument("-c", "--config", metavar="FILE", help="config file (default: the usual search path)")
+    p.add_argument(
+        "--speakers", action="append", default=[], metavar="NAME",
+        help="plot this speaker set (repeatable; default: every set)",
+    )
+    p.add_argument("--samplerate", type=int, metavar="HZ", help="sample rate to design the filters at "
+                   "(default: the config's)")
+    p.add_argument("output", metavar="OUT.png", help="PNG file to write")
+
+    p = sub.add_parser("learn", help="MIDI learn: bind the next control moved on a surface to TARGET and save it")
+    p.add_argument("-c", "--config", metavar="FILE", help="config file (default: the usual search path)")
+    p.add_argument("--surface", metavar="NAME", help="the surface to listen to (default: the only one with an input)")
+    p.add_argument("--value", metavar="V", help="what a button sets when pressed, e.g. a speaker set, a source "
+                   "or a level in dB (default: toggle a switch, next choice)")
+    p.add_argument("--timeout", type=float, default=30.0, metavar="S", help="seconds to wait for a control (default: 30)")
+    p.add_argument("target", metavar="TARGET", help="volume, dim, mute, mono, solo, polarity, speakers, sub, "
+                   "source, ab or match")
     return parser
 
 

@@ -25,8 +25,9 @@ import os
 import re
 import tomllib
 from collections.abc import Callable
-from dataclasses import MISSING, dataclass, fields, replace
+from dataclasses import MISSING, dataclass, field, fields, replace
 from functools import partial
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,8 @@ MAX_CHANNEL = layout.MAX_CHANNELS
 MAX_NAMED = {"sources": layout.MAX_SOURCES, "speakers": layout.MAX_SETS}
 #: Configured EQ bands per speaker set (the engine adds an emulation profile's on top).
 MAX_EQ_BANDS = 16
+#: Bands of a user-defined emulation profile: whatever a set's EQ holds, the two fit the engine.
+MAX_EMULATION_BANDS = layout.MAX_BANDS - MAX_EQ_BANDS
 #: Words ``ctl`` and OSC use for relative steps; a name equal to one would be ambiguous.
 RESERVED_NAMES = ("next", "prev", "toggle", "step")
 
@@ -166,17 +169,28 @@ class SpeakerSetConfig:
     delay_ms: float = 0.0
     eq: tuple[Biquad, ...] = ()
     sub: SubConfig | None = None
-    emulate: str | None = None  # one of EMULATION_PROFILES
+    emulate: str | None = None  # one of EMULATION_PROFILES or a user-defined [emulations.NAME]
+
+
+@dataclass(frozen=True)
+class EmulationConfig:
+    """``[emulations.NAME]``: a user-defined emulation profile, EQ bands and a mono flag."""
+
+    name: str
+    eq: tuple[Biquad, ...] = ()
+    mono: bool = False  # play (L+R)/2 on every output, as a single-driver device does
 
 
 @dataclass(frozen=True)
 class AbConfig:
-    """``[ab]``: the compared pair of source names, loudness matching, boost cap (dB)."""
+    """``[ab]``: the compared pair of source names, loudness matching, boost cap (dB), and the
+    loudness window (s) matching compares."""
 
     a: str
     b: str
     match: str = "auto"  # one of MATCH_MODES
     max_boost_db: float = 6.0  # matching never raises a quieter source by more than this
+    window_s: float = 10.0  # gated loudness over this many seconds is what matching compares
 
 
 @dataclass(frozen=True)
@@ -230,6 +244,7 @@ class Config:
     midi: MidiConfig
     state: StateConfig
     levels: dict[str, float]  # named listening levels (dB), within [min_volume_db, max_volume_db]
+    emulations: dict[str, EmulationConfig] = field(default_factory=dict)  # user-defined, file order
 
     @property
     def default_source(self) -> str:
@@ -269,16 +284,24 @@ def find_config(explicit: str | None) -> Path | None:
 
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate the TOML file at ``path``; raises ConfigError listing every problem."""
+    return parse_config(read_text(path), os.fspath(path))
+
+
+def read_text(path: str | os.PathLike[str] | Traversable) -> str:
+    """The UTF-8 text of a TOML file (a path or a package resource); ConfigError if unreadable."""
     try:
-        data = Path(path).read_bytes()
+        data = (path if isinstance(path, Traversable) else Path(path)).read_bytes()
     except OSError as exc:
-        raise ConfigError([f"{os.fspath(path)}: cannot read ({exc.strerror or exc})"]) from None
+        raise ConfigError([f"{_source_name(path)}: cannot read ({exc.strerror or exc})"]) from None
     try:
-        text = data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         message = f"byte {exc.start} is not UTF-8 (expected a UTF-8 TOML file)"
-        raise ConfigError([f"{os.fspath(path)}: {message}"]) from None
-    return parse_config(text, os.fspath(path))
+        raise ConfigError([f"{_source_name(path)}: {message}"]) from None
+
+
+def _source_name(path: str | os.PathLike[str] | Traversable) -> str:
+    return os.fspath(path) if isinstance(path, str | os.PathLike) else str(path)
 
 
 def parse_config(text: str, source: str = "<default>") -> Config:
@@ -482,6 +505,18 @@ class _Choice(_Spec):
         return value
 
 
+class _Boolean(_Spec):
+    """``true`` or ``false`` (not 0/1 or a string: those would be guesses)."""
+
+    def describe(self) -> str:
+        return "true or false"
+
+    def convert(self, reader: _Reader, path: str, value: Any) -> bool:
+        if not isinstance(value, bool):
+            raise _wrong_type(value, self)
+        return value
+
+
 class _Name(_Spec):
     """A name that becomes an OSC address part and MQTT topic level (see module docstring)."""
 
@@ -643,9 +678,10 @@ _GAIN = _Number(-24.0, 24.0, "dB")
 _Q = _Number(0.0, 100.0, "", low_open=True)
 _SLOPE = _Number(0.0, 1.0, "", low_open=True)
 _CROSSOVER = _Number(20.0, 500.0, "Hz")
-_EMULATE = _Choice(EMULATION_PROFILES, "a built-in emulation profile")
+_BOOLEAN = _Boolean()
 _MATCH = _Choice(MATCH_MODES, "a match mode")
 _MAX_BOOST = _Number(0.0, 24.0, "dB")
+_MATCH_WINDOW = _Number(1.0, 60.0, "s")
 _LISTEN = _Address(_Integer("a UDP port (0 = any free port)", 0, 65535))
 _ALLOW = _List(_Network(), "CIDR networks", 1, example='["127.0.0.0/8", "192.168.1.0/24"]')
 _CLIENTS = _List(_Address(_Integer("a UDP port", 1, 65535)), '"host:port" addresses', example='["10.0.0.2:9001"]')
@@ -712,7 +748,9 @@ def _keys(cls: type) -> tuple[str, ...]:
 
 # --- sections ------------------------------------------------------------------------------------
 
-_SECTIONS = ("audio", "monitor", "sources", "speakers", "ab", "osc", "surfaces", "midi", "state", "levels")
+_SECTIONS = (
+    "audio", "monitor", "sources", "speakers", "emulations", "ab", "osc", "surfaces", "midi", "state", "levels",
+)
 
 
 def _config(reader: _Reader, document: dict[str, Any]) -> Config:
@@ -720,7 +758,11 @@ def _config(reader: _Reader, document: dict[str, Any]) -> Config:
     audio = _audio(reader, reader.section(document, "audio", _keys(AudioConfig)))
     monitor = _monitor(reader, reader.section(document, "monitor", _keys(MonitorConfig)))
     sources = _named(reader, document, "sources", _source)
-    speakers = _named(reader, document, "speakers", partial(_speaker_set, samplerate=audio.samplerate))
+    emulations = _emulations(reader, document, audio.samplerate)
+    profiles = EMULATION_PROFILES + tuple(emulations)
+    speakers = _named(
+        reader, document, "speakers", partial(_speaker_set, samplerate=audio.samplerate, profiles=profiles)
+    )
     midi = reader.section(document, "midi", _keys(MidiConfig))
     state = reader.section(document, "state", _keys(StateConfig))
     return Config(
@@ -735,6 +777,7 @@ def _config(reader: _Reader, document: dict[str, Any]) -> Config:
         midi=MidiConfig(reader.get(midi, "midi", "backend", _Text(), None)),
         state=StateConfig(reader.get(state, "state", "path", _AbsolutePath(), None)),
         levels=_levels(reader, document, monitor),
+        emulations=emulations,
     )
 
 
@@ -860,7 +903,8 @@ def _source(reader: _Reader, path: str, table: dict[str, Any], name: str) -> Sou
 
 
 def _speaker_set(
-    reader: _Reader, path: str, table: dict[str, Any], name: str, samplerate: int | None
+    reader: _Reader, path: str, table: dict[str, Any], name: str, samplerate: int | None,
+    profiles: tuple[str, ...],
 ) -> SpeakerSetConfig:
     reader.keys(table, path, _keys(SpeakerSetConfig))
 
@@ -869,16 +913,52 @@ def _speaker_set(
 
     outputs = reader.get(table, path, "outputs", _CHANNELS)
     trim_db, delay_ms = get("trim_db", _TRIM), get("delay_ms", _DELAY)
-    band = _Table(
-        'an EQ band such as { type = "peak", freq_hz = 250.0, gain_db = -2.0, q = 4.0 }',
-        partial(_band, samplerate=samplerate),
-    )
-    eq = get("eq", _List(band, "EQ bands (inline tables)", 0, MAX_EQ_BANDS))
+    eq = get("eq", _eq(samplerate, MAX_EQ_BANDS))
     sub = get("sub", _Table("a table such as { output = 3, crossover_hz = 80.0 }", _sub))
     if sub is not None and outputs and sub.output in outputs:
         message = f"{sub.output} is also one of the set's outputs (expected an output of its own)"
         reader.error(f"{path}.sub.output", message)
-    return SpeakerSetConfig(name, outputs, trim_db, delay_ms, eq, sub, get("emulate", _EMULATE))
+    emulate = get("emulate", _Choice(profiles, "an emulation profile"))
+    return SpeakerSetConfig(name, outputs, trim_db, delay_ms, eq, sub, emulate)
+
+
+def _eq(samplerate: int | None, most: int) -> _List:
+    """A list of up to ``most`` EQ bands, each below Nyquist at ``samplerate`` (Hz) when known."""
+    band = _Table(
+        'an EQ band such as { type = "peak", freq_hz = 250.0, gain_db = -2.0, q = 4.0 }',
+        partial(_band, samplerate=samplerate),
+    )
+    return _List(band, "EQ bands (inline tables)", 0, most)
+
+
+def _emulations(
+    reader: _Reader, document: dict[str, Any], samplerate: int | None
+) -> dict[str, EmulationConfig]:
+    """``[emulations.NAME]``: user-defined emulation profiles, any number (none required)."""
+    spec = _Table("[emulations.NAME] tables", _as_is)
+    tables = reader.check(spec, "emulations", document.get("emulations", {}))
+    result = {}
+    for name, table in (tables or {}).items():
+        path = _join("emulations", name)
+        reader.check(_NAME, path, name)
+        if name in EMULATION_PROFILES:
+            reader.error(path, f'"{name}" is a built-in emulation profile (expected a name of its own)')
+        build = partial(_emulation, name=name, samplerate=samplerate)
+        item = reader.check(_Table(f"a table [emulations.{name}]", build), path, table)
+        if item is not None:
+            result[name] = item
+    return result
+
+
+def _emulation(
+    reader: _Reader, path: str, table: dict[str, Any], name: str, samplerate: int | None
+) -> EmulationConfig:
+    reader.keys(table, path, _keys(EmulationConfig))
+    return EmulationConfig(
+        name=name,
+        eq=reader.get(table, path, "eq", _eq(samplerate, MAX_EMULATION_BANDS), _default(EmulationConfig, "eq")),
+        mono=reader.get(table, path, "mono", _BOOLEAN, _default(EmulationConfig, "mono")),
+    )
 
 
 def _band(reader: _Reader, path: str, table: dict[str, Any], samplerate: int | None) -> Biquad:
@@ -928,6 +1008,7 @@ def _ab(reader: _Reader, document: dict[str, Any], sources: tuple[str, ...]) -> 
         b=reader.get(table, "ab", "b", source),
         match=reader.get(table, "ab", "match", _MATCH, _default(AbConfig, "match")),
         max_boost_db=reader.get(table, "ab", "max_boost_db", _MAX_BOOST, _default(AbConfig, "max_boost_db")),
+        window_s=reader.get(table, "ab", "window_s", _MATCH_WINDOW, _default(AbConfig, "window_s")),
     )
     if ab.a is not None and ab.a == ab.b:
         reader.error("ab.b", f'"{ab.b}" is also ab.a (expected two different sources)')
@@ -980,3 +1061,22 @@ def _levels(reader: _Reader, document: dict[str, Any], monitor: MonitorConfig) -
         reader.check(_NAME, _join("levels", name), name)
         levels[name] = reader.get(table, "levels", name, span)
     return levels
+
+
+# --- shared with other TOML files ------------------------------------------------------------------
+# Control-surface mappings (controlroom.daemon.midi.mapping) report their errors in this module's
+# style with this module's reader and value specs, so the two files read and fail alike.
+
+Reader = _Reader
+Invalid = _Invalid
+Spec = _Spec
+Number = _Number
+Integer = _Integer
+Text = _Text
+Choice = _Choice
+ListOf = _List
+Table = _Table
+join_key = _join
+show_value = _show
+wrong_type = _wrong_type
+syntax_error = _syntax_error

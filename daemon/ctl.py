@@ -6,6 +6,10 @@ followed by ``/controlroom/state`` from the same socket, and the target's value 
 printed: what the daemon made of the command. A refusal (``/controlroom/error``) is printed and
 exits 1, as does no answer. ``ctl status`` prints the whole report.
 
+``ctl level NAME`` prints the volume it set. ``ctl blind reveal`` ends a blind test and prints
+its labels -> sources. ``ctl abx [start TRIALS|play a|b|x|answer a|b|stop]`` drives an ABX test
+and prints its score.
+
 Values go out as OSC doubles when they read as a finite number (``-12``, ``-12.3``, an enum
 index ``2``; a double keeps ``-12.3`` exact where float32 would store -12.300000190734863) and as
 strings otherwise (``on``, ``crap``); the daemon's parsing is forgiving.
@@ -30,11 +34,12 @@ from controlroom.daemon.osc import (
     build_message,
     parse_packet,
 )
-from controlroom.daemon.targets import TARGETS
+from controlroom.daemon.targets import TARGETS, WRITE_ONLY_TARGETS
 
 DEFAULT_OSC = "127.0.0.1:9000"
 TIMEOUT_S = 2.0
 STATUS = "status"
+ABX = "abx"
 _MAX_DATAGRAM = 65535
 _DOUBLE = "d"
 
@@ -50,13 +55,25 @@ def run(args: argparse.Namespace) -> int:
         report = query(endpoint, [], timeout)
         print(json.dumps(report, indent=2) if args.json else format_report(report))
         return 0
+    if args.target == ABX:
+        command = abx_message(args.words)
+        abx = query(endpoint, [command] if command else [], timeout).get("state", {}).get(ABX)
+        print(json.dumps({ABX: abx}) if args.json else format_abx(abx))
+        return 0
     if args.target not in TARGETS:
-        raise CommandError(f"unknown target {args.target!r} (expected {STATUS} or one of {', '.join(TARGETS)})")
+        raise CommandError(f"unknown target {args.target!r} (expected {STATUS}, {ABX} or one of {', '.join(TARGETS)})")
     command = command_message(args.target, args.words)
-    report = query(endpoint, [command] if command else [], timeout)
-    value = report.get("state", {}).get(args.target)
-    print(json.dumps({args.target: value}) if args.json else f"{args.target} {format_value(args.target, value)}")
+    state = query(endpoint, [command] if command else [], timeout).get("state", {})
+    shown = {key: state.get(key) for key in _shown(args.target, args.words)}
+    print(json.dumps(shown) if args.json else "\n".join(f"{k} {format_value(k, v)}" for k, v in shown.items()))
     return 0
+
+
+def _shown(target: str, words: list[str]) -> tuple[str, ...]:
+    """What to print after a command: the target's value (a write-only target's: what it set)."""
+    if target in WRITE_ONLY_TARGETS:
+        return ("volume",)
+    return (target, "blind_mapping") if words == ["reveal"] else (target,)
 
 
 def parse_endpoint(text: str) -> tuple[str, int]:
@@ -75,6 +92,8 @@ def command_message(target: str, words: list[str]) -> bytes | None:
             return None
         case [action] if action in TRIGGER_ACTIONS:
             return build_message(f"{PREFIX}{target}/{action}")
+        case ["reveal"] if target == "blind":
+            return build_message(f"{PREFIX}blind/reveal")
         case ["step", delta] | ["step" as delta]:
             number = _number(delta)
             if number is None:
@@ -84,6 +103,30 @@ def command_message(target: str, words: list[str]) -> bytes | None:
             number = _number(value)
             return build_message(PREFIX + target, value if number is None else number, float_tag=_DOUBLE)
     raise CommandError(f"{target} {' '.join(words)}: expected VALUE, toggle, next, prev or step DELTA")
+
+
+def abx_message(words: list[str]) -> bytes | None:
+    """The OSC message for ``abx [start TRIALS|play a|b|x|answer a|b|stop]``; None: only ask."""
+    match words:
+        case []:
+            return None
+        case ["start", trials]:
+            number = _number(trials)
+            return build_message(f"{PREFIX}abx/start", trials if number is None else number, float_tag=_DOUBLE)
+        case ["play" | "answer" as action, label]:
+            return build_message(f"{PREFIX}abx/{action}", label)
+        case ["stop"]:
+            return build_message(f"{PREFIX}abx/stop")
+    raise CommandError(f"abx {' '.join(words)}: expected start TRIALS, play a|b|x, answer a|b or stop")
+
+
+def format_abx(abx: dict[str, Any] | None) -> str:
+    """An ABX test's progress or result in one line."""
+    if abx is None:
+        return "abx: no test yet"
+    state = "running" if abx["running"] else "finished" if abx["done"] == abx["trials"] else "stopped"
+    return (f"abx {abx['a']} vs {abx['b']} {state}: {abx['correct']} of {abx['done']} correct "
+            f"({abx['trials']} trials), p = {abx['p_value']:.4g}")
 
 
 def _number(text: str) -> float | None:
@@ -157,6 +200,8 @@ def format_value(target: str, value: Any) -> str:
     """A target's value as a person reads it: ``-12.0 dB``, ``on``, ``crap``."""
     if target == "volume" and isinstance(value, (int, float)):
         return f"{value:.1f} dB"
+    if target.endswith("p_value") and isinstance(value, float):
+        return f"{value:.4g}"
     return _text(value, _WORDS["state"])
 
 
@@ -193,6 +238,6 @@ def _text(value: Any, words: tuple[str, str, str]) -> str:
         return f"{value:.1f}"
     if isinstance(value, list):
         return "  ".join(_text(v, words) for v in value)
-    if isinstance(value, dict):
-        return "-"  # an empty table, e.g. no drops
+    if isinstance(value, dict):  # empty, e.g. no drops, unless asked for one (blind_mapping)
+        return "  ".join(f"{k}={_text(v, words)}" for k, v in value.items()) or "-"
     return str(value)

@@ -18,20 +18,35 @@ def path_spec(config) -> PathSpec:
         n_in=audio.input_channels,
         n_out=audio.output_channels,
         sources=tuple(SourceSpec(s.channels, s.trim_db) for s in config.sources.values()),
-        sets=tuple(_set_spec(s) for s in config.speakers.values()),
+        sets=tuple(_set_spec(s, config) for s in config.speakers.values()),
         ramp_ms=mon.ramp_ms,
         crossfade_ms=mon.crossfade_ms,
         ceiling_dbfs=mon.ceiling_dbfs,
     )
 
 
-def _set_spec(s) -> SetSpec:
+def _set_spec(s, config) -> SetSpec:
     sub = SubSpec(s.sub.output, s.sub.crossover_hz, s.sub.trim_db) if s.sub else None
     eq, mono, trim = tuple(s.eq), False, s.trim_db
     if s.emulate:
-        profile = emulation.PROFILES[s.emulate]
-        eq, mono, trim = eq + profile.bands, profile.mono, trim + profile.compensation_db
+        profile, compensation_db = emulation_profile(config, s.emulate)
+        eq, mono, trim = eq + profile.bands, profile.mono, trim + compensation_db
     return SetSpec(s.outputs, trim, s.delay_ms, eq, sub, mono)
+
+
+def emulation_profile(config, name: str) -> tuple[emulation.Profile, float]:
+    """The profile ``name`` (user-defined ``[emulations.NAME]`` or built-in) and its loudness
+    compensation (dB).
+
+    A user profile's compensation is computed at the config's sample rate: its bands need only
+    lie below that rate's Nyquist, not below the built-ins' reference rate's.
+    """
+    user = config.emulations.get(name)
+    if user is None:
+        profile = emulation.PROFILES[name]
+        return profile, profile.compensation_db
+    profile = emulation.Profile(name, user.eq, user.mono)
+    return profile, emulation.loudness_compensation_db(user.eq, config.audio.samplerate)
 
 
 def controls(config, state: MonitorState, match_db: dict[str, float] | None = None) -> Controls:

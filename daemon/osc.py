@@ -7,13 +7,19 @@ Addresses (all under ``/controlroom/``), received:
   ``.../prev``.
 - ``/controlroom/state`` asks for ``/controlroom/state <json>`` (the daemon's report).
 - ``/controlroom/subscribe`` / ``/controlroom/unsubscribe``: feedback to the sender.
+- ``/controlroom/blind/reveal`` ends a blind test and answers the sender with
+  ``/controlroom/blind/reveal <label> <source> <label> <source>``.
+- ``/controlroom/abx/start <trials>``, ``/controlroom/abx/play a|b|x``,
+  ``/controlroom/abx/answer a|b``, ``/controlroom/abx/stop``: an ABX test of the ``[ab]`` pair.
 
 Trigger addresses (toggle, next, prev, state, subscribe, unsubscribe) act on a message with no
 argument or with one "on" argument (a button press, e.g. ``1.0`` or ``T``); one "off" argument
 (the release TouchOSC and Open Stage Control buttons send) is accepted and ignored.
 
 Sent: ``/controlroom/<target> <value>`` on every change (bools as int 0/1, volume as float dB,
-enums as the name string); ``/controlroom/meters/<path> <float>...`` at most ``meter_interval_s``
+enums as the name string), ``/controlroom/match_db/<source> <float dB>`` when an offset moves,
+``/controlroom/volume_spl_db <float>`` with a calibrated volume (the controller's ``view()``);
+``/controlroom/meters/<path> <float>...`` at most ``meter_interval_s``
 apart; ``/controlroom/error <reason> <message>`` to the sender of a message that was dropped.
 
 Every datagram is handled synchronously in ``datagram_received``; nothing blocks, nothing
@@ -29,7 +35,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pythonosc.osc_message import OscMessage
@@ -153,6 +159,17 @@ def build_message(address: str, *args: Any, float_tag: str = OscMessageBuilder.A
     return builder.build().dgram
 
 
+def feedback_messages(view: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """``(address, value)`` per entry of a controller view or change: ``/controlroom/<key>``,
+    and ``/controlroom/match_db/<source>`` (dB) per offset."""
+    for key, value in view.items():
+        if key == "match_db":
+            for source, db in value.items():
+                yield f"{PREFIX}match_db/{source}", float(db)
+        else:
+            yield PREFIX + key, value
+
+
 def json_safe(value: Any) -> Any:
     """``value`` with non-finite floats as ``None``, so that strict JSON parsers accept it."""
     if isinstance(value, dict):
@@ -196,7 +213,10 @@ def _louder(a: float | None, b: float | None) -> float | None:
 
 
 def merge_meters(held: dict[str, list[float | None]], new: dict[str, list[float | None]]) -> None:
-    """Keep the highest reading per value in ``held`` (peaks between two sends are not lost)."""
+    """Keep the highest reading per value in ``held`` (peaks between two sends are not lost);
+    forget meters ``new`` no longer has (a blind test hides the compared sources' meters)."""
+    for path in held.keys() - new.keys():
+        del held[path]
     for path, values in new.items():
         old = held.get(path)
         held[path] = values if old is None or len(old) != len(values) else list(map(_louder, old, values))
@@ -365,6 +385,19 @@ class OscServer(asyncio.DatagramProtocol):
             case [target, action] if target in TARGETS and action in TRIGGER_ACTIONS:
                 if _pressed(args):
                     self.controller.apply(target, action, origin="osc")
+            case ["blind", "reveal"]:
+                if _pressed(args):
+                    labels = self.controller.reveal(origin="osc")
+                    self._send(sender, PREFIX + "blind/reveal", *(w for pair in labels.items() for w in pair))
+            case ["abx", "start"]:
+                self.controller.abx_start(_one(args), origin="osc")
+            case ["abx", "play"]:
+                self.controller.abx_play(_one(args), origin="osc")
+            case ["abx", "answer"]:
+                self.controller.abx_answer(_one(args), origin="osc")
+            case ["abx", "stop"]:
+                if _pressed(args):
+                    self.controller.abx_stop(origin="osc")
             case _:
                 raise _Drop(DROP_UNKNOWN_ADDRESS, "unknown address")
 
@@ -392,14 +425,13 @@ class OscServer(asyncio.DatagramProtocol):
 
     def _on_change(self, changes: dict[str, Any], origin: str) -> None:
         receivers = self._receivers()
-        for target, value in changes.items():
-            if target in TARGETS:
-                for receiver in receivers:
-                    self._send(receiver, PREFIX + target, value)
+        for address, value in feedback_messages(changes):
+            for receiver in receivers:
+                self._send(receiver, address, value)
 
     def _send_state(self, receiver: Address) -> None:
-        for target, value in self.controller.state.as_dict().items():
-            self._send(receiver, PREFIX + target, value)
+        for address, value in feedback_messages(self.controller.view()):
+            self._send(receiver, address, value)
 
     def send_meters(self, meters: dict[str, Any]) -> None:
         """Offer a meter reading (call at any rate); receivers get the highest readings since

@@ -40,6 +40,9 @@ LOUDNESS_POLL_S = 0.1  # the BS.1770 meters step every 100 ms
 SUPERVISE_S = 0.25  # how often the engine's health is checked
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0)  # retry delays after a stream failure, then every 4 s
 FADE_TIMEOUT_S = 1.0  # longest wait for the ramp to silence at shut-down
+#: READY=1 goes to systemd once audio runs, or after this long without a device (s), so that
+#: boot does not hang on an unplugged interface; the daemon keeps retrying either way.
+READY_GRACE_S = 10.0
 
 
 class Daemon:
@@ -74,6 +77,7 @@ class Daemon:
         self._engine_lock = asyncio.Lock()
         self._heartbeat = time.monotonic()
         self._engine_error: str | None = None
+        self._notified_ready = False
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -113,6 +117,7 @@ class Daemon:
             asyncio.create_task(self._poll_meters(), name="meters"),
             asyncio.create_task(self._poll_loudness(), name="loudness"),
             asyncio.create_task(self._keep_watch(), name="watchdog"),
+            asyncio.create_task(self._ready_after_grace(), name="ready"),
         ]
         if self.saver is not None:
             self.saver.changed()  # the capped start-up volume is the state now
@@ -188,7 +193,7 @@ class Daemon:
                      self.config.audio.samplerate, self.config.audio.blocksize)
             if not self.ready.is_set():
                 self.ready.set()
-                self.notifier.ready(self.status_line())
+                self._notify_ready()
             return True
 
     def _close_host(self) -> None:
@@ -200,6 +205,18 @@ class Daemon:
         except (CommandError, OSError, RuntimeError) as exc:
             log.debug("stopping the stream: %s", exc)
         host.close()
+
+    def _notify_ready(self) -> None:
+        if not self._notified_ready:
+            self._notified_ready = True
+            self.notifier.ready(self.status_line())
+
+    async def _ready_after_grace(self) -> None:
+        try:
+            await asyncio.wait_for(self.ready.wait(), READY_GRACE_S)
+        except asyncio.TimeoutError:
+            log.warning("no audio after %.0f s: reporting ready, still retrying", READY_GRACE_S)
+            self._notify_ready()
 
     async def _fade_out(self) -> None:
         """Ramp to silence and wait (bounded) until the kernel's master gain reaches zero."""

@@ -15,10 +15,15 @@ SOLO = ("off", "left", "right", "side")
 AB = ("a", "b")
 MATCH = ("off", "auto", "hold")
 
-BOOL_TARGETS = ("dim", "mute", "mono", "polarity", "sub")
+BOOL_TARGETS = ("dim", "mute", "mono", "polarity", "sub", "blind")
 ENUM_TARGETS = ("solo", "speakers", "source", "ab", "match")
 NUMERIC_TARGETS = ("volume",)
-TARGETS = NUMERIC_TARGETS + BOOL_TARGETS + ENUM_TARGETS
+#: Targets with a value of their own: the state, its file and feedback.
+STATE_TARGETS = NUMERIC_TARGETS + BOOL_TARGETS + ENUM_TARGETS
+#: Write-only targets: they set other targets and have no value of their own (``level`` sets
+#: ``volume`` to a named ``[levels]`` entry).
+WRITE_ONLY_TARGETS = ("level",)
+TARGETS = STATE_TARGETS + WRITE_ONLY_TARGETS
 
 _TRUE = ("on", "true", "yes", "1")
 _FALSE = ("off", "false", "no", "0")
@@ -43,6 +48,7 @@ class MonitorState:
     source: str = ""
     ab: str = "a"
     match: str = "off"
+    blind: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -61,6 +67,7 @@ class Vocabulary:
             "source": tuple(config.sources),
             "ab": AB,
             "match": MATCH,
+            "level": tuple(config.levels),
         }
 
     def initial(self) -> MonitorState:
@@ -80,14 +87,15 @@ class Vocabulary:
         """``value`` as ``target`` takes it, from a string, bool, int or float (OSC-forgiving).
 
         bool: true/false, 0/1 (>= 0.5 is on), on/off/true/false/yes/no. Enum: the name or its
-        0-based index. volume: a finite number within [min_volume_db, max_volume_db].
+        0-based index. volume: a finite number within [min_volume_db, max_volume_db]. level: a
+        ``[levels]`` name or its 0-based index.
         """
         if target not in TARGETS:
             raise TargetError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
         if target in BOOL_TARGETS:
             return parse_bool(value)
-        if target in ENUM_TARGETS:
-            return self._parse_enum(target, value)
+        if target in ENUM_TARGETS or target in WRITE_ONLY_TARGETS:
+            return parse_choice(target, value, self.choices[target])
         # 0.01 dB is far below audibility and keeps float32 noise from tablets out of the state
         volume = round(parse_number(value), 2)
         if not self.min_volume_db <= volume <= self.max_volume_db:
@@ -96,22 +104,14 @@ class Vocabulary:
             )
         return volume
 
-    def _parse_enum(self, target: str, value: Any) -> str:
-        choices = self.choices[target]
-        if isinstance(value, str) and not _is_integer_text(value):
-            if value in choices:
-                return value
-            raise TargetError(f"{target} {value!r} unknown (expected one of {', '.join(choices)})")
-        index = parse_number(value)
-        if index != int(index) or not 0 <= index < len(choices):
-            raise TargetError(f"{target} index {value!r} out of range (expected 0 to {len(choices) - 1})")
-        return choices[int(index)]
-
     # --- changes ----------------------------------------------------------------------------
 
     def set(self, state: MonitorState, target: str, value: Any) -> dict[str, Any]:
         """Set ``target`` from a raw value; returns the targets that changed and their values."""
-        return self._assign(state, target, self.parse(target, value))
+        parsed = self.parse(target, value)
+        if target == "level":  # config validation keeps every level within the volume range
+            return self._assign(state, "volume", self.config.levels[parsed])
+        return self._assign(state, target, parsed)
 
     def toggle(self, state: MonitorState, target: str) -> dict[str, Any]:
         if target not in BOOL_TARGETS:
@@ -126,14 +126,12 @@ class Vocabulary:
             value = min(self.max_volume_db, max(self.min_volume_db, round(state.volume + d, 2)))
             return self._assign(state, target, value)
         if target in ENUM_TARGETS:
-            if d != int(d):
-                raise TargetError(f"{target} steps by whole places (got {d:g})")
-            choices = self.choices[target]
-            here = choices.index(getattr(state, target))
-            return self._assign(state, target, choices[(here + int(d)) % len(choices)])
+            return self._assign(state, target, step_choice(target, self.choices[target], getattr(state, target), d))
         raise TargetError(f"{target} cannot step (expected volume or an enum target)")
 
     def _assign(self, state: MonitorState, target: str, value: Any) -> dict[str, Any]:
+        if target == "blind" and value and self.config.ab is None:
+            raise TargetError("blind needs an [ab] pair (none is configured)")
         before = state.as_dict()
         setattr(state, target, value)
         ab = self.config.ab
@@ -163,6 +161,27 @@ class Vocabulary:
             except TargetError as exc:
                 warnings.append(f"ignoring saved {key}: {exc}")
         return state, warnings
+
+
+def parse_choice(target: str, value: Any, choices: tuple[str, ...]) -> str:
+    """One of ``choices``, by name or by its 0-based index (int, whole float or digit string)."""
+    if not choices:
+        raise TargetError(f"{target} {value!r} unknown (none are configured)")
+    if isinstance(value, str) and not _is_integer_text(value):
+        if value in choices:
+            return value
+        raise TargetError(f"{target} {value!r} unknown (expected one of {', '.join(choices)})")
+    index = parse_number(value)
+    if index != int(index) or not 0 <= index < len(choices):
+        raise TargetError(f"{target} index {value!r} out of range (expected 0 to {len(choices) - 1})")
+    return choices[int(index)]
+
+
+def step_choice(target: str, choices: tuple[str, ...], current: str, delta: float) -> str:
+    """The choice ``delta`` whole places from ``current``, wrapping around."""
+    if delta != int(delta):
+        raise TargetError(f"{target} steps by whole places (got {delta:g})")
+    return choices[(choices.index(current) + int(delta)) % len(choices)]
 
 
 def parse_bool(value: Any) -> bool:

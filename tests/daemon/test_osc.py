@@ -40,7 +40,7 @@ from controlroom.daemon.osc import (
     OscServer,
     parse_packet,
 )
-from controlroom.daemon.targets import BOOL_TARGETS, ENUM_TARGETS, TARGETS, Vocabulary
+from controlroom.daemon.targets import BOOL_TARGETS, ENUM_TARGETS, STATE_TARGETS, TARGETS, Vocabulary
 
 CONFIG_TOML = """
 [audio]
@@ -201,14 +201,15 @@ NEW_VALUES = {  # a value other than the initial one, in a different OSC type ea
     "source": ("tape", "tape"),
     "ab": ("b", "b"),
     "match": ("hold", "hold"),
+    "blind": ("on", True),
 }
 
 
 def test_new_values_cover_every_target():
-    assert set(NEW_VALUES) == set(TARGETS)
+    assert set(NEW_VALUES) == set(STATE_TARGETS)  # level, write-only: test_levels.py
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("target", STATE_TARGETS)
 def test_every_target_is_set(target):
     sent, expected = NEW_VALUES[target]
 
@@ -398,7 +399,8 @@ def test_subscribe_sends_the_whole_state_with_app_friendly_types():
             received = dict(
                 (a.removeprefix("/controlroom/"), p) for a, p in await peer.barrier()
             )
-            assert set(received) == set(TARGETS)
+            offsets = {f"match_db/{name}" for name in server.controller.config.sources}
+            assert set(received) == set(STATE_TARGETS) | offsets
             assert received["volume"] == [-20.0] and isinstance(received["volume"][0], float)
             for target in BOOL_TARGETS:
                 assert received[target] in ([0], [1]) and type(received[target][0]) is int
@@ -491,7 +493,7 @@ def test_configured_clients_always_get_feedback_and_meters():
         config = osc_config(clients=(client.address,))
         async with serving(config=config) as server:
             client.server = (LOOPBACK, server.port)
-            assert set(feedback(await client.barrier())) == set(TARGETS)  # the state at start
+            assert set(feedback(await client.barrier())) == set(STATE_TARGETS)  # the state at start
             server.controller.apply("speakers", "set", "crap", origin="test")
             server.send_meters({"limiter_gain_reduction_db": 1.5})
             assert await client.barrier() == [
@@ -670,6 +672,11 @@ FUZZ_PACKETS = 12_000
 BATCH = 64
 
 
+#: Switches the fuzz turns on and off: blind would make source and ab take labels instead of
+#: the names the fuzz sends (test_blind.py covers it).
+SWITCHES = tuple(t for t in BOOL_TARGETS if t != "blind")
+
+
 class Fuzz:
     """Packets whose fate is known in advance (see ``packet``)."""
 
@@ -696,7 +703,7 @@ class Fuzz:
                 True, False, ("i", 0), ("i", 1), ("i", 7), ("f", 0.49), ("f", 0.5), ("d", 1.0),
                 "on", "off", "True", "false", "yes", "no",
             ])
-            return encode(f"/controlroom/{r.choice(BOOL_TARGETS)}", value)
+            return encode(f"/controlroom/{r.choice(SWITCHES)}", value)
         if kind == 3:
             target = r.choice(ENUM_TARGETS)
             choices = self.vocabulary.choices[target]
@@ -705,7 +712,7 @@ class Fuzz:
             return encode(f"/controlroom/{target}", value)
         if kind == 4:
             button = r.choice([(), (True,), (False,), (("i", 1),), (("f", 0.0),), ("on",)])
-            return encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/toggle", *button)
+            return encode(f"/controlroom/{r.choice(SWITCHES)}/toggle", *button)
         if kind == 5:
             button = r.choice([(), (("f", 1.0),), (("i", 0),)])
             return encode(f"/controlroom/{r.choice(ENUM_TARGETS)}/{r.choice(['next', 'prev'])}", *button)
