@@ -1,0 +1,234 @@
+"""A JACK dummy server and a recording/playing JACK client for integration tests (DESIGN.md §10).
+
+``JackServer`` runs ``jackd -n NAME -S -d dummy`` and can be killed and restarted by a test
+(device-loss tests). ``JackHarness`` is a JACK client whose output ports play looped signals
+into PortAudio's inputs and whose input ports record PortAudio's outputs.
+
+Two rules keep a test process alive across a killed server:
+- A JACK client must be closed while its server lives: libjack frees a dead server's clients
+  when the next client opens, and closing one afterwards touches freed memory. ``kill()``
+  therefore closes this module's harness clients first; close your own before calling it.
+- PortAudio aborts the process if it is terminated after its JACK server died, so ``kill()``
+  marks the process's PortAudio instance as lost (``library.server_lost``).
+"""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import weakref
+from pathlib import Path
+
+import jack
+import numpy as np
+
+SHM = Path("/dev/shm")
+READY_TIMEOUT_S = 10.0
+RECORD_TIMEOUT_S = 10.0
+
+
+class JackServer:
+    """``jackd -n NAME -S -d dummy -r RATE -p PERIOD -C N -P N``; start() waits until ready."""
+
+    def __init__(self, name: str, samplerate: int = 48000, period: int = 64, channels: int = 8) -> None:
+        self.name = name
+        self.samplerate = samplerate
+        self.period = period
+        self.channels = channels
+        self.log = Path(tempfile.gettempdir()) / f"{name}.log"
+        self.process: subprocess.Popen | None = None
+        self._harnesses: weakref.WeakSet[JackHarness] = weakref.WeakSet()
+
+    @property
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def start(self) -> None:
+        """Start jackd and return once a client can connect (RuntimeError after
+        ``READY_TIMEOUT_S`` or if jackd exits)."""
+        self.remove_shm()
+        command = [
+            "jackd", "-n", self.name, "-S", "-d", "dummy", "-r", str(self.samplerate),
+            "-p", str(self.period), "-C", str(self.channels), "-P", str(self.channels),
+        ]
+        with open(self.log, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while True:
+            if not self.alive:
+                tail = self.log.read_text(errors="replace").strip().splitlines()[-3:]
+                raise RuntimeError(f"jackd exited ({self.process.returncode}): {' / '.join(tail)}")
+            try:
+                probe = jack.Client("ready-probe", servername=self.name, no_start_server=True)
+            except jack.JackOpenError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"jackd not ready after {READY_TIMEOUT_S} s: see {self.log}")
+                time.sleep(0.05)
+            else:
+                probe.close()
+                return
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash would (after closing this module's clients of it).
+
+        Its slot in JACK's server registry (8 per machine) stays taken until a server of the
+        same name starts again or ``stop()`` is called.
+        """
+        self._end(signal.SIGKILL)
+
+    def stop(self) -> None:
+        """Stop the server gracefully, freeing its registry slot; start it first if it was
+        killed, because only a live server can give its slot back."""
+        if not self.alive:
+            self.start()
+        self._end(signal.SIGTERM)
+
+    def _end(self, signum: int) -> None:
+        self.close_harnesses()
+        if self.alive:
+            self.process.send_signal(signum)
+            try:
+                self.process.wait(READY_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self.remove_shm()
+        if "sounddevice" in sys.modules:
+            from controlroom.daemon.engine import library
+
+            library.server_lost()
+
+    def restart(self) -> None:
+        """``kill()``, then ``start()``: a crash and a comeback."""
+        self.kill()
+        self.start()
+
+    def remove_shm(self) -> None:
+        """Remove what a killed server leaves in /dev/shm, so that NAME can be reused."""
+        for pattern in (f"jack_{self.name}_*", f"jack_sem.*_{self.name}_*"):
+            for path in SHM.glob(pattern):
+                path.unlink(missing_ok=True)
+
+    def harness(self, n_play: int, n_record: int, name: str = "harness") -> JackHarness:
+        """A new ``JackHarness`` on this server (closed by ``kill()``)."""
+        harness = JackHarness(self.name, n_play, n_record, name)
+        self._harnesses.add(harness)
+        return harness
+
+    def close_harnesses(self) -> None:
+        """Close every ``JackHarness`` made by ``harness()``."""
+        for harness in list(self._harnesses):
+            harness.close()
+
+
+def sine(frequency: float, amplitude: float, samplerate: int = 48000, periods: int = 100) -> np.ndarray:
+    """A float32 sine of a whole number of periods, to be played as a seamless loop."""
+    frames = round(periods * samplerate / frequency)
+    return (amplitude * np.sin(2 * np.pi * frequency * np.arange(frames) / samplerate)).astype(np.float32)
+
+
+def rms_db(signal_: np.ndarray) -> np.ndarray:
+    """RMS level per column, dBFS (-inf for digital silence)."""
+    with np.errstate(divide="ignore"):
+        return 20 * np.log10(np.sqrt(np.mean(np.square(signal_, dtype=np.float64), axis=0)))
+
+
+class JackHarness:
+    """A JACK client with ``n_play`` output ports ``play_K`` and ``n_record`` input ports
+    ``rec_K`` (K 1-based), processing in JACK's thread."""
+
+    def __init__(self, servername: str, n_play: int, n_record: int, name: str = "harness") -> None:
+        self.client = jack.Client(name, servername=servername, no_start_server=True)
+        self.outports = [self.client.outports.register(f"play_{k}") for k in range(1, n_play + 1)]
+        self.inports = [self.client.inports.register(f"rec_{k}") for k in range(1, n_record + 1)]
+        self._loops: list[np.ndarray | None] = [None] * n_play
+        self._positions = [0] * n_play
+        self._recording: np.ndarray | None = None
+        self._recorded = 0
+        self._skip = 0
+        self._done = threading.Event()
+        self._lock = threading.Lock()
+        self.client.set_process_callback(self._process)
+        self.client.activate()
+        self._open = True
+
+    def play(self, channel: int, loop: np.ndarray | None) -> None:
+        """Play float32 ``loop`` repeatedly on port play_``channel`` (None: silence)."""
+        with self._lock:
+            self._loops[channel - 1] = None if loop is None else np.ascontiguousarray(loop, np.float32)
+            self._positions[channel - 1] = 0
+
+    def wire(self, client_prefix: str = "PortAudio") -> None:
+        """Cut the ports of the client named ``client_prefix``* from everything (PortAudio
+        connects them to system:*), then play_K -> its input K and its output K -> rec_K."""
+        inputs = self._ports(client_prefix, "in", is_input=True)
+        outputs = self._ports(client_prefix, "out", is_output=True)
+        for port in inputs + outputs:
+            for other in self.client.get_all_connections(port):
+                if port.is_input:
+                    self.client.disconnect(other, port)
+                else:
+                    self.client.disconnect(port, other)
+        for mine, theirs in zip(self.outports, inputs):
+            self.client.connect(mine, theirs)
+        for theirs, mine in zip(outputs, self.inports):
+            self.client.connect(theirs, mine)
+
+    def record(self, frames: int, skip: int = 0) -> np.ndarray:
+        """Skip ``skip`` frames, then record ``frames`` frames from every rec port:
+        a float32 (frames, n_record) array."""
+        with self._lock:
+            self._recording = np.zeros((frames, len(self.inports)), dtype=np.float32)
+            self._recorded = 0
+            self._skip = skip
+            self._done.clear()
+        if not self._done.wait(RECORD_TIMEOUT_S):
+            raise TimeoutError(f"recorded {self._recorded} of {frames} frames in {RECORD_TIMEOUT_S} s")
+        with self._lock:
+            recording, self._recording = self._recording, None
+        return recording
+
+    def close(self) -> None:
+        """Deactivate and close the client (again: nothing)."""
+        if self._open:
+            self._open = False
+            self.client.deactivate()
+            self.client.close()
+
+    def _ports(self, prefix: str, kind: str, **flags) -> list[jack.Port]:
+        pattern = re.compile(rf"^{re.escape(prefix)}[^:]*:{kind}_(\d+)$")
+        ports = [p for p in self.client.get_ports(is_audio=True, **flags) if pattern.match(p.name)]
+        clients = {p.name.split(":")[0] for p in ports}
+        if len(clients) != 1:
+            raise RuntimeError(f"expected one {prefix} client with {kind} ports, found {sorted(clients)}")
+        return sorted(ports, key=lambda p: int(pattern.match(p.name).group(1)))
+
+    def _process(self, frames: int) -> None:
+        with self._lock:
+            for k, port in enumerate(self.outports):
+                buffer = port.get_array()
+                loop = self._loops[k]
+                if loop is None:
+                    buffer[:] = 0.0
+                    continue
+                indices = (self._positions[k] + np.arange(frames)) % loop.shape[0]
+                buffer[:] = loop[indices]
+                self._positions[k] = (self._positions[k] + frames) % loop.shape[0]
+            if self._recording is not None and not self._done.is_set():
+                self._take(frames)
+
+    def _take(self, frames: int) -> None:
+        start = min(self._skip, frames)
+        self._skip -= start
+        count = min(frames - start, self._recording.shape[0] - self._recorded)
+        for k, port in enumerate(self.inports):
+            taken = port.get_array()[start : start + count]
+            self._recording[self._recorded : self._recorded + count, k] = taken
+        self._recorded += count
+        if self._recorded == self._recording.shape[0]:
+            self._done.set()
