@@ -173,6 +173,19 @@ class SpeakerSetConfig:
 
 
 @dataclass(frozen=True)
+class InsertConfig:
+    """``[inserts.NAME]``: ``source`` is sent to the ``send`` outputs (1-based) of outboard
+    gear whose output comes back on the ``returns`` inputs (TOML key ``return``); the return
+    is a source named NAME. ``measure_dbfs``: peak level of the measurement noise."""
+
+    name: str
+    send: tuple[int, ...]
+    returns: tuple[int, ...]
+    source: str
+    measure_dbfs: float = -20.0
+
+
+@dataclass(frozen=True)
 class EmulationConfig:
     """``[emulations.NAME]``: a user-defined emulation profile, EQ bands and a mono flag."""
 
@@ -245,6 +258,7 @@ class Config:
     state: StateConfig
     levels: dict[str, float]  # named listening levels (dB), within [min_volume_db, max_volume_db]
     emulations: dict[str, EmulationConfig] = field(default_factory=dict)  # user-defined, file order
+    inserts: dict[str, InsertConfig] = field(default_factory=dict)  # their returns are in sources too
 
     @property
     def default_source(self) -> str:
@@ -667,6 +681,7 @@ _BACKEND = _Choice(BACKENDS, "a known backend")
 _SAMPLERATE = _Integer("a sample rate in Hz", choices=SAMPLERATES)
 _BLOCKSIZE = _Integer("a block size in frames", choices=BLOCKSIZES)
 _TRIM = _Number(-24.0, 24.0, "dB")
+_MEASURE_LEVEL = _Number(-60.0, -6.0, "dBFS")
 _VOLUME = _Number(-144.0, 24.0, "dB")
 _DIM = _Number(-80.0, 0.0, "dB", high_open=True)
 _RAMP = _Number(0.0, 1000.0, "ms")
@@ -749,7 +764,8 @@ def _keys(cls: type) -> tuple[str, ...]:
 # --- sections ------------------------------------------------------------------------------------
 
 _SECTIONS = (
-    "audio", "monitor", "sources", "speakers", "emulations", "ab", "osc", "surfaces", "midi", "state", "levels",
+    "audio", "monitor", "sources", "speakers", "emulations", "inserts", "ab", "osc", "surfaces", "midi", "state",
+    "levels",
 )
 
 
@@ -763,11 +779,15 @@ def _config(reader: _Reader, document: dict[str, Any]) -> Config:
     speakers = _named(
         reader, document, "speakers", partial(_speaker_set, samplerate=audio.samplerate, profiles=profiles)
     )
+    inserts = _inserts(reader, document, sources, speakers)
+    sources = sources | {
+        name: SourceConfig(name, insert.returns) for name, insert in inserts.items() if name not in sources
+    }
     midi = reader.section(document, "midi", _keys(MidiConfig))
     state = reader.section(document, "state", _keys(StateConfig))
     return Config(
         source=reader.source,
-        audio=_channel_counts(reader, audio, sources, speakers),
+        audio=_channel_counts(reader, audio, sources, speakers, inserts),
         monitor=monitor,
         sources=sources,
         speakers=speakers,
@@ -778,6 +798,7 @@ def _config(reader: _Reader, document: dict[str, Any]) -> Config:
         state=StateConfig(reader.get(state, "state", "path", _AbsolutePath(), None)),
         levels=_levels(reader, document, monitor),
         emulations=emulations,
+        inserts=inserts,
     )
 
 
@@ -798,9 +819,11 @@ def _channel_counts(
     audio: AudioConfig,
     sources: dict[str, SourceConfig],
     speakers: dict[str, SpeakerSetConfig],
+    inserts: dict[str, InsertConfig],
 ) -> AudioConfig:
     """``audio`` with its channel counts: as given (every channel used must fit), else the
-    highest channel that sources (inputs) or speaker sets and subs (outputs) use."""
+    highest channel that sources and insert returns (inputs) or speaker sets, subs and insert
+    sends (outputs) use."""
     inputs = [
         (f"{_join('sources', name)}.channels[{i}]", channel)
         for name, source in sources.items()
@@ -814,6 +837,10 @@ def _channel_counts(
         (f"{_join('speakers', name)}.sub.output", speaker_set.sub.output)
         for name, speaker_set in speakers.items()
         if speaker_set.sub is not None and speaker_set.sub.output is not None
+    ] + [
+        (f"{_join('inserts', name)}.send[{i}]", channel)
+        for name, insert in inserts.items()
+        for i, channel in enumerate(insert.send or ())
     ]
     return replace(
         audio,
@@ -996,6 +1023,59 @@ def _sub(reader: _Reader, path: str, table: dict[str, Any]) -> SubConfig:
         crossover_hz=reader.get(table, path, "crossover_hz", _CROSSOVER, _default(SubConfig, "crossover_hz")),
         trim_db=reader.get(table, path, "trim_db", _TRIM, _default(SubConfig, "trim_db")),
     )
+
+
+def _inserts(
+    reader: _Reader,
+    document: dict[str, Any],
+    sources: dict[str, SourceConfig],
+    speakers: dict[str, SpeakerSetConfig],
+) -> dict[str, InsertConfig]:
+    """``[inserts.NAME]``: outboard inserts, at most the engine's limit; none required."""
+    tables = reader.check(_Table("[inserts.NAME] tables", _as_is), "inserts", document.get("inserts", {}))
+    if tables and len(tables) > layout.MAX_INSERTS:
+        reader.error("inserts", f"{len(tables)} defined (expected at most {layout.MAX_INSERTS})")
+    speaker_outputs = {
+        o: name
+        for name, s in speakers.items()
+        for o in (s.outputs or ()) + ((s.sub.output,) if s.sub is not None else ())
+    }
+    result = {}
+    for name, table in (tables or {}).items():
+        path = _join("inserts", name)
+        reader.check(_NAME, path, name)
+        if name in sources:
+            reader.error(path, f'"{name}" is already a source (expected a name of its own: the return becomes a source)')
+        build = partial(_insert, name=name, sources=tuple(sources), speaker_outputs=speaker_outputs)
+        item = reader.check(_Table(f"a table [inserts.{name}]", build), path, table)
+        if item is not None:
+            result[name] = item
+    return result
+
+
+def _insert(
+    reader: _Reader,
+    path: str,
+    table: dict[str, Any],
+    name: str,
+    sources: tuple[str, ...],
+    speaker_outputs: dict[int, str],
+) -> InsertConfig:
+    reader.keys(table, path, ("send", "return", "source", "measure_dbfs"))
+    insert = InsertConfig(
+        name=name,
+        send=reader.get(table, path, "send", _CHANNELS),
+        returns=reader.get(table, path, "return", _CHANNELS),
+        source=reader.get(table, path, "source", _Choice(sources, "a defined source")),
+        measure_dbfs=reader.get(table, path, "measure_dbfs", _MEASURE_LEVEL, _default(InsertConfig, "measure_dbfs")),
+    )
+    for i, output in enumerate(insert.send or ()):
+        if output in speaker_outputs:
+            reader.error(
+                f"{path}.send[{i}]",
+                f"output {output} also feeds speakers.{speaker_outputs[output]} (expected an output of its own)",
+            )
+    return insert
 
 
 def _ab(reader: _Reader, document: dict[str, Any], sources: tuple[str, ...]) -> AbConfig | None:

@@ -283,7 +283,9 @@ class Controller:
         c = self.concealment
         choices = c.choices(target, self.config.sources)
         if action == "set":
-            return parse_choice(target, c.aliases.get(value, value) if target == "ab" else value, choices)
+            if target == "ab" and isinstance(value, str):
+                value = c.aliases.get(value, value)
+            return parse_choice(target, value, choices)
         if action in ("step", "next", "prev"):
             delta = parse_number(value) if action == "step" else (1 if action == "next" else -1)
             return step_choice(target, choices, self.view()[target], delta)

@@ -10,6 +10,7 @@ integrated loudness, so a break in the music does not skew the match.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import threading
 from collections import deque
@@ -78,6 +79,29 @@ def _finite(value: float | None) -> float | None:
     return round(value, 2) if value is not None and math.isfinite(value) else None
 
 
+class _Recording:
+    """Tap frames collected for a waiting coroutine."""
+
+    def __init__(self, frames: int, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
+        self.frames = frames
+        self.future = future
+        self.loop = loop
+        self.blocks: list[np.ndarray] = []
+        self.have = 0
+
+    def take(self, block: np.ndarray) -> bool:
+        """Keep ``block``; True (and the future resolved) once enough frames are in."""
+        if self.future.done():  # the waiter gave up
+            return True
+        self.blocks.append(block.copy())
+        self.have += block.shape[0]
+        if self.have < self.frames:
+            return False
+        data = np.concatenate(self.blocks)[: self.frames]
+        self.loop.call_soon_threadsafe(lambda: self.future.done() or self.future.set_result(data))
+        return True
+
+
 class LoudnessMonitor:
     """Meters for every source of ``config`` and for the monitor output, fed from the tap.
 
@@ -101,6 +125,15 @@ class LoudnessMonitor:
         self.lost = 0
         self._scratch = np.zeros((L.TAP_FRAMES, self.width), dtype=np.float32)
         self._lock = threading.Lock()
+        self._recordings: list[_Recording] = []
+
+    def record(self, frames: int) -> asyncio.Future:
+        """A future for the next ``frames`` frames of the tap, (frames, width) float32."""
+        loop = asyncio.get_running_loop()
+        recording = _Recording(frames, loop.create_future(), loop)
+        with self._lock:
+            self._recordings.append(recording)
+        return recording.future
 
     def follow_outputs(self, outputs: tuple[int, ...]) -> None:
         """Meter ``outputs`` (1-based) as the monitor output from now on (a set switch)."""
@@ -121,6 +154,7 @@ class LoudnessMonitor:
                 meter.feed(block)
             if self.monitor is not None:
                 self.monitor.feed(block)
+            self._recordings = [r for r in self._recordings if not r.take(block)]
             return n
 
     def window_lufs(self, source: str) -> float | None:

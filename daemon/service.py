@@ -336,8 +336,10 @@ class Daemon:
 
     def _window_lufs(self, source: str) -> float | None:
         """What matching compares: ``source``'s gated loudness (LUFS) over the matching window;
-        None before the engine has measured any."""
-        return self.loudness.window_lufs(source) if self.loudness is not None else None
+        None before the engine has measured any (a source added by a reload: until the
+        stream is next rebuilt)."""
+        monitor = self.loudness
+        return monitor.window_lufs(source) if monitor is not None and source in monitor.sources else None
 
     def _follow_speakers(self) -> None:
         """Point the monitor-output loudness meter at the selected set's outputs."""

@@ -38,7 +38,7 @@ def default_path(configured: Path | None) -> Path:
 def load(path: Path) -> dict[str, Any]:
     """The saved document, or ``{}`` (with a warning logged) when missing or unusable."""
     try:
-        text = path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except FileNotFoundError:
         log.info("no saved state at %s: starting from the config's defaults", path)
         return {}
@@ -46,9 +46,11 @@ def load(path: Path) -> dict[str, Any]:
         log.warning("cannot read state file %s (%s): starting from defaults", path, exc)
         return {}
     try:
-        doc = json.loads(text)
-    except ValueError as exc:
-        log.warning("state file %s is corrupt (%s): starting from defaults", path, exc)
+        # invalid UTF-8 (UnicodeDecodeError is a ValueError) and absurd nesting are corruption
+        # too, not a reason to crash
+        doc = json.loads(data.decode("utf-8"))
+    except (ValueError, RecursionError) as exc:
+        log.warning("state file %s is corrupt (%s): starting from defaults", path, str(exc)[:200])
         return {}
     if not isinstance(doc, dict) or not isinstance(doc.get("targets", {}), dict):
         log.warning("state file %s has an unexpected shape: starting from defaults", path)
