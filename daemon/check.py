@@ -15,6 +15,7 @@ from pathlib import Path
 from controlroom.daemon.config import Config, default_config, find_config, load_config
 from controlroom.daemon.errors import ConfigError
 from controlroom.daemon.midi.mapping import bind, load_surface_mapping
+from controlroom.daemon.midi.ports import PortError, api_for
 from controlroom.daemon.targets import Vocabulary
 
 
@@ -33,6 +34,11 @@ def surface_lines(config: Config, config_dir: Path) -> list[str]:
     """A line per surface (its mapping and how many controls it binds); ConfigError with every
     problem of every mapping file."""
     errors, lines = [], []
+    if config.surfaces and config.midi.backend is not None:
+        try:
+            api_for(config.midi.backend)
+        except PortError as exc:
+            errors.append(f"{config.source}: midi.backend: {exc}")
     vocabulary = Vocabulary(config)
     for index, surface in enumerate(config.surfaces):
         try:

@@ -20,7 +20,13 @@ class Notifier:
         self.address = "\0" + address[1:] if address and address.startswith("@") else address
         self._sock: socket.socket | None = None
         if self.address:
-            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
+            # Non-blocking: a datagram socket blocks in sendto() once the receiver's queue is
+            # full (net.unix.max_dgram_qlen, 10 by default), which would freeze the event loop
+            # (OSC, signals, everything) for as long as the receiver does not read. A
+            # notification that does not fit is dropped and logged instead.
+            self._sock = socket.socket(
+                socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
+            )
 
     @property
     def enabled(self) -> bool:

@@ -1,0 +1,243 @@
+"""MIDI ports through python-rtmidi; bytes into messages through mido.
+
+mido's own rtmidi ports always install a Python callback, and with JACK's MIDI API rtmidi runs
+that callback inside JACK's real-time process thread, which would then wait for the GIL: a busy
+asyncio loop would make the whole JACK graph, audio included, miss its deadlines. So inputs are
+opened here without a callback. rtmidi queues what arrives (in C++), one poller thread collects
+it every ``POLL_S`` and hands each batch to asyncio with ``loop.call_soon_threadsafe``. Bytes are
+split into messages here, with mido's tokenizer, so that malformed input is counted (mido's
+ports drop it silently) and messages that rtmidi glues onto a truncated SysEx are recovered.
+
+The API comes from a mido backend name, as ``MIDO_BACKEND`` and ``[midi] backend`` spell it:
+``mido.backends.rtmidi`` (rtmidi's default API), ``mido.backends.rtmidi/UNIX_JACK`` or
+``mido.backends.rtmidi/LINUX_ALSA``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import mido
+import rtmidi
+from mido.tokenizer import Tokenizer
+
+#: JACK client / ALSA sequencer client name of every port the daemon opens. Ports whose name
+#: starts with it are never offered as a surface's port: they are the daemon's own.
+CLIENT_NAME = "controlroom"
+DEFAULT_BACKEND = "mido.backends.rtmidi"
+POLL_S = 0.002
+#: Messages rtmidi may queue per input between two polls.
+QUEUE_LIMIT = 4096
+#: Events (one MIDI message, or a SysEx) longer than this are dropped unread.
+MAX_EVENT_BYTES = 4096
+#: Events waiting for the loop per input; beyond this a flood is dropped (and counted).
+MAX_PENDING = 2048
+#: Events handled per turn of the loop before other work gets its turn.
+MAX_BATCH = 64
+
+DROP_MALFORMED = "midi_malformed"
+DROP_OVERSIZED = "midi_oversized"
+DROP_OVERFLOW = "midi_overflow"
+
+#: (arrival time in seconds on a steady clock, the event's bytes)
+Event = tuple[float, Sequence[int]]
+
+
+class PortError(Exception):
+    """A MIDI API or port that cannot be used; ``str()`` says why."""
+
+
+def backend_name(backend: str | None) -> str:
+    """The backend in use: ``backend`` ([midi] backend), else ``$MIDO_BACKEND``, else rtmidi's default."""
+    return backend or os.environ.get("MIDO_BACKEND") or DEFAULT_BACKEND
+
+
+def api_for(backend: str | None) -> int:
+    """The rtmidi API a mido backend name selects; PortError for other backends or APIs
+    this python-rtmidi was built without."""
+    name = backend_name(backend)
+    module, _, api = name.partition("/")
+    compiled = {n[4:]: getattr(rtmidi, n) for n in dir(rtmidi) if n.startswith("API_")}
+    compiled = {n: a for n, a in compiled.items() if a in rtmidi.get_compiled_api()}
+    expected = f"expected {DEFAULT_BACKEND}, optionally with /" + " or /".join(compiled)
+    if module != DEFAULT_BACKEND:
+        raise PortError(f"MIDI backend {name!r} is not supported ({expected})")
+    if not api:
+        return rtmidi.API_UNSPECIFIED
+    if api not in compiled:
+        raise PortError(f"MIDI API {api!r} is not available ({expected})")
+    return compiled[api]
+
+
+def decode(data: Sequence[int]) -> tuple[list[mido.Message], str | None]:
+    """The messages in one event's bytes, and the drop reason if some bytes formed none
+    (stray data bytes, running status, a message cut short, an oversized event)."""
+    if len(data) > MAX_EVENT_BYTES:
+        return [], DROP_OVERSIZED
+    messages, used = [], 0
+    for token in Tokenizer(data):
+        used += len(token)
+        messages.append(mido.Message.from_bytes(token))
+    return messages, (DROP_MALFORMED if used != len(data) else None)
+
+
+def find(names: Sequence[str], wanted: str) -> str | None:
+    """The first of ``names`` containing ``wanted``, ignoring case (ALSA and JACK decorate
+    device names with client names and numbers)."""
+    wanted = wanted.casefold()
+    return next((n for n in names if wanted in n.casefold()), None)
+
+
+def _theirs(names: Sequence[str]) -> list[str]:
+    return [n for n in names if not n.startswith(CLIENT_NAME)]
+
+
+def _open(rt: rtmidi.MidiIn | rtmidi.MidiOut, name: str, label: str) -> None:
+    try:
+        rt.open_port(rt.get_ports().index(name), label)
+    except (ValueError, rtmidi.RtMidiError) as exc:  # the port vanished in between
+        rt.delete()
+        raise PortError(f"cannot open {name!r}: {exc or 'gone'}") from None
+
+
+class Ports:
+    """The ports of one rtmidi API (names listed fresh on every call)."""
+
+    def __init__(self, api: int) -> None:
+        self.api = api
+        try:
+            self._in = rtmidi.MidiIn(api, name=CLIENT_NAME)
+            self._out = rtmidi.MidiOut(api, name=CLIENT_NAME)
+        except rtmidi.RtMidiError as exc:  # e.g. no JACK server, no ALSA sequencer
+            raise PortError(str(exc)) from None
+
+    def inputs(self) -> list[str]:
+        return _theirs(self._in.get_ports())
+
+    def outputs(self) -> list[str]:
+        return _theirs(self._out.get_ports())
+
+    def open_input(self, name: str, label: str) -> Input:
+        return Input(self.api, name, label)
+
+    def open_output(self, name: str, label: str) -> Output:
+        return Output(self.api, name, label)
+
+    def close(self) -> None:
+        self._in.delete()
+        self._out.delete()
+
+
+class Input:
+    """An input port read by polling. Times come from rtmidi's inter-message deltas, so
+    that messages collected in one poll keep their spacing (encoder acceleration, hold times)."""
+
+    def __init__(self, api: int, name: str, label: str) -> None:
+        self.name = name
+        self._rt = rtmidi.MidiIn(api, name=CLIENT_NAME, queue_size_limit=QUEUE_LIMIT)
+        _open(self._rt, name, label)
+        self._rt.ignore_types(sysex=False, timing=True, active_sense=True)
+        self._clock: float | None = None
+
+    def poll(self) -> list[Event]:
+        """Everything queued since the last poll."""
+        events = []
+        while (item := self._rt.get_message()) is not None:
+            data, delta = item
+            self._clock = time.monotonic() if self._clock is None else self._clock + delta
+            events.append((self._clock, data))
+        return events
+
+    def close(self) -> None:
+        self._rt.close_port()
+        self._rt.delete()
+
+
+class Output:
+    """An output port."""
+
+    def __init__(self, api: int, name: str, label: str) -> None:
+        self.name = name
+        self._rt = rtmidi.MidiOut(api, name=CLIENT_NAME)
+        _open(self._rt, name, label)
+
+    def send(self, message: mido.Message) -> None:
+        """Send ``message``; PortError when the API refuses (port gone, buffer full)."""
+        try:
+            self._rt.send_message(message.bytes())
+        except (rtmidi.RtMidiError, ValueError) as exc:
+            raise PortError(str(exc)) from None
+
+    def close(self) -> None:
+        self._rt.close_port()
+        self._rt.delete()
+
+
+class Inbox:
+    """Events on their way from the poller thread to ``handle`` on the event loop: bounded
+    (a flood beyond ``MAX_PENDING`` is dropped and counted in ``overflowed``), handed over
+    with one wake-up per batch and handled ``MAX_BATCH`` at a time."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, handle: Callable[[list[Event]], None]) -> None:
+        self._loop = loop
+        self._handle = handle
+        self._events: deque[Event] = deque()
+        self._scheduled = False
+        self.overflowed = 0  # written by the poller thread only
+
+    def put(self, events: list[Event]) -> None:
+        """Poller thread: queue ``events`` and wake the loop."""
+        room = max(0, MAX_PENDING - len(self._events))
+        if len(events) > room:
+            self.overflowed += len(events) - room
+            events = events[:room]
+        self._events.extend(events)
+        if not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:
+        # cleared before taking, so that a put() racing with us schedules another drain
+        self._scheduled = False
+        batch = [self._events.popleft() for _ in range(min(MAX_BATCH, len(self._events)))]
+        if self._events and not self._scheduled:
+            self._scheduled = True
+            self._loop.call_soon(self._drain)
+        self._handle(batch)
+
+
+class Poller:
+    """One thread that polls every registered input each ``POLL_S``."""
+
+    def __init__(self) -> None:
+        self._inputs: dict[Input, Callable[[list[Event]], None]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="controlroom-midi-in", daemon=True)
+        self._thread.start()
+
+    def add(self, port: Input, sink: Callable[[list[Event]], None]) -> None:
+        with self._lock:
+            self._inputs[port] = sink
+
+    def remove(self, port: Input) -> None:
+        """Stop polling ``port``; once this returns, the thread no longer touches it."""
+        with self._lock:
+            self._inputs.pop(port, None)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(POLL_S):
+            with self._lock:
+                for port, sink in self._inputs.items():
+                    events = port.poll()
+                    if events:
+                        sink(events)
