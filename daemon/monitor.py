@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from controlroom.daemon.targets import MonitorState
 from controlroom.dsp import emulation
-from controlroom.dsp.control import Controls, PathSpec, SetSpec, SourceSpec, SubSpec
+from controlroom.dsp.control import Controls, InsertSpec, PathSpec, SetSpec, SourceSpec, SubSpec
 from controlroom.dsp.layout import MATRIX_LEFT, MATRIX_MONO, MATRIX_RIGHT, MATRIX_SIDE, MATRIX_STEREO
 
 _SOLO_MATRIX = {"left": MATRIX_LEFT, "right": MATRIX_RIGHT, "side": MATRIX_SIDE}
@@ -19,6 +19,10 @@ def path_spec(config) -> PathSpec:
         n_out=audio.output_channels,
         sources=tuple(SourceSpec(s.channels, s.trim_db) for s in config.sources.values()),
         sets=tuple(_set_spec(s, config) for s in config.speakers.values()),
+        inserts=tuple(
+            InsertSpec(list(config.sources).index(i.source), i.send, i.measure_dbfs)
+            for i in config.inserts.values()
+        ),
         ramp_ms=mon.ramp_ms,
         crossfade_ms=mon.crossfade_ms,
         ceiling_dbfs=mon.ceiling_dbfs,
