@@ -337,36 +337,35 @@ def mix_sources(inp, start, n, p, state, meters, counters):
 @njit(**JIT)
 def read_source(inp, start, n, p, base, state, sl, sr, meters, mb, counters):
     """Load a source's channels into lanes ``sl``/``sr`` (a mono source into both), zeroing
-    and counting non-finite samples; meter its raw peak and sum of squares."""
+    and counting non-finite samples, and meter its raw peak and sum of squares, in one pass."""
     c0 = int(p[base + S_CH0])
-    c1 = int(p[base + S_CH1])
-    stereo = p[base + S_NCH] > 1.0
+    c1 = int(p[base + S_CH1]) if p[base + S_NCH] > 1.0 else c0
     bad = 0
+    pk0, pk1 = meters[mb + MS_PEAK], meters[mb + MS_STRIDE + MS_PEAK]
+    sq0 = 0.0
+    sq1 = 0.0
     for i in range(n):
         x0 = inp[start + i, c0]
-        if not math.isfinite(x0):
-            x0 = 0.0
-            bad += 1
-        x1 = x0
-        if stereo:
-            x1 = inp[start + i, c1]
+        x1 = inp[start + i, c1]
+        if not (math.isfinite(x0) and math.isfinite(x1)):
+            if not math.isfinite(x0):
+                x0 = 0.0
+                bad += 1
             if not math.isfinite(x1):
                 x1 = 0.0
-                bad += 1
+                bad += c1 != c0
+        pk0 = max(pk0, abs(x0))
+        pk1 = max(pk1, abs(x1))
+        sq0 += x0 * x0
+        sq1 += x1 * x1
         state[sl + i] = x0
         state[sr + i] = x1
     counters[C_NONFINITE] += bad
     # source meters read the raw source; the read-out applies the trim
-    for lane in range(2):
-        at = mb + lane * MS_STRIDE
-        pk = meters[at + MS_PEAK]
-        sq = 0.0
-        for i in range(n):
-            v = state[sl + lane * CHUNK + i]
-            pk = max(pk, abs(v))
-            sq += v * v
-        meters[at + MS_PEAK] = pk
-        meters[at + MS_SUMSQ] += sq
+    meters[mb + MS_PEAK] = pk0
+    meters[mb + MS_STRIDE + MS_PEAK] = pk1
+    meters[mb + MS_SUMSQ] += sq0
+    meters[mb + MS_STRIDE + MS_SUMSQ] += sq1
 
 
 @njit(**JIT)
