@@ -98,11 +98,6 @@ class Controller:
             log.info("start-up volume capped at %.1f dB (saved %.1f dB)", cap, self.state.volume)
             self.state.volume = cap
 
-    def ramp_in(self) -> None:
-        """Ramp the master gain in from silence over the start-up time (after a (re)start)."""
-        if self.buffers is not None:
-            self.buffers.update(self.spec, self._controls(), master_ramp_ms=STARTUP_RAMP_MS)
-
     def fade_out(self) -> None:
         """Ramp to silence (before the stream stops); the state keeps its values."""
         if self._silence_task is not None:

@@ -7,38 +7,11 @@ import time
 
 import numpy as np
 import pytest
-from jackutil import rms_db, sine
-from numba import njit
+from jackutil import rms_db
+from enginekit import BLOCK_RATE, BLOCKSIZE, N_IN, N_OUT, SAMPLERATE, SINE, SINE_DB, copy_kernel, kernel_arrays
 
-from controlroom.daemon.engine import KernelArrays, VirtualHost
+from controlroom.daemon.engine import VirtualHost
 from controlroom.dsp import layout
-
-SAMPLERATE = 48000
-BLOCKSIZE = 64
-N_IN, N_OUT = 2, 4
-BLOCK_RATE = SAMPLERATE / BLOCKSIZE
-SINE = sine(1000.0, 0.5)
-SINE_DB = float(rms_db(SINE[:, None])[0])
-
-
-@njit(cache=True, nogil=True)
-def copy_kernel(inp, out, shared, params, state, meters, counters):
-    """Input channel 1 -> output channel 2 times ``shared[0]``; every other output silent."""
-    out[:] = 0.0
-    gain = shared[0]
-    for i in range(inp.shape[0]):
-        out[i, 1] = inp[i, 0] * gain
-
-
-def kernel_arrays(gain: float) -> KernelArrays:
-    return KernelArrays(
-        shared=np.array([gain]),
-        params=np.zeros((2, 1)),
-        state=np.zeros(1),
-        meters=np.zeros(1),
-        counters=np.zeros(layout.C_LEN, dtype=np.int64),
-    )
-
 
 def program() -> np.ndarray:
     loop = np.zeros((SINE.shape[0], N_IN), dtype=np.float32)
