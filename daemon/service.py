@@ -71,6 +71,7 @@ class Daemon:
         self.notifier = Notifier()
         self.latest_meters: dict[str, Any] = {}
         self.loudness: LoudnessMonitor | None = None
+        self.latest_loudness: dict[str, Any] = {}
         self.restarts = 0
         self.ready = asyncio.Event()
         self._stop = asyncio.Event()
@@ -322,8 +323,7 @@ class Daemon:
             if buffers is None or self.host is None or not self.host.running:
                 continue
             meters = meter_readout.read(buffers, self.config)
-            if self.loudness is not None:
-                meters["loudness"] = self.loudness.report()
+            meters["loudness"] = self.latest_loudness
             self.latest_meters = meters
             self.osc.send_meters(self.controller.shown_meters(meters))
 
@@ -333,6 +333,9 @@ class Daemon:
             monitor = self.loudness
             if monitor is not None and self.host is not None and self.host.running:
                 await asyncio.to_thread(monitor.drain)
+                # the BS.1770 figures change every 100 ms: read them (histogram scans) once
+                # per step here, not at every 25 Hz meter poll
+                self.latest_loudness = monitor.report()
 
     def _window_lufs(self, source: str) -> float | None:
         """What matching compares: ``source``'s gated loudness (LUFS) over the matching window;
