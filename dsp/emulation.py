@@ -30,6 +30,7 @@ from functools import cached_property
 import numpy as np
 
 from controlroom.dsp.biquad import BUTTERWORTH_Q, Biquad, cascade_response
+from controlroom.dsp.loudness import pink_loudness_gain_db
 
 #: Sample rate the compensation is computed at (Hz); it does not depend on the rate in use
 #: because every profile's bands lie well below any supported Nyquist.
@@ -55,19 +56,10 @@ class Profile:
 
 
 def loudness_compensation_db(bands: tuple[Biquad, ...], samplerate: float = _REFERENCE_RATE) -> float:
-    """Gain (dB) making a cascade's K-weighted pink-noise loudness equal to the bypass's.
-
-    Pink noise has equal power per octave, so on a log-spaced grid every bin carries the
-    same power; the K-weighted power ratio is then a plain mean of ``|K|^2 |H|^2`` over
-    ``|K|^2``. The grid spans 20 Hz to 20 kHz.
-    """
-    from controlroom.dsp.loudness import k_weighting
-
-    freqs = np.geomspace(20.0, 20000.0, 4096)
-    k2 = np.abs(cascade_response(k_weighting(samplerate), freqs, samplerate)) ** 2
+    """Gain (dB) making a cascade's K-weighted pink-noise loudness (20 Hz to 20 kHz) equal to
+    the bypass's."""
     sections = np.array([b.coefficients(samplerate) for b in bands])
-    h2 = np.abs(cascade_response(sections, freqs, samplerate)) ** 2
-    return float(-10.0 * np.log10(np.sum(k2 * h2) / np.sum(k2)))
+    return -pink_loudness_gain_db(lambda f: np.abs(cascade_response(sections, f, samplerate)) ** 2, samplerate)
 
 
 PROFILES: dict[str, Profile] = {

@@ -35,11 +35,13 @@ The 100 ms step is ``round(samplerate / 10)`` frames, exact at the usual rates.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
 
+from controlroom.dsp.biquad import cascade_response
 from controlroom.dsp.truepeak import HISTORY, JIT, MAX_FACTOR, TAPS, interpolated_peak, interpolator, oversampling
 
 # --- K-weighting analog prototype (BS.1770-4 Annex 1, as derived by libebur128) ----------------
@@ -156,6 +158,24 @@ def k_weighting(samplerate: float) -> np.ndarray:
     # BS.1770 keeps the high-pass numerator at (1, -2, 1) rather than normalising its passband
     highpass = [1.0, -2.0, 1.0, 2.0 * (k * k - 1.0) / a0, (1.0 - k / HIGHPASS_Q + k * k) / a0]
     return np.array([shelf, highpass])
+
+
+#: Band (Hz) over which ``pink_loudness_gain_db`` weighs a response: the audible range.
+PINK_BAND_HZ = (20.0, 20000.0)
+
+
+def pink_loudness_gain_db(power: Callable[[np.ndarray], np.ndarray], samplerate: float) -> float:
+    """Change (dB) in the K-weighted loudness of pink noise through a response.
+
+    ``power(freqs_hz)`` returns the response's power gain ``|H|^2`` at those frequencies.
+    Pink noise has equal power per octave, so on a log-spaced grid every point carries the
+    same power; the K-weighted power ratio is then a plain mean of ``|K|^2 |H|^2`` over
+    ``|K|^2``, taken over ``PINK_BAND_HZ`` (up to 0.499 ``samplerate``).
+    """
+    low, high = PINK_BAND_HZ
+    freqs = np.geomspace(low, min(high, 0.499 * samplerate), 4096)
+    k2 = np.abs(cascade_response(k_weighting(samplerate), freqs, samplerate)) ** 2
+    return float(10.0 * np.log10(np.sum(k2 * power(freqs)) / np.sum(k2)))
 
 
 def new_meter(channels: int, samplerate: float) -> np.ndarray:

@@ -29,11 +29,9 @@ from controlroom.dsp.loudness import (
     read_meter,
 )
 from controlroom.dsp.truepeak import interpolator, oversampling
+from loudnessoracle import HIGHPASS_48K, SHELF_48K
 
 SR = 48_000
-#: BS.1770-4 Annex 1, Tables 1 and 2: the K-weighting at 48 kHz as published.
-SHELF_48K = ([1.53512485958697, -2.69169618940638, 1.19839281085285], [1.0, -1.69065929318241, 0.73248077421585])
-HIGHPASS_48K = ([1.0, -2.0, 1.0], [1.0, -1.99004745483398, 0.99007225036621])
 
 LU = 0.1  # Tech 3341: momentary, short-term, integrated
 LRA_LU = 1.0  # Tech 3342
