@@ -63,13 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "ctl", help="control a running daemon over OSC",
         usage="controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] "
-              "{TARGET [VALUE|toggle|next|prev|step DELTA] | blind reveal | abx [start N|play L|answer L|stop] | status}",
+              "{TARGET [VALUE|toggle|next|prev|step DELTA] | blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | status}",
     )
     p.add_argument("--osc", metavar="HOST:PORT", help="the daemon's OSC address (default: 127.0.0.1:9000)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the answer (default: 2)")
     p.add_argument("target", metavar="TARGET", help="volume, dim, mute, mono, solo, polarity, speakers, sub, "
-                   "source, ab, match, blind, level; or abx, status")
+                   "source, ab, match, blind, level; or abx, insert, status")
     p.add_argument("words", nargs="*", metavar="VALUE", help="a value, toggle, next, prev or step DELTA; "
                    "none: print the current value")
 

@@ -26,6 +26,7 @@ from typing import Any
 from controlroom.daemon import matching, monitor
 from controlroom.daemon.abx import ANSWERS, MAX_TRIALS, AbxTest
 from controlroom.daemon.blind import BLIND_LABELS, LABELLED_TARGETS, Concealment, blind_labels
+from controlroom.daemon.inserts import Inserts
 from controlroom.daemon.targets import (
     AB, ENUM_TARGETS, MonitorState, TargetError, Vocabulary, parse_choice, parse_number, step_choice,
 )
@@ -51,9 +52,10 @@ class Controller:
     start-up (capped at ``startup_max_volume_db`` and ramped in from silence): the cap is a
     change of ``volume`` like any other, so every surface shows it.
 
-    ``measure(source)`` is the loudness matching compares (LUFS, None when unknown);
-    ``match_db`` the saved offsets (dB) to start from; ``abx_log(record)`` receives each ABX
-    answer (None: not logged).
+    ``measure(source)`` is the source's loudness (LUFS, None when unknown) before its trim and
+    gains, from which matching works out what is heard; ``match_db`` the saved offsets (dB) to
+    start from; ``abx_log(record)`` receives each ABX answer (None: not logged). ``inserts``
+    holds the outboard inserts' measurements and what they set in the path.
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Controller:
         saved = match_db if match_db is not None and state.match != "off" else {}
         self.match_db: dict[str, float] = {name: saved.get(name, 0.0) for name in config.sources}
         self.abx_log = abx_log
+        self.inserts = Inserts(config)
         self.rng = random.SystemRandom()
         self.concealment: Concealment | None = None
         self.abx: AbxTest | None = None
@@ -109,12 +112,15 @@ class Controller:
             self.buffers.update(self.spec, silent)
 
     def _controls(self):
-        controls = monitor.controls(self.config, self.state, self.match_db)
-        if self._silent:
+        controls = monitor.controls(self.config, self.state, self.match_db, self.inserts)
+        if self._silent or self.state.source == self.inserts.measuring:
+            # the return of an insert being measured carries its noise: not for the speakers
             controls.source = NO_SOURCE
         return controls
 
-    def _publish(self) -> None:
+    def publish(self) -> None:
+        """Send the path parameters of the current state to the kernel (the controller does
+        this on every change; an insert measurement calls it when it moves the alignment)."""
         if self.buffers is not None:
             self.buffers.update(self.spec, self._controls())
 
@@ -159,14 +165,22 @@ class Controller:
         new = self.state.source
         if new != heard and self.state.match == "auto":
             cap = matching.max_boost_db(self.config)
-            offset = matching.switch_offset(self.measure, self.match_db, heard, new, cap)
+            offset = matching.switch_offset(self._entering_bus, self.match_db, heard, new, cap)
             if offset is not None:
                 self.match_db[new] = offset
-        self._publish()
+        self.publish()
         changes = _difference(before, self.view())
         if changes:
             self._announce(changes, origin)
         return changes
+
+    def _entering_bus(self, source: str) -> float | None:
+        """``source``'s loudness (LUFS) as it enters the monitor bus before matching: measured,
+        plus its trim and its insert compensation."""
+        lufs = self.measure(source)
+        if lufs is None:
+            return None
+        return lufs + self.config.sources[source].trim_db + self.inserts.offset_db().get(source, 0.0)
 
     def view(self) -> dict[str, Any]:
         """The state as it is shown: targets, ``match_db`` (source -> dB), ``volume_spl_db``
@@ -181,11 +195,14 @@ class Controller:
 
     def state_report(self) -> dict[str, Any]:
         """The state report's ``state`` object: ``view()``, ``abx`` (the current or last ABX
-        test, None before the first) and ``blind_mapping`` (the last blind test's labels ->
-        sources once revealed; None while one runs or before the first)."""
+        test, None before the first), ``blind_mapping`` (the last blind test's labels ->
+        sources once revealed; None while one runs or before the first), ``inserts`` (insert
+        name -> its measurement) and ``measuring`` (the insert being measured, or None)."""
         report = self.view()
         report["abx"] = self.abx.summary() if self.abx is not None else None
         report["blind_mapping"] = None if self.revealed is None else dict(self.revealed)
+        report["inserts"] = self.inserts.as_dict()
+        report["measuring"] = self.inserts.measuring
         return report
 
     def shown_meters(self, meters: dict[str, Any]) -> dict[str, Any]:
@@ -308,12 +325,29 @@ class Controller:
             self._silence_task = asyncio.get_running_loop().create_task(self._sound_again())
 
     async def _sound_again(self) -> None:
+        await self._wait_silent()
+        self._silent = False
+        self.publish()
+
+    async def through_silence(self, change: Callable[[], None]) -> None:
+        """Fade every source out, make ``change`` and fade back in: for changes the path
+        cannot glide through, such as a jump in a source's alignment delay."""
+        if self.buffers is None:
+            change()
+            return
+        self._silent = True
+        self.publish()
+        await self._wait_silent()
+        change()
+        self._silent = False
+        self.publish()
+
+    async def _wait_silent(self) -> None:
+        """Until every source has faded out (at most ``SILENCE_TIMEOUT_S``)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SILENCE_TIMEOUT_S
         while not self._sources_silent() and loop.time() < deadline:
             await asyncio.sleep(SILENCE_POLL_S)
-        self._silent = False
-        self._publish()
 
     def _sources_silent(self) -> bool:
         """The kernel runs the latest parameters and every source has faded out."""
@@ -369,9 +403,10 @@ class Controller:
             log.warning("after reload: %s", w)
         self.state = restored
         self.match_db = {name: self.match_db.get(name, 0.0) for name in config.sources}
+        self.inserts.reload(config)
         self.spec = monitor.path_spec(config)
         if not rebuild:
-            self._publish()
+            self.publish()
         changes = _difference(before, self.view())
         if changes:
             self._announce(changes, "reload")

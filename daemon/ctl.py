@@ -8,7 +8,8 @@ exits 1, as does no answer. ``ctl status`` prints the whole report.
 
 ``ctl level NAME`` prints the volume it set. ``ctl blind reveal`` ends a blind test and prints
 its labels -> sources. ``ctl abx [start TRIALS|play a|b|x|answer a|b|stop]`` drives an ABX test
-and prints its score.
+and prints its score. ``ctl insert measure NAME`` measures an outboard insert and prints its
+latency and gain once done; ``ctl insert`` prints the measurements so far.
 
 Values go out as OSC doubles when they read as a finite number (``-12``, ``-12.3``, an enum
 index ``2``; a double keeps ``-12.3`` exact where float32 would store -12.300000190734863) and as
@@ -25,8 +26,10 @@ import time
 from typing import Any
 
 from controlroom.daemon.errors import CommandError
+from controlroom.daemon.inserts import RECORD_TIMEOUT_S
 from controlroom.daemon.osc import (
     ERROR_ADDRESS,
+    INSERT_MEASURE_ADDRESS,
     PREFIX,
     STATE_ADDRESS,
     TRIGGER_ACTIONS,
@@ -40,6 +43,7 @@ DEFAULT_OSC = "127.0.0.1:9000"
 TIMEOUT_S = 2.0
 STATUS = "status"
 ABX = "abx"
+INSERT = "insert"
 _MAX_DATAGRAM = 65535
 _DOUBLE = "d"
 
@@ -55,13 +59,18 @@ def run(args: argparse.Namespace) -> int:
         report = query(endpoint, [], timeout)
         print(json.dumps(report, indent=2) if args.json else format_report(report))
         return 0
+    if args.target == INSERT:
+        print(insert(endpoint, args.words, timeout, args.json))
+        return 0
     if args.target == ABX:
         command = abx_message(args.words)
         abx = query(endpoint, [command] if command else [], timeout).get("state", {}).get(ABX)
         print(json.dumps({ABX: abx}) if args.json else format_abx(abx))
         return 0
     if args.target not in TARGETS:
-        raise CommandError(f"unknown target {args.target!r} (expected {STATUS}, {ABX} or one of {', '.join(TARGETS)})")
+        raise CommandError(
+            f"unknown target {args.target!r} (expected {STATUS}, {ABX}, {INSERT} or one of {', '.join(TARGETS)})"
+        )
     command = command_message(args.target, args.words)
     state = query(endpoint, [command] if command else [], timeout).get("state", {})
     shown = {key: state.get(key) for key in _shown(args.target, args.words)}
@@ -120,6 +129,43 @@ def abx_message(words: list[str]) -> bytes | None:
     raise CommandError(f"abx {' '.join(words)}: expected start TRIALS, play a|b|x, answer a|b or stop")
 
 
+def insert(endpoint: tuple[str, int], words: list[str], timeout: float, as_json: bool) -> str:
+    """``insert`` (the measurements so far) or ``insert measure NAME`` (measure, then show it)."""
+    match words:
+        case []:
+            inserts = query(endpoint, [], timeout).get("state", {}).get("inserts") or {}
+            return json.dumps({"inserts": inserts}) if as_json else format_inserts(inserts)
+        case ["measure", name]:
+            # the daemon answers once the measurement is done: allow for it on top of the timeout
+            params = exchange(endpoint, [build_message(INSERT_MEASURE_ADDRESS, name)], INSERT_MEASURE_ADDRESS,
+                              timeout + RECORD_TIMEOUT_S)
+            if len(params) != 6:
+                raise CommandError(f"the daemon's measurement answer has {len(params)} values, expected 6", status=1)
+            name, latency, latency_ms, gain_db, coherence, inverted = params
+            # OSC floats are float32: print the figures to the precision they carry
+            result = {"name": name, "latency": latency, "latency_ms": round(latency_ms, 3),
+                      "gain_db": round(gain_db, 2), "coherence": round(coherence, 3), "inverted": bool(inverted)}
+            return json.dumps(result) if as_json else format_measurement(result)
+    raise CommandError(f"insert {' '.join(words)}: expected nothing (show the measurements) or measure NAME")
+
+
+def format_measurement(m: dict[str, Any]) -> str:
+    """One insert's measurement in one line."""
+    line = (f"insert {m['name']}: latency {m['latency']} samples ({m['latency_ms']:.2f} ms), "
+            f"gain {m['gain_db']:+.2f} dB, coherence {m['coherence']:.3f}")
+    return line + (", polarity inverted" if m["inverted"] else "")
+
+
+def format_inserts(inserts: dict[str, dict[str, Any]]) -> str:
+    """The measurements in the state report, one line each."""
+    if not inserts:
+        return "inserts: none measured"
+    return "\n".join(
+        format_measurement({"name": name, "latency_ms": 1e3 * m["latency"] / m["samplerate"], **m})
+        for name, m in inserts.items()
+    )
+
+
 def format_abx(abx: dict[str, Any] | None) -> str:
     """An ABX test's progress or result in one line."""
     if abx is None:
@@ -140,6 +186,18 @@ def _number(text: str) -> float | None:
 def query(endpoint: tuple[str, int], messages: list[bytes], timeout: float) -> dict[str, Any]:
     """Send ``messages`` then ``/controlroom/state``; the daemon's report. Raises
     ``CommandError`` (status 1) on a refusal, on no answer within ``timeout`` s."""
+    params = exchange(endpoint, [*messages, build_message(STATE_ADDRESS)], STATE_ADDRESS, timeout)
+    if not params or not isinstance(params[0], str):
+        raise CommandError("the daemon's state answer is empty", status=1)
+    try:
+        return json.loads(params[0])
+    except ValueError:
+        raise CommandError("the daemon's state answer is not valid JSON", status=1) from None
+
+
+def exchange(endpoint: tuple[str, int], messages: list[bytes], answer: str, timeout: float) -> list[Any]:
+    """Send ``messages`` and return the arguments of the first ``answer`` message back.
+    Raises ``CommandError`` (status 1) on a refusal, on no answer within ``timeout`` s."""
     host, port = endpoint
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
@@ -151,13 +209,13 @@ def query(endpoint: tuple[str, int], messages: list[bytes], timeout: float) -> d
         sock.connect(address)
         deadline = time.monotonic() + timeout
         try:
-            for message in (*messages, build_message(STATE_ADDRESS)):
+            for message in messages:
                 sock.send(message)
             while (remaining := deadline - time.monotonic()) > 0:
                 sock.settimeout(remaining)
-                report = _answer(sock.recv(_MAX_DATAGRAM))
-                if report is not None:
-                    return report
+                params = _answer(sock.recv(_MAX_DATAGRAM), answer)
+                if params is not None:
+                    return params
         except TimeoutError:
             pass
         except ConnectionRefusedError:
@@ -171,8 +229,8 @@ def query(endpoint: tuple[str, int], messages: list[bytes], timeout: float) -> d
     )
 
 
-def _answer(data: bytes) -> dict[str, Any] | None:
-    """The report in a reply; None for feedback that is not the answer."""
+def _answer(data: bytes, address: str) -> list[Any] | None:
+    """The arguments of ``address`` in a reply; None for feedback that is not the answer."""
     try:
         messages = parse_packet(data)
     except MalformedPacket:
@@ -181,11 +239,8 @@ def _answer(data: bytes) -> dict[str, Any] | None:
         params = message.params
         if message.address == ERROR_ADDRESS:
             raise CommandError(f"refused: {params[-1] if params else 'no reason given'}", status=1)
-        if message.address == STATE_ADDRESS and params and isinstance(params[0], str):
-            try:
-                return json.loads(params[0])
-            except ValueError:
-                raise CommandError("the daemon's state answer is not valid JSON", status=1) from None
+        if message.address == address:
+            return params
     return None
 
 

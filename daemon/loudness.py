@@ -160,6 +160,13 @@ class LoudnessMonitor:
     def window_lufs(self, source: str) -> float | None:
         return self.sources[source].window_lufs()
 
+    def reset_source(self, source: str) -> None:
+        """Start ``source``'s meter and matching window afresh (what it played was not
+        programme: an insert's measurement noise)."""
+        with self._lock:
+            if source in self.sources:
+                self.sources[source].reset()
+
     def report(self) -> dict:
         with self._lock:
             out = {"sources": {name: m.figures() for name, m in self.sources.items()}}

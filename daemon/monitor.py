@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from controlroom.daemon.targets import MonitorState
 from controlroom.dsp import emulation
 from controlroom.dsp.control import Controls, InsertSpec, PathSpec, SetSpec, SourceSpec, SubSpec
 from controlroom.dsp.layout import MATRIX_LEFT, MATRIX_MONO, MATRIX_RIGHT, MATRIX_SIDE, MATRIX_STEREO
+
+if TYPE_CHECKING:
+    from controlroom.daemon.inserts import Inserts
 
 _SOLO_MATRIX = {"left": MATRIX_LEFT, "right": MATRIX_RIGHT, "side": MATRIX_SIDE}
 
@@ -53,9 +58,14 @@ def emulation_profile(config, name: str) -> tuple[emulation.Profile, float]:
     return profile, emulation.loudness_compensation_db(user.eq, config.audio.samplerate)
 
 
-def controls(config, state: MonitorState, match_db: dict[str, float] | None = None) -> Controls:
-    """The kernel's momentary settings for ``state``; ``match_db`` maps source -> offset (dB)."""
+def controls(
+    config, state: MonitorState, match_db: dict[str, float] | None = None, inserts: Inserts | None = None,
+) -> Controls:
+    """The kernel's momentary settings for ``state``; ``match_db`` maps source -> offset (dB);
+    ``inserts`` gives the measured inserts' alignment delays and gain compensation."""
     match_db = match_db or {}
+    delays = inserts.delay_samples() if inserts is not None else {}
+    offsets = inserts.offset_db() if inserts is not None else {}
     master = state.volume + (config.monitor.dim_db if state.dim else 0.0)
     if state.mono:
         matrix = MATRIX_MONO
@@ -72,4 +82,7 @@ def controls(config, state: MonitorState, match_db: dict[str, float] | None = No
         polarity=state.polarity,
         sub=state.sub,
         match_db=tuple(match_db.get(name, 0.0) for name in config.sources),
+        offset_db=tuple(offsets.get(name, 0.0) for name in config.sources),
+        delay_samples=tuple(delays.get(name, 0) for name in config.sources),
+        measuring=inserts.measuring_index() if inserts is not None else -1,
     )

@@ -11,6 +11,10 @@ Addresses (all under ``/controlroom/``), received:
   ``/controlroom/blind/reveal <label> <source> <label> <source>``.
 - ``/controlroom/abx/start <trials>``, ``/controlroom/abx/play a|b|x``,
   ``/controlroom/abx/answer a|b``, ``/controlroom/abx/stop``: an ABX test of the ``[ab]`` pair.
+- ``/controlroom/insert/measure <name>`` measures an outboard insert's round trip and answers
+  the sender, once done (about a second), with ``/controlroom/insert/measure <name>
+  <latency samples> <latency ms> <gain dB> <coherence> <inverted 0/1>``, or with
+  ``/controlroom/error measure_failed <message>``.
 
 Trigger addresses (toggle, next, prev, state, subscribe, unsubscribe) act on a message with no
 argument or with one "on" argument (a button press, e.g. ``1.0`` or ``T``); one "off" argument
@@ -35,7 +39,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from pythonosc.osc_message import OscMessage
@@ -44,6 +48,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
 from controlroom.daemon.errors import CommandError
+from controlroom.daemon.inserts import InsertError, InsertResult
 from controlroom.daemon.targets import TARGETS, TargetError, parse_bool
 
 if TYPE_CHECKING:
@@ -75,6 +80,9 @@ DROP_MALFORMED = "osc_malformed"
 DROP_UNKNOWN_ADDRESS = "osc_unknown_address"
 DROP_BAD_VALUE = "osc_bad_value"
 DROP_INTERNAL = "osc_internal_error"
+#: The ``/controlroom/error`` reason of an insert measurement that failed (not a dropped message).
+MEASURE_FAILED = "measure_failed"
+INSERT_MEASURE_ADDRESS = PREFIX + "insert/measure"
 
 _BUNDLE_PREFIX = b"#bundle\x00"
 _BUNDLE_HEADER = len(_BUNDLE_PREFIX) + 8  # prefix and time tag (ignored: act on arrival)
@@ -231,7 +239,8 @@ class OscServer(asyncio.DatagramProtocol):
     ``report()`` returns ``{"state", "engine", "meters"}`` for ``/controlroom/state``; the
     drop counters are added as ``engine.dropped`` when it has none. ``subscription_ttl_s``:
     how long a subscription lasts without renewal; ``meter_interval_s``: the shortest time
-    between two meter sends to a receiver.
+    between two meter sends to a receiver. ``measure_insert(name)``: the daemon's insert
+    measurement (None: ``/controlroom/insert/measure`` is refused).
     """
 
     def __init__(
@@ -242,8 +251,11 @@ class OscServer(asyncio.DatagramProtocol):
         *,
         subscription_ttl_s: float = SUBSCRIPTION_TTL_S,
         meter_interval_s: float = METER_INTERVAL_S,
+        measure_insert: Callable[[str], Awaitable[InsertResult]] | None = None,
     ) -> None:
         self.controller = controller
+        self.measure_insert = measure_insert
+        self._measurements: set[asyncio.Task] = set()
         self.config = osc_config
         self.report = report
         self.subscription_ttl_s = subscription_ttl_s
@@ -300,6 +312,8 @@ class OscServer(asyncio.DatagramProtocol):
         """Stop listening and sending; the port is free again when this returns."""
         self.controller.remove_listener(self._on_change)
         self._subscribers.clear()
+        for task in self._measurements:
+            task.cancel()
         if self._transport is not None:
             self._transport.abort()
             # the transport closes its socket only on the next loop iteration; a reload that
@@ -398,8 +412,31 @@ class OscServer(asyncio.DatagramProtocol):
             case ["abx", "stop"]:
                 if _pressed(args):
                     self.controller.abx_stop(origin="osc")
+            case ["insert", "measure"]:
+                self._start_measurement(_one(args), sender)
             case _:
                 raise _Drop(DROP_UNKNOWN_ADDRESS, "unknown address")
+
+    def _start_measurement(self, name: Any, sender: Address) -> None:
+        inserts = self.controller.config.inserts
+        if not isinstance(name, str) or name not in inserts:
+            raise TargetError(f"no insert {name!r} (expected one of {', '.join(inserts) or 'none'})")
+        if self.measure_insert is None:
+            raise _Drop(DROP_UNKNOWN_ADDRESS, "insert measurement needs the audio engine")
+        task = asyncio.get_running_loop().create_task(self._measure(name, sender))
+        self._measurements.add(task)
+        task.add_done_callback(self._measurements.discard)
+
+    async def _measure(self, name: str, sender: Address) -> None:
+        """Measure insert ``name`` and answer ``sender`` with the result or the failure."""
+        try:
+            r = await self.measure_insert(name)
+        except InsertError as exc:
+            log.warning("insert measurement failed: %s", exc)
+            self._send(sender, ERROR_ADDRESS, MEASURE_FAILED, str(exc))
+            return
+        latency_ms = 1e3 * r.latency / r.samplerate
+        self._send(sender, INSERT_MEASURE_ADDRESS, name, r.latency, latency_ms, r.gain_db, r.coherence, int(r.inverted))
 
     def _drop(self, reason: str, detail: str, sender: Address, reply: bool = True) -> None:
         self.controller.drop(reason)

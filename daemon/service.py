@@ -20,11 +20,12 @@ from typing import Any
 
 import numpy as np
 
-from controlroom.daemon import abx, matching, statefile
+from controlroom.daemon import abx, inserts, matching, statefile
 from controlroom.daemon import meters as meter_readout
 from controlroom.daemon.config import load_config
 from controlroom.daemon.controller import Controller
 from controlroom.daemon.errors import CommandError, ConfigError
+from controlroom.daemon.inserts import InsertResult
 from controlroom.daemon.loudness import LoudnessMonitor
 from controlroom.daemon.midi.surface import SurfaceManager
 from controlroom.daemon.notify import Notifier, watchdog_interval_s
@@ -100,11 +101,15 @@ class Daemon:
         self._stop.set()
 
     async def start(self) -> None:
-        state, match_db = self._restore_state()
+        doc = statefile.load(self.state_path) if self.state_path is not None else {}
+        state, match_db = self._restore_state(doc)
         abx_log = None if self.state_path is None else partial(abx.append_log, abx.log_path(self.state_path))
         self.controller = Controller(
             self.config, state, measure=self._window_lufs, match_db=match_db, abx_log=abx_log,
         )
+        if "inserts" in doc:
+            for warning in self.controller.inserts.restore(doc["inserts"]):
+                log.warning("state file: %s", warning)
         self.controller.cap_startup_volume()
         if self.state_path is not None:
             self.saver = statefile.Saver(self.state_path, self._snapshot)
@@ -140,12 +145,11 @@ class Daemon:
         self.notifier.close()
         log.info("stopped")
 
-    def _restore_state(self):
-        """The saved targets and match offsets (dB), or the config's defaults."""
+    def _restore_state(self, doc: dict[str, Any]):
+        """The targets and match offsets (dB) saved in ``doc``, or the config's defaults."""
         vocabulary = Vocabulary(self.config)
         if self.state_path is None:
             return vocabulary.initial(), {}
-        doc = statefile.load(self.state_path)
         state, warnings = vocabulary.restore(doc.get("targets", {}))
         cap = matching.max_boost_db(self.config)
         match_db, match_warnings = matching.restore_offsets(doc.get("match_db", {}), self.config.sources, cap)
@@ -154,7 +158,15 @@ class Daemon:
         return state, match_db
 
     def _snapshot(self) -> dict[str, Any]:
-        return {"targets": self.controller.state.as_dict(), "match_db": dict(self.controller.match_db)}
+        c = self.controller
+        return {"targets": c.state.as_dict(), "match_db": dict(c.match_db), "inserts": c.inserts.as_dict()}
+
+    async def measure_insert(self, name: str) -> InsertResult:
+        """Measure outboard insert ``name`` (``inserts.measure``) and save the result."""
+        result = await inserts.measure(self, name)
+        if self.saver is not None:
+            self.saver.changed()
+        return result
 
     # --- the engine ------------------------------------------------------------------------------
 
@@ -310,7 +322,7 @@ class Daemon:
             await self.surfaces.start()
 
     async def _start_osc(self, osc_config) -> OscServer:
-        server = OscServer(self.controller, osc_config, self.report)
+        server = OscServer(self.controller, osc_config, self.report, measure_insert=self.measure_insert)
         await server.start()
         return server
 

@@ -166,6 +166,12 @@ class DaemonProcess:
                 self.process.kill()
                 self.process.wait()
 
+    def __enter__(self) -> DaemonProcess:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
     # --- observation ----------------------------------------------------------------------------
 
     def log(self) -> str:

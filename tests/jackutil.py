@@ -28,6 +28,17 @@ import jack
 import numpy as np
 
 SHM = Path("/dev/shm")
+#: The ``[audio]`` table of a daemon on the test server: PortAudio's JACK device, 8 in, 8 out, one
+#: period per callback.
+JACK_AUDIO = """\
+[audio]
+backend = "portaudio"
+device = "system"
+samplerate = 48000
+blocksize = 64
+input_channels = 8
+output_channels = 8
+"""
 READY_TIMEOUT_S = 10.0
 RECORD_TIMEOUT_S = 10.0
 
@@ -151,11 +162,26 @@ class JackHarness:
         self._recording: np.ndarray | None = None
         self._recorded = 0
         self._skip = 0
+        #: per play port, the loop position playing when the last recording's first frame was
+        #: recorded (None: no loop)
+        self.recorded_phase: list[int | None] = [None] * n_play
         self._done = threading.Event()
         self._lock = threading.Lock()
+        self._outboard: _Outboard | None = None
         self.client.set_process_callback(self._process)
         self.client.activate()
         self._open = True
+
+    def outboard(self, sends: list[int], returns: list[int], delay: int, gain_db: float, b=(1.0,), a=(1.0,)) -> None:
+        """Stand in for outboard gear in an insert: what rec ports ``sends`` (1-based) receive
+        goes out of play ports ``returns`` exactly ``delay`` samples later, ``gain_db`` (dB)
+        louder and filtered by the IIR filter ``b``/``a``.
+
+        The gear lives in this client so that its cables have the same JACK latencies as the
+        harness's own: the insert's round trip is the harness's round trip plus ``delay``.
+        """
+        with self._lock:
+            self._outboard = _Outboard(sends, returns, delay, gain_db, b, a)
 
     def play(self, channel: int, loop: np.ndarray | None) -> None:
         """Play float32 ``loop`` repeatedly on port play_``channel`` (None: silence)."""
@@ -210,6 +236,7 @@ class JackHarness:
 
     def _process(self, frames: int) -> None:
         with self._lock:
+            period_start = list(self._positions)
             for k, port in enumerate(self.outports):
                 buffer = port.get_array()
                 loop = self._loops[k]
@@ -219,16 +246,46 @@ class JackHarness:
                 indices = (self._positions[k] + np.arange(frames)) % loop.shape[0]
                 buffer[:] = loop[indices]
                 self._positions[k] = (self._positions[k] + frames) % loop.shape[0]
+            if self._outboard is not None:
+                self._outboard.process(self.inports, self.outports, frames)
             if self._recording is not None and not self._done.is_set():
-                self._take(frames)
+                self._take(frames, period_start)
 
-    def _take(self, frames: int) -> None:
+    def _take(self, frames: int, period_start: list[int]) -> None:
         start = min(self._skip, frames)
         self._skip -= start
         count = min(frames - start, self._recording.shape[0] - self._recorded)
+        if self._recorded == 0 and count > 0:
+            self.recorded_phase = [
+                None if loop is None else (p + start) % loop.shape[0] for p, loop in zip(period_start, self._loops)
+            ]
         for k, port in enumerate(self.inports):
             taken = port.get_array()[start : start + count]
             self._recording[self._recorded : self._recorded + count, k] = taken
         self._recorded += count
         if self._recorded == self._recording.shape[0]:
             self._done.set()
+
+
+
+class _Outboard:
+    """The gear of ``JackHarness.outboard``: a delay line, a gain and an IIR filter per channel."""
+
+    def __init__(self, sends: list[int], returns: list[int], delay: int, gain_db: float, b, a) -> None:
+        from scipy import signal
+
+        self.lfilter = signal.lfilter
+        self.sends, self.returns = sends, returns
+        self.b, self.a = np.asarray(b, float), np.asarray(a, float)
+        self.gain = 10.0 ** (gain_db / 20.0)
+        order = max(len(self.a), len(self.b)) - 1
+        self.state = [np.zeros(order) for _ in sends]
+        self.pending = [np.zeros(delay) for _ in sends]
+
+    def process(self, inports, outports, frames: int) -> None:
+        for k, (send, ret) in enumerate(zip(self.sends, self.returns)):
+            x = self.gain * inports[send - 1].get_array()
+            y, self.state[k] = self.lfilter(self.b, self.a, x, zi=self.state[k])
+            line = np.concatenate([self.pending[k], y])
+            outports[ret - 1].get_array()[:] = line[:frames]
+            self.pending[k] = line[frames:]

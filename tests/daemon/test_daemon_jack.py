@@ -23,7 +23,7 @@ import threading
 import numpy as np
 import pytest
 from daemonproc import DaemonProcess, message, wait_for, write_config
-from jackutil import rms_db, sine
+from jackutil import JACK_AUDIO, rms_db, sine
 
 pytestmark = pytest.mark.jack
 
@@ -54,14 +54,7 @@ DIM_DB = -15.0
 REF_TRIM_DB = -2.0
 ALT_TRIM_DB = -1.5
 
-CONFIG = """\
-[audio]
-backend = "portaudio"
-device = "system"
-samplerate = 48000
-blocksize = 64
-input_channels = 8
-output_channels = 8
+CONFIG = JACK_AUDIO + """\
 
 [monitor]
 volume_db = {volume_db}

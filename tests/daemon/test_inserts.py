@@ -1,9 +1,24 @@
-"""[inserts]: the config's send/return pairs become sends in the path and a source to compare."""
+"""[inserts]: the config's send/return pairs become sends in the path and a source to compare;
+a measurement lines the dry source up with the return and matches their loudness."""
+
+import json
+import subprocess
+import sys
 
 import numpy as np
+import pyloudnorm
+import pytest
+from daemonproc import DaemonProcess, wait_for, write_config
+from jackutil import JACK_AUDIO
+from loudnessoracle import outboard_eq, pink_k_gain_db
+from test_osc import Peer, run, serving
 
 from controlroom.daemon.config import parse_config
+from controlroom.daemon.controller import NO_SOURCE, Controller
+from controlroom.daemon.inserts import InsertError, InsertResult, Inserts, analyse
+from controlroom.daemon.osc import DROP_BAD_VALUE, ERROR_ADDRESS, MEASURE_FAILED
 from controlroom.daemon.monitor import controls, path_spec
+from controlroom.daemon.program import pink_noise
 from controlroom.daemon.targets import Vocabulary
 from controlroom.dsp.control import PathBuffers
 from controlroom.dsp.path import render
@@ -45,3 +60,289 @@ def test_the_source_is_sent_after_its_trim_and_the_return_can_be_heard():
     render(x, y, 64, *buffers.arrays)
     half = 10 ** (-6 / 20)
     np.testing.assert_allclose(y[-1], [0.3, 0.2, 0, 0, 0, 0, 0.5 * half, 0.4 * half], atol=1e-6)
+
+
+# --- what a measurement sets in the path ---------------------------------------------------------
+
+TWO_INSERTS = CONFIG + """
+[inserts.tape]
+send = [9]
+return = [7]
+source = "mix"
+"""
+
+
+def measured(latency: int, gain_db: float = 0.0, samplerate: int = 48000) -> InsertResult:
+    return InsertResult(latency, gain_db, 0.99, False, samplerate)
+
+
+def test_the_dry_source_waits_for_its_return_and_the_return_is_raised_by_the_inserts_loss():
+    inserts = Inserts(parse_config(CONFIG))
+    inserts.results["comp"] = measured(225, -4.0)
+    assert inserts.delay_samples() == {"mix": 225, "comp": 0}
+    assert inserts.offset_db() == {"comp": 4.0}
+
+
+def test_with_two_inserts_on_one_source_the_quicker_return_waits_for_the_slower():
+    inserts = Inserts(parse_config(TWO_INSERTS))
+    inserts.results.update(comp=measured(225), tape=measured(1000))
+    assert inserts.delay_samples() == {"mix": 1000, "comp": 775, "tape": 0}
+
+
+def test_the_compensating_boost_is_capped_like_matching():
+    config = parse_config(CONFIG + "max_boost_db = 3.0\n")
+    inserts = Inserts(config)
+    inserts.results["comp"] = measured(10, -12.0)
+    assert inserts.offset_db() == {"comp": 3.0}
+    inserts.results["comp"] = measured(10, +5.0)  # a louder insert is always brought down
+    assert inserts.offset_db() == {"comp": -5.0}
+
+
+def test_the_controls_carry_delays_offsets_and_the_insert_being_measured():
+    config = parse_config(TWO_INSERTS)
+    inserts = Inserts(config)
+    inserts.results["tape"] = measured(300, -2.5)
+    inserts.measuring = "comp"
+    c = controls(config, Vocabulary(config).initial(), {}, inserts)
+    assert list(config.sources) == ["mix", "comp", "tape"]
+    assert c.delay_samples == (300, 0, 0)
+    assert c.offset_db == (0.0, 0.0, 2.5)
+    assert c.measuring == 0
+
+
+def test_a_return_being_measured_is_silent_on_the_speakers_and_comes_back_after():
+    config = parse_config(CONFIG)
+    controller = Controller(config, Vocabulary(config).initial())
+    controller.apply("source", "set", "comp")
+    controller.inserts.measuring = "comp"
+    assert controller._controls().source == NO_SOURCE
+    controller.inserts.measuring = None
+    assert controller._controls().source == 1
+
+
+def test_matching_compares_what_enters_the_bus_trim_and_insert_gain_included():
+    config = parse_config(CONFIG + 'match = "auto"\n')
+    measurements = {"mix": -20.0, "comp": -23.0}  # before trim: mix is trimmed by -6 dB
+    controller = Controller(config, Vocabulary(config).initial(), measure=measurements.get)
+    controller.inserts.results["comp"] = measured(100, -3.0)  # compensated by +3 dB
+    controller.apply("ab", "set", "b")
+    # heard: mix at -20 - 6 = -26; comp enters at -23 + 3 = -20: matched 6 dB down
+    assert controller.match_db["comp"] == pytest.approx(-6.0)
+
+
+def test_measurements_are_restored_when_they_still_fit_the_config():
+    config = parse_config(TWO_INSERTS)
+    saved = {
+        "comp": {"latency": 225, "gain_db": -4.0, "coherence": 0.99, "inverted": True, "samplerate": 48000},
+        "tape": {"latency": 225, "gain_db": -4.0, "coherence": 0.99, "inverted": False, "samplerate": 96000},
+        "gone": {"latency": 1, "gain_db": 0.0, "coherence": 1.0, "inverted": False, "samplerate": 48000},
+    }
+    broken = [
+        {"latency": -1, "gain_db": 0.0, "coherence": 1.0, "inverted": False, "samplerate": 48000},
+        {"latency": 10**6, "gain_db": 0.0, "coherence": 1.0, "inverted": False, "samplerate": 48000},
+        {"latency": 1.5, "gain_db": 0.0, "coherence": 1.0, "inverted": False, "samplerate": 48000},
+        {"latency": 1, "gain_db": float("nan"), "coherence": 1.0, "inverted": False, "samplerate": 48000},
+        {"latency": 1, "gain_db": 0.0},
+        "225 samples",
+    ]
+    inserts = Inserts(config)
+    warnings = inserts.restore(saved)
+    assert inserts.as_dict() == {"comp": saved["comp"]}
+    assert len(warnings) == 2 and "96000 Hz" in warnings[0] and "'gone'" in warnings[1]
+    for entry in broken:
+        fresh = Inserts(config)
+        [warning] = fresh.restore({"tape": entry})
+        assert fresh.results == {} and "'tape'" in warning
+    assert Inserts(config).restore([1, 2]) != []
+
+
+def test_a_reload_forgets_the_measurements_of_rewired_inserts_only():
+    inserts = Inserts(parse_config(TWO_INSERTS))
+    inserts.results.update(comp=measured(225), tape=measured(1000))
+    inserts.reload(parse_config(TWO_INSERTS.replace("return = [7]", "return = [8]")))
+    assert list(inserts.results) == ["comp"]
+    inserts.reload(parse_config(TWO_INSERTS.replace("[audio]", "").replace("[sources.mix]", "[audio]\nsamplerate = 96000\n[sources.mix]")))
+    assert inserts.results == {}
+
+
+def test_the_analysis_reads_the_send_and_the_returns_from_their_tap_columns():
+    config = parse_config(CONFIG)
+    rng = np.random.default_rng(4)
+    frames = 30000
+    tap = np.zeros((frames, 6 + 8))
+    send = rng.uniform(-0.1, 0.1, frames)
+    tap[:, 6 + 7 - 1] = send  # output 7, after the six inputs
+    tap[333:, 4] = tap[333:, 5] = 0.5 * send[:-333]  # returns on inputs 5-6
+    tap[:, 0] = rng.uniform(-0.1, 0.1, frames)  # the programme on input 1 is not the send
+    result = analyse(config, "comp", tap)
+    assert (result.latency, result.gain_db, result.samplerate) == (333, pytest.approx(-6.02, abs=0.01), 48000)
+
+
+# --- /controlroom/insert/measure over OSC ----------------------------------------------------------
+
+
+def test_a_measurement_is_answered_when_done_and_a_failure_is_reported_not_counted():
+    config = parse_config(CONFIG)
+    calls = []
+
+    async def measure_insert(name):
+        calls.append(name)
+        if len(calls) == 2:
+            raise InsertError("insert comp: no clear return (coherence 0.02): is the insert connected?")
+        return measured(225, -2.82)
+
+    async def scenario():
+        controller = Controller(config, Vocabulary(config).initial())
+        async with serving(controller, measure_insert=measure_insert) as server:
+            peer = await Peer.open(server.port)
+            peer.send("/controlroom/insert/measure", "comp")
+            address, params = await peer.receive()
+            assert address == "/controlroom/insert/measure"
+            assert params[:3] == ["comp", 225, pytest.approx(4.6875)]
+            assert params[3:] == [pytest.approx(-2.82), pytest.approx(0.99), 0]
+            peer.send("/controlroom/insert/measure", "comp")
+            address, params = await peer.receive()
+            assert (address, params[0]) == (ERROR_ADDRESS, MEASURE_FAILED) and "connected" in params[1]
+            for bad in ("eq", 3):
+                peer.send("/controlroom/insert/measure", bad)
+                [(address, params)] = await peer.barrier()
+                assert (address, params[0]) == (ERROR_ADDRESS, DROP_BAD_VALUE)
+            assert calls == ["comp", "comp"]
+            assert dict(controller.dropped) == {DROP_BAD_VALUE: 2}
+            peer.close()
+
+    run(scenario)
+
+
+# --- measuring an insert end to end on JACK (DESIGN.md §10) -------------------------------------
+#
+# The daemon runs as a subprocess on the JACK dummy server. A harness client plays pink noise
+# into the dry source (inputs 1-2), records the monitor outputs (1-2), and is the gear in the
+# insert: the sends (outputs 7-8) come back on inputs 3-4 OUTBOARD_DELAY samples later,
+# OUTBOARD_GAIN_DB louder and through a known EQ. Its cables thus have the same JACK latencies
+# as the harness's own, so the oracle for the insert's round trip is the harness's round trip
+# through the dry path (measured first, by the harness alone) plus OUTBOARD_DELAY.
+
+OUTBOARD_DELAY = 97  # odd, and not a multiple of anything the path works in
+OUTBOARD_GAIN_DB = -4.5
+#: Frames per recording: one period of the pink loop, so rotating by the loop phase is exact.
+LOOP_FRAMES = 1 << 15
+STARTUP_FRAMES = 60000  # the master gain ramps in over a second at start-up
+SETTLE_FRAMES = 9600  # well past the crossfade, and past the alignment's fade through silence
+
+JACK_CONFIG = JACK_AUDIO + """\
+
+[monitor]
+volume_db = -6.0
+max_volume_db = 0.0
+startup_max_volume_db = 0.0
+ramp_ms = 20.0
+crossfade_ms = 20.0
+
+[sources.mix]
+channels = [1, 2]
+[speakers.studio]
+outputs = [1, 2]
+[inserts.comp]
+send = [7, 8]
+return = [3, 4]
+source = "mix"
+
+[osc]
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1/32"]
+
+[state]
+path = "{state_path}"
+"""
+
+
+@pytest.fixture
+def insert_rig(jack, tmp_path):
+    """The daemon and its harness (pink noise into inputs 1-2, every output recorded, the
+    outboard from sends 7-8 to returns 3-4): ``(daemon, peer, harness, loop)``."""
+    config = write_config(tmp_path / "controlroom.toml", JACK_CONFIG.format(state_path=tmp_path / "state.json"))
+    with DaemonProcess(config, tmp_path / "daemon.log").start() as daemon, daemon.peer() as peer:
+        daemon.wait_running(peer)
+        harness = jack.harness(4, 8)
+        wait_for(lambda: len(harness.client.get_ports("PortAudio", is_audio=True)) == 16, 10.0, "PortAudio ports")
+        loop = (0.1 * pink_noise(LOOP_FRAMES, 1, np.random.default_rng(5))[:, 0]).astype(np.float32)
+        harness.play(1, loop)
+        harness.play(2, loop)
+        harness.outboard([7, 8], [3, 4], OUTBOARD_DELAY, OUTBOARD_GAIN_DB, *outboard_eq())
+        harness.wire("PortAudio")
+        yield daemon, peer, harness, loop
+
+
+def ctl(port: int, *words: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{port}", *words],
+        capture_output=True, text=True, timeout=60,
+    )
+
+
+def loop_aligned(harness, frames: int, skip: int) -> np.ndarray:
+    """Record output 1 for ``frames`` (a whole loop) and rotate it so that index i is what
+    the daemon played in answer to loop sample i."""
+    recording = harness.record(frames, skip=skip)[:, 0].astype(float)
+    return np.roll(recording, harness.recorded_phase[0])
+
+
+def circular_peak_lag(x: np.ndarray, y: np.ndarray) -> int:
+    """The lag (samples, signed) at which ``y`` best matches ``x`` (circular)."""
+    corr = np.fft.irfft(np.conj(np.fft.rfft(x)) * np.fft.rfft(y), len(x))
+    lag = int(np.argmax(corr))
+    return lag - len(x) if lag > len(x) // 2 else lag
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_an_insert_is_measured_exactly_then_in_and_out_are_aligned_and_matched(jack, insert_rig):
+    daemon, peer, harness, loop = insert_rig
+    round_trip = circular_peak_lag(loop, loop_aligned(harness, LOOP_FRAMES, STARTUP_FRAMES))
+
+    done = ctl(daemon.port, "--json", "insert", "measure", "comp")
+    assert done.returncode == 0, done.stderr
+    measured = json.loads(done.stdout)
+    assert measured["latency"] == round_trip + OUTBOARD_DELAY
+    expected_gain = OUTBOARD_GAIN_DB + pink_k_gain_db(*outboard_eq())
+    assert abs(expected_gain - OUTBOARD_GAIN_DB) > 1.0  # the EQ moves the loudness: the test can fail
+    assert measured["gain_db"] == pytest.approx(expected_gain, abs=0.1)
+    assert measured["coherence"] > 0.95 and not measured["inverted"]
+
+    state = peer.query()["state"]
+    assert state["inserts"]["comp"]["latency"] == measured["latency"]
+    assert state["measuring"] is None
+    shown = ctl(daemon.port, "insert").stdout.strip()
+    assert shown.startswith(f"insert comp: latency {measured['latency']} samples ({measured['latency_ms']:.2f} ms), gain ")
+
+    # out (the dry mix, delayed by the latency) and in (the return, compensated)
+    assert peer.set("source", "mix")["state"]["source"] == "mix"
+    dry = loop_aligned(harness, LOOP_FRAMES, SETTLE_FRAMES)
+    assert peer.set("source", "comp")["state"]["source"] == "comp"
+    wet = loop_aligned(harness, LOOP_FRAMES, SETTLE_FRAMES)
+    assert circular_peak_lag(dry, wet) == 0
+    meter = pyloudnorm.Meter(48000)
+    dry_lufs, wet_lufs = meter.integrated_loudness(dry), meter.integrated_loudness(wet)
+    assert wet_lufs == pytest.approx(dry_lufs, abs=0.5)
+
+    # the measurement is kept across a restart
+    assert daemon.terminate() == 0
+    daemon.start()
+    peer.address = ("127.0.0.1", daemon.port)
+    assert daemon.wait_running(peer)["state"]["inserts"] == state["inserts"]
+
+
+@pytest.mark.jack
+def test_an_unconnected_insert_fails_to_measure_and_keeps_playing(jack, tmp_path):
+    config = write_config(tmp_path / "controlroom.toml", JACK_CONFIG.format(state_path=tmp_path / "state.json"))
+    with DaemonProcess(config, tmp_path / "daemon.log").start() as daemon, daemon.peer() as peer:
+        daemon.wait_running(peer)
+        failed = ctl(daemon.port, "--json", "insert", "measure", "comp")
+        assert failed.returncode == 1
+        assert "is the insert connected" in failed.stderr
+        unknown = ctl(daemon.port, "--json", "insert", "measure", "eq")
+        assert unknown.returncode == 1 and "no insert 'eq'" in unknown.stderr
+        report = peer.query()
+        assert report["state"]["inserts"] == {} and report["state"]["measuring"] is None
+        assert report["engine"]["running"]
