@@ -77,6 +77,7 @@ class Controller:
         self.match_db: dict[str, float] = {name: saved.get(name, 0.0) for name in config.sources}
         self.abx_log = abx_log
         self.inserts = Inserts(config)
+        self._coherent_switch = False
         self.rng = random.SystemRandom()
         self.concealment: Concealment | None = None
         self.abx: AbxTest | None = None
@@ -113,6 +114,7 @@ class Controller:
 
     def _controls(self):
         controls = monitor.controls(self.config, self.state, self.match_db, self.inserts)
+        controls.coherent_switch = self._coherent_switch
         if self._silent or self.state.source == self.inserts.measuring:
             # the return of an insert being measured carries its noise: not for the speakers
             controls.source = NO_SOURCE
@@ -163,6 +165,8 @@ class Controller:
         """Match the loudness of a newly heard source (``heard`` played until now), publish,
         and announce how the view moved from ``before``; returns that."""
         new = self.state.source
+        if new != heard:
+            self._coherent_switch = self.inserts.aligned(heard, new)
         if new != heard and self.state.match == "auto":
             cap = matching.max_boost_db(self.config)
             offset = matching.switch_offset(self._entering_bus, self.match_db, heard, new, cap)

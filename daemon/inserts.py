@@ -72,6 +72,12 @@ class Inserts:
         cap = matching.max_boost_db(self.config)
         return {n: min(-r.gain_db, cap) for n, r in self.results.items() if n in self.config.inserts}
 
+    def aligned(self, a: str, b: str) -> bool:
+        """Whether sources ``a`` and ``b`` are time-aligned copies of one signal: a dry source
+        and the return of one of its measured inserts, or two such returns."""
+        dry = {n: self.config.inserts[n].source for n in self.results if n in self.config.inserts}
+        return a != b and dry.get(a, a) == dry.get(b, b)
+
     def measuring_index(self) -> int:
         """Index of the insert whose sends play the measurement noise, or -1."""
         return list(self.config.inserts).index(self.measuring) if self.measuring in self.config.inserts else -1

@@ -119,6 +119,9 @@ class Controls:
     ``match_db`` the loudness-match offset and ``offset_db`` an insert's gain compensation
     (dB), ``delay_samples`` the alignment delay of a dry source against its insert's return.
     ``measuring`` is the index of the insert whose send plays measurement noise, or -1.
+    ``coherent_switch``: the source switch being made is between time-aligned copies of one
+    signal (an insert's dry source and its return), so it crossfades at equal gain rather than
+    equal power, which would swell by 3 dB mid-fade.
     """
 
     source: int = 0
@@ -132,6 +135,7 @@ class Controls:
     offset_db: tuple[float, ...] = field(default_factory=tuple)
     delay_samples: tuple[int, ...] = field(default_factory=tuple)
     measuring: int = -1
+    coherent_switch: bool = False
 
 
 def db_to_gain(db: float) -> float:
@@ -163,6 +167,7 @@ def pack(spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None
     p[L.P_RAMP] = spec.samples(spec.ramp_ms)
     p[L.P_MASTER_RAMP] = spec.samples(spec.ramp_ms if master_ramp_ms is None else master_ramp_ms)
     p[L.P_XFADE] = spec.samples(spec.crossfade_ms)
+    p[L.P_COHERENT_XFADE] = float(controls.coherent_switch)
     p[L.P_CEILING] = float32_ceiling(spec.ceiling_dbfs)
     p[L.P_RELEASE] = 1.0 - math.exp(-1.0 / (LIMITER_RELEASE_MS * 1e-3 * fs))
     p[L.P_N_SOURCES] = len(spec.sources)

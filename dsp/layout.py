@@ -46,7 +46,10 @@ P_N_SETS = 12
 P_DELAY_CAP = 13  # delay-line capacity per lane (samples)
 P_N_IN = 14
 P_N_OUT = 15
-GLOBALS = 16
+#: 1.0: source crossfades are equal-gain (linear), for sources that are time-aligned copies of
+#: each other (an insert's dry source and its return): equal power would swell 3 dB mid-fade
+P_COHERENT_XFADE = 16
+GLOBALS = 17
 
 # --- per source (stride SRC_STRIDE from SOURCES_BASE) -----------------------------------------
 S_NCH = 0  # 1 (mono) or 2 (stereo)

@@ -23,7 +23,7 @@ from numba import njit
 
 from controlroom.dsp.layout import (
     I_LEVEL, I_MEASURE, I_NOUT, I_OUT0, I_OUT1, I_SOURCE, INS_STRIDE, INSERTS_BASE, OUTS_BASE,
-    P_N_INSERTS, S_DELAY, S_TRIM, SOURCE_DELAY_LANE, T_NOISE, TS_DELAY_POS,
+    P_COHERENT_XFADE, P_N_INSERTS, S_DELAY, S_TRIM, SOURCE_DELAY_LANE, T_NOISE, TS_DELAY_POS,
     BUS_DRY, BUS_DRY_R, BUS_L, BUS_R, BUS_SUBMIX, C_ACTIVE, C_APPLIED, C_BLOCKS, C_CLIPPED, C_FRAMES, C_LIMITED, C_METER_ACK,
     C_METER_RESET, C_NONFINITE, C_SEQ, C_TORN, CHUNK, K_BANDS, K_DELAY, K_GAIN, K_HIGHPASS,
     K_LOWPASS, K_MONO, K_NBANDS, K_NOUT, K_OUT0, K_OUT1, K_SUB_GAIN, K_SUB_OUT, LANE_L, LANE_R,
@@ -293,7 +293,8 @@ def process_chunk(inp, out, start, n, p, state, meters, counters):
 def mix_sources(inp, start, n, p, state, meters, counters):
     """Steps 1-2: each source is read (non-finite samples zeroed and counted), metered, sent
     to its outboard inserts, delayed into line with an insert's return if asked, then mixed
-    into the monitor bus with its ramped gain (trim x match) and equal-power crossfade."""
+    into the monitor bus with its ramped gain (trim x match) and crossfade: equal power, or
+    equal gain between time-aligned copies (``P_COHERENT_XFADE``)."""
     bl = T_BUS + BUS_L * CHUNK
     br = T_BUS + BUS_R * CHUNK
     sl = T_BUS + LANE_L * CHUNK  # the set lanes are free until the sets play
@@ -302,6 +303,7 @@ def mix_sources(inp, start, n, p, state, meters, counters):
     state[br:br + n] = 0.0
     selected = int(p[P_SOURCE])
     step = 1.0 / max(p[P_XFADE], 1.0)
+    coherent = p[P_COHERENT_XFADE] > 0.5
     cap = int(p[P_DELAY_CAP])
     for s in range(int(p[P_N_SOURCES])):
         base = SOURCES_BASE + s * SRC_STRIDE
@@ -328,7 +330,7 @@ def mix_sources(inp, start, n, p, state, meters, counters):
         for i in range(n):
             g = ramp_next(state, tb + TS_GAIN)
             fade = fade_next(fade, target, step)
-            g *= math.sin(HALF_PI * fade)
+            g *= fade if coherent else math.sin(HALF_PI * fade)
             state[bl + i] += g * state[sl + i]
             state[br + i] += g * state[sr + i]
         state[tb + TS_FADE] = fade

@@ -120,6 +120,19 @@ def test_a_return_being_measured_is_silent_on_the_speakers_and_comes_back_after(
     assert controller._controls().source == 1
 
 
+def test_switching_between_a_measured_inserts_dry_source_and_return_crossfades_at_equal_gain():
+    config = parse_config(TWO_INSERTS + "[sources.ref]\nchannels = [3, 4]\n")
+    controller = Controller(config, Vocabulary(config).initial())
+    controller.apply("source", "set", "comp")
+    assert not controller._controls().coherent_switch  # not measured: not aligned either
+    controller.inserts.results.update(comp=measured(225), tape=measured(300))
+    for heard, new, coherent in [("comp", "mix", True), ("mix", "tape", True), ("tape", "comp", True),
+                                 ("comp", "ref", False), ("ref", "mix", False)]:
+        assert controller.state.source == heard
+        controller.apply("source", "set", new)
+        assert controller._controls().coherent_switch == coherent, (heard, new)
+
+
 def test_matching_compares_what_enters_the_bus_trim_and_insert_gain_included():
     config = parse_config(CONFIG + 'match = "auto"\n')
     measurements = {"mix": -20.0, "comp": -23.0}  # before trim: mix is trimmed by -6 dB

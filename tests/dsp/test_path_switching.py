@@ -98,6 +98,27 @@ def test_source_crossfade_is_equal_power_over_crossfade_ms(crossfade_ms):
     assert 0.2 < g_in[length // 2] < 0.8  # still fading halfway
 
 
+def test_a_coherent_switch_crossfades_at_equal_gain_and_an_ordinary_one_swells_3_db():
+    """Two sources carrying the same signal (an insert's dry source and its aligned return):
+    a coherent switch keeps the output level through the crossfade (gA + gB = 1); an
+    equal-power one would play sqrt(2) x the signal mid-fade (+3 dB)."""
+    spec = stereo_spec(n_in=4, sources=[SourceSpec((1, 2)), SourceSpec((3, 4))])
+    n = FS // 2
+    dc = np.full(n, 0.25)
+    x = frames(dc, dc, dc, dc)
+    at = n // 2 + 11
+    middle = at + XFADE // 2
+    peaks = {}
+    for coherent in (True, False):
+        buffers = settled(spec, Controls(master_db=0.0))
+        switch = Controls(source=1, master_db=0.0, coherent_switch=coherent)
+        y = run_blocks(buffers, x, 128, {at: (spec, switch)})[:, 0].astype(float)
+        peaks[coherent] = y[middle] / 0.25
+        if coherent:
+            np.testing.assert_allclose(y[at - 10:at + 2 * XFADE], 0.25, rtol=1e-6)
+    assert peaks[False] == pytest.approx(np.sqrt(2.0), abs=0.01)
+
+
 @pytest.mark.parametrize("crossfade_ms", [5.0, 20.0, 50.0])
 def test_set_crossfade_fades_the_old_set_out_and_the_new_set_in_over_crossfade_ms(crossfade_ms):
     spec = stereo_spec(n_out=2, sets=[SetSpec((1,)), SetSpec((2,))], crossfade_ms=crossfade_ms)
