@@ -85,13 +85,15 @@ class Controller:
         self.listeners: list[Listener] = []
         self.dropped: Counter[str] = Counter()
         self.buffers: PathBuffers | None = None
-        self._silent = False
+        self._silence_holds = 0  # fades through silence in progress: no source plays while > 0
         self._silence_task: asyncio.Task | None = None
+        self._stopping = False
 
     # --- engine side -----------------------------------------------------------------------
 
     def start_buffers(self) -> PathBuffers:
         """Fresh kernel buffers that start silent and ramp in to the current state."""
+        self._stopping = False
         self.buffers = PathBuffers(self.spec, self._controls(), master_ramp_ms=STARTUP_RAMP_MS)
         return self.buffers
 
@@ -103,19 +105,16 @@ class Controller:
             self.state.volume = cap
 
     def fade_out(self) -> None:
-        """Ramp to silence (before the stream stops); the state keeps its values."""
-        if self._silence_task is not None:
-            self._silence_task.cancel()
-            self._silent = False
-        if self.buffers is not None:
-            silent = self._controls()
-            silent.mute = True
-            self.buffers.update(self.spec, silent)
+        """Ramp to silence (before the stream stops) and stay muted, whatever is published
+        until the next ``start_buffers``; the state keeps its values."""
+        self._stopping = True
+        self.publish()
 
     def _controls(self):
         controls = monitor.controls(self.config, self.state, self.match_db, self.inserts)
         controls.coherent_switch = self._coherent_switch
-        if self._silent or self.state.source == self.inserts.measuring:
+        controls.mute |= self._stopping
+        if self._silence_holds or self.state.source == self.inserts.silenced:
             # the return of an insert being measured carries its noise: not for the speakers
             controls.source = NO_SOURCE
         return controls
@@ -206,7 +205,7 @@ class Controller:
         report["abx"] = self.abx.summary() if self.abx is not None else None
         report["blind_mapping"] = None if self.revealed is None else dict(self.revealed)
         report["inserts"] = self.inserts.as_dict()
-        report["measuring"] = self.inserts.measuring
+        report["measuring"] = self.inserts.silenced
         return report
 
     def shown_meters(self, meters: dict[str, Any]) -> dict[str, Any]:
@@ -324,29 +323,35 @@ class Controller:
         """Fade every source out now and the selected one in once all are silent."""
         if self.buffers is None:
             return
-        self._silent = True
         if self._silence_task is None or self._silence_task.done():
+            self._silence_holds += 1  # before the caller publishes: the fade-out starts now
             self._silence_task = asyncio.get_running_loop().create_task(self._sound_again())
 
     async def _sound_again(self) -> None:
-        await self._wait_silent()
-        self._silent = False
-        self.publish()
+        try:
+            await self.wait_silent()
+        finally:
+            self._silence_holds -= 1
+            self.publish()
 
     async def through_silence(self, change: Callable[[], None]) -> None:
         """Fade every source out, make ``change`` and fade back in: for changes the path
-        cannot glide through, such as a jump in a source's alignment delay."""
+        cannot glide through, such as a jump in a source's alignment delay. Sources play
+        again however this ends (``change`` raising, cancellation), unless another fade
+        through silence still holds them."""
         if self.buffers is None:
             change()
             return
-        self._silent = True
-        self.publish()
-        await self._wait_silent()
-        change()
-        self._silent = False
-        self.publish()
+        self._silence_holds += 1
+        try:
+            self.publish()
+            await self.wait_silent()
+            change()
+        finally:
+            self._silence_holds -= 1
+            self.publish()
 
-    async def _wait_silent(self) -> None:
+    async def wait_silent(self) -> None:
         """Until every source has faded out (at most ``SILENCE_TIMEOUT_S``)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SILENCE_TIMEOUT_S
@@ -407,7 +412,8 @@ class Controller:
             log.warning("after reload: %s", w)
         self.state = restored
         self.match_db = {name: self.match_db.get(name, 0.0) for name in config.sources}
-        self.inserts.reload(config)
+        for w in self.inserts.reload(config):
+            log.warning("after reload: %s", w)
         self.spec = monitor.path_spec(config)
         if not rebuild:
             self.publish()

@@ -26,7 +26,7 @@ import time
 from typing import Any
 
 from controlroom.daemon.errors import CommandError
-from controlroom.daemon.inserts import RECORD_TIMEOUT_S
+from controlroom.daemon.inserts import MEASURE_TIMEOUT_S
 from controlroom.daemon.osc import (
     ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
@@ -138,7 +138,7 @@ def insert(endpoint: tuple[str, int], words: list[str], timeout: float, as_json:
         case ["measure", name]:
             # the daemon answers once the measurement is done: allow for it on top of the timeout
             params = exchange(endpoint, [build_message(INSERT_MEASURE_ADDRESS, name)], INSERT_MEASURE_ADDRESS,
-                              timeout + RECORD_TIMEOUT_S)
+                              timeout + MEASURE_TIMEOUT_S)
             if len(params) != 6:
                 raise CommandError(f"the daemon's measurement answer has {len(params)} values, expected 6", status=1)
             name, latency, latency_ms, gain_db, coherence, inverted = params
@@ -160,10 +160,7 @@ def format_inserts(inserts: dict[str, dict[str, Any]]) -> str:
     """The measurements in the state report, one line each."""
     if not inserts:
         return "inserts: none measured"
-    return "\n".join(
-        format_measurement({"name": name, "latency_ms": 1e3 * m["latency"] / m["samplerate"], **m})
-        for name, m in inserts.items()
-    )
+    return "\n".join(format_measurement({"name": name, **m}) for name, m in inserts.items())
 
 
 def format_abx(abx: dict[str, Any] | None) -> str:

@@ -6,6 +6,10 @@ the interface's own latency counts too), and finds the latency to the sample and
 dry source is then delayed by that latency and the return's level compensated by the gain, so
 that switching in/out is time-aligned (no flam, no comb filter in the crossfade) and
 loudness-matched. Results are saved with the state.
+
+The noise never reaches the speakers or the loudness matching: the return is faded out before
+the noise starts and faded back in only once the last of the noise has come back through the
+gear, and its meters start afresh then.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import numpy as np
 
 from controlroom.daemon import matching
+from controlroom.daemon.targets import TargetError
 from controlroom.dsp import layout as L
 from controlroom.dsp.alignment import measure_insert
 
@@ -26,25 +32,54 @@ log = logging.getLogger(__name__)
 
 #: Length of the measurement noise (s): long enough to average out hiss, short enough to wait.
 MEASURE_S = 0.5
-#: Longest wait (s) for the recording: the engine may stall or stop meanwhile.
-RECORD_TIMEOUT_S = 10.0
+#: Longest wait (s) for each step of a measurement: the engine may stall or stop meanwhile.
+STEP_TIMEOUT_S = 5.0
+#: How long ``ctl insert measure`` may wait for the answer beyond its own timeout (s).
+MEASURE_TIMEOUT_S = 4 * STEP_TIMEOUT_S
+POLL_S = 0.005
 
 
-class InsertError(ValueError):
+class InsertError(TargetError):
     """An insert that cannot be measured; ``str()`` is the reason."""
 
 
 @dataclass(frozen=True)
 class InsertResult:
-    """A measured insert: ``latency`` in samples at ``samplerate`` (Hz), ``gain_db`` the change
-    in K-weighted pink-noise loudness (dB), ``coherence`` 0..1, ``inverted`` when it flips
-    polarity."""
+    """A measured insert: ``latency`` in samples, ``gain_db`` the change in K-weighted
+    pink-noise loudness (dB), ``coherence`` 0..1, ``inverted`` when it flips polarity; and
+    what it was measured with (sample rate in Hz, block size in frames, the insert's 1-based
+    send outputs and return inputs, its source), on which the latency depends."""
 
     latency: int
     gain_db: float
     coherence: float
     inverted: bool
     samplerate: int
+    blocksize: int
+    send: tuple[int, ...]
+    returns: tuple[int, ...]
+    source: str
+
+    @property
+    def latency_ms(self) -> float:
+        return 1e3 * self.latency / self.samplerate
+
+    def misfit(self, config, name: str) -> str | None:
+        """Why this measurement of insert ``name`` no longer holds under ``config``, or None."""
+        insert = config.inserts.get(name)
+        if insert is None:
+            return "no such insert"
+        if (self.send, self.returns, self.source) != (insert.send, insert.returns, insert.source):
+            return "its send, return or source has changed"
+        audio = config.audio
+        if (self.samplerate, self.blocksize) != (audio.samplerate, audio.blocksize):
+            return f"it was made at {self.samplerate} Hz, {self.blocksize} frames"
+        return None
+
+    def as_dict(self) -> dict[str, Any]:
+        """As saved and reported (JSON types), with the latency in ms too."""
+        return {**asdict(self), "send": list(self.send), "returns": list(self.returns),
+                "latency_ms": round(self.latency_ms, 3)}
 
 
 class Inserts:
@@ -55,12 +90,17 @@ class Inserts:
     source, it is delayed by the longest latency and the other returns by the difference.
     Each return is raised or lowered by the inverse of the insert's gain, a boost capped
     at ``[ab] max_boost_db`` like loudness matching's.
+
+    ``measuring`` names the insert whose sends play the noise; ``silenced`` the return kept
+    off the speakers around it; ``lock`` is held for a whole measurement.
     """
 
     def __init__(self, config) -> None:
         self.config = config
         self.results: dict[str, InsertResult] = {}
         self.measuring: str | None = None
+        self.silenced: str | None = None
+        self.lock = asyncio.Lock()
 
     def delay_samples(self) -> dict[str, int]:
         """Source name -> alignment delay (samples): dry sources and the returns of inserts
@@ -70,12 +110,12 @@ class Inserts:
     def offset_db(self) -> dict[str, float]:
         """Return-source name -> gain (dB) that undoes the insert's measured gain."""
         cap = matching.max_boost_db(self.config)
-        return {n: min(-r.gain_db, cap) for n, r in self.results.items() if n in self.config.inserts}
+        return {n: min(-r.gain_db, cap) for n, r in self.results.items()}
 
     def aligned(self, a: str, b: str) -> bool:
         """Whether sources ``a`` and ``b`` are time-aligned copies of one signal: a dry source
         and the return of one of its measured inserts, or two such returns."""
-        dry = {n: self.config.inserts[n].source for n in self.results if n in self.config.inserts}
+        dry = {n: r.source for n, r in self.results.items()}
         return a != b and dry.get(a, a) == dry.get(b, b)
 
     def measuring_index(self) -> int:
@@ -84,62 +124,80 @@ class Inserts:
 
     def as_dict(self) -> dict[str, dict[str, Any]]:
         """Insert name -> its measurement (the state file's and state report's ``inserts``)."""
-        return {n: asdict(r) for n, r in self.results.items()}
+        return {n: r.as_dict() for n, r in self.results.items()}
 
     def restore(self, saved: Any) -> list[str]:
         """Take measurements from a state file's ``inserts``; returns a warning for each that
-        cannot be used (no such insert, another sample rate, malformed)."""
+        cannot be used (malformed, or no longer fitting the config)."""
         if not isinstance(saved, dict):
             return [f"ignoring saved inserts: {saved!r} is not a table of measurements"]
         warnings = []
         for name, entry in saved.items():
             try:
-                result = _result(entry, self.config.audio.samplerate)
-            except (KeyError, TypeError, ValueError) as exc:
+                result = _result(entry)
+            except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
                 warnings.append(f"ignoring the saved measurement of insert {name!r}: {exc}")
                 continue
-            if name not in self.config.inserts:
-                warnings.append(f"ignoring the saved measurement of unknown insert {name!r}")
-            elif result.samplerate != self.config.audio.samplerate:
-                warnings.append(f"ignoring the measurement of insert {name!r} made at {result.samplerate} Hz: measure it again")
+            reason = result.misfit(self.config, name)
+            if reason is not None:
+                warnings.append(f"ignoring the saved measurement of insert {name!r}: {reason}; measure it again")
             else:
                 self.results[name] = result
         return warnings
 
-    def reload(self, config) -> None:
-        """Adopt a new config, forgetting measurements its changes make wrong (the insert
-        rewired, another sample rate)."""
-        old, self.config = self.config, config
-        self.results = {
-            n: r for n, r in self.results.items()
-            if old.inserts.get(n) == config.inserts.get(n) and r.samplerate == config.audio.samplerate
-        }
+    def reload(self, config) -> list[str]:
+        """Adopt a new config, forgetting the measurements it makes wrong; a warning for each."""
+        self.config = config
+        warnings = []
+        for name, result in list(self.results.items()):
+            reason = result.misfit(config, name)
+            if reason is not None:
+                del self.results[name]
+                warnings.append(f"forgetting the measurement of insert {name!r}: {reason}; measure it again")
+        return warnings
+
+
+def check(config, name: Any) -> None:
+    """Raise ``InsertError`` unless ``name`` is an insert of ``config``."""
+    if not isinstance(name, str) or name not in config.inserts:
+        raise InsertError(f"no insert {name!r} (expected one of {', '.join(config.inserts) or 'none'})")
 
 
 def alignment_delays(config, results: dict[str, InsertResult]) -> dict[str, int]:
     """Source name -> delay (samples) that lines up every measured insert's return with its
     dry source (see ``Inserts``)."""
-    measured = {n: r.latency for n, r in results.items() if n in config.inserts}
     delays: dict[str, int] = {}
-    for name, latency in measured.items():
-        dry = config.inserts[name].source
-        delays[dry] = max(delays.get(dry, 0), latency)
-    for name, latency in measured.items():
-        delays[name] = delays[config.inserts[name].source] - latency
+    for r in results.values():
+        delays[r.source] = max(delays.get(r.source, 0), r.latency)
+    for name, r in results.items():
+        delays[name] = delays[r.source] - r.latency
     return delays
 
 
-def _result(entry: Any, samplerate: int) -> InsertResult:
-    """A saved measurement, checked: latency within what the path can delay, finite gain."""
+def _result(entry: Any) -> InsertResult:
+    """A saved measurement, checked: types, a latency the path can delay, finite gain."""
     if not isinstance(entry, dict):
         raise TypeError("not a table")
-    latency = entry["latency"]
-    if isinstance(latency, bool) or not isinstance(latency, int) or not 0 <= latency <= max_latency(samplerate):
-        raise ValueError(f"latency {latency!r} out of range")
+    whole = {key: entry[key] for key in ("latency", "samplerate", "blocksize")}
+    for key, value in whole.items():
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ValueError(f"{key} {value!r} is not a whole number")
+    if whole["latency"] > max_latency(whole["samplerate"]):
+        raise ValueError(f"latency {whole['latency']} out of range")
     gain_db, coherence = float(entry["gain_db"]), float(entry["coherence"])
     if not (math.isfinite(gain_db) and 0.0 <= coherence <= 1.0):
         raise ValueError("gain or coherence out of range")
-    return InsertResult(latency, gain_db, coherence, bool(entry["inverted"]), int(entry["samplerate"]))
+    if not isinstance(entry["inverted"], bool) or not isinstance(entry["source"], str):
+        raise TypeError("inverted or source of the wrong type")
+    send, returns = (tuple(_channels(entry[key])) for key in ("send", "returns"))
+    return InsertResult(whole["latency"], gain_db, coherence, entry["inverted"], whole["samplerate"],
+                        whole["blocksize"], send, returns, entry["source"])
+
+
+def _channels(value: Any) -> list[int]:
+    if not isinstance(value, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
+        raise TypeError(f"{value!r} is not a list of channels")
+    return value
 
 
 def max_latency(samplerate: int) -> int:
@@ -148,66 +206,107 @@ def max_latency(samplerate: int) -> int:
 
 
 def columns(config, name: str) -> tuple[int, list[int]]:
-    """Tap columns of insert ``name``: its first send output, and its return inputs."""
+    """0-based tap columns of insert ``name``: its first send output, and its return inputs."""
     insert = config.inserts[name]
     n_in = config.audio.input_channels
     return n_in + insert.send[0] - 1, [c - 1 for c in insert.returns]
 
 
 def analyse(config, name: str, recording: np.ndarray) -> InsertResult:
-    """The insert's latency and gain from a tap recording (frames, tap width) of the noise."""
+    """The insert's latency and gain from a tap recording (frames, tap width) that starts with
+    the noise."""
     send_col, return_cols = columns(config, name)
-    # whatever went out (programme, then the noise once the kernel took the request) came
-    # back through the insert: the whole recording correlates
+    audio, insert = config.audio, config.inserts[name]
     try:
-        rate = config.audio.samplerate
-        m = measure_insert(recording[:, send_col], recording[:, return_cols], max_latency(rate), rate)
+        m = measure_insert(recording[:, send_col], recording[:, return_cols], max_latency(audio.samplerate),
+                           audio.samplerate)
     except ValueError as exc:
         raise InsertError(f"insert {name}: {exc}") from None
-    return InsertResult(m.latency, round(m.gain_db, 2), round(m.coherence, 3), m.inverted, rate)
+    return InsertResult(m.latency, round(m.gain_db, 2), round(m.coherence, 3), m.inverted, audio.samplerate,
+                        audio.blocksize, insert.send, insert.returns, insert.source)
 
 
 async def measure(daemon, name: str) -> InsertResult:
     """Measure insert ``name`` on ``daemon``'s running engine and apply the result.
 
-    The return is silent on the monitors while its sends play the noise. Raises
-    ``InsertError`` when the insert cannot be measured (unknown, already measuring, no
-    audio, no clear return); the previous measurement then stays in force.
+    Raises ``InsertError`` when the insert cannot be measured (unknown, already being
+    measured, no audio, no clear return, the config reloaded meanwhile); the previous
+    measurement then stays in force.
     """
     config, controller = daemon.config, daemon.controller
-    if name not in config.inserts:
-        raise InsertError(f"no insert {name!r} (expected one of {', '.join(config.inserts) or 'none'})")
+    check(config, name)
     inserts = controller.inserts
-    if inserts.measuring is not None:
-        raise InsertError(f"insert {inserts.measuring} is being measured")
-    monitor = daemon.loudness
-    if monitor is None or daemon.host is None or not daemon.host.running:
-        raise InsertError("audio is not running")
-    rate = config.audio.samplerate
-    recording = monitor.record(int(MEASURE_S * rate) + max_latency(rate))
-    inserts.measuring = name
-    controller.publish()
+    if inserts.lock.locked():
+        raise InsertError(f"insert {inserts.silenced} is being measured")
+    async with inserts.lock:
+        if daemon.loudness is None or daemon.host is None or not daemon.host.running:
+            raise InsertError("audio is not running")
+        recording = await _record_noise(daemon, name)
+        result = await asyncio.to_thread(analyse, config, name, recording)
+
+        def apply() -> None:
+            if daemon.config is not config:
+                raise InsertError("the config was reloaded during the measurement: measure again")
+            inserts.results[name] = result
+
+        if alignment_delays(config, {**inserts.results, name: result}) != inserts.delay_samples():
+            # a delay line that jumps clicks: the sources fade out and back in around the change
+            await controller.through_silence(apply)
+        else:
+            apply()
+            controller.publish()
+    log.info("insert %s: latency %d samples (%.2f ms), gain %+.2f dB%s", name, result.latency, result.latency_ms,
+             result.gain_db, ", polarity inverted" if result.inverted else "")
+    return result
+
+
+async def _record_noise(daemon, name: str) -> np.ndarray:
+    """Play the noise through insert ``name`` and record the tap from its first frame on.
+
+    The return is faded out first (if it is heard), and faded back in, its meters restarted,
+    only once the noise has stopped and every frame that could still carry it (the longest
+    latency the path can align) has been metered.
+    """
+    controller, monitor, buffers = daemon.controller, daemon.loudness, daemon.controller.buffers
+    inserts = controller.inserts
+    rate = daemon.config.audio.samplerate
+    inserts.silenced = name
     try:
-        block = await asyncio.wait_for(recording, timeout=RECORD_TIMEOUT_S)
-    except asyncio.TimeoutError:
-        raise InsertError("no audio arrived for the measurement") from None
+        controller.publish()
+        if controller.state.source == name:
+            await controller.wait_silent()
+        inserts.measuring = name
+        controller.publish()
+        await _until(lambda: _applied(buffers), "the engine to take the measurement")
+        start = int(buffers.counters[L.C_TAP_WRITE])
+        try:
+            return await asyncio.wait_for(monitor.record(int(MEASURE_S * rate) + max_latency(rate), start),
+                                          STEP_TIMEOUT_S)
+        except asyncio.TimeoutError:
+            raise InsertError("no audio arrived for the measurement") from None
     finally:
         inserts.measuring = None
-        controller.publish()
-        monitor.reset_source(name)  # the noise is not programme: matching must not see it
-    if daemon.config is not config:
-        raise InsertError("the config was reloaded during the measurement: measure again")
-    result = await asyncio.to_thread(analyse, config, name, block)
+        try:
+            controller.publish()
+            await _until(lambda: _applied(buffers), "the engine to stop the noise")
+            tail = int(buffers.counters[L.C_TAP_WRITE]) + max_latency(rate)
+            await _until(lambda: monitor.read >= tail, "the noise to come back")
+        finally:
+            monitor.reset_source(name)
+            inserts.silenced = None
+            controller.publish()
 
-    def apply() -> None:
-        inserts.results[name] = result
 
-    if alignment_delays(config, {**inserts.results, name: result}) != inserts.delay_samples():
-        # a delay line that jumps clicks: the sources fade out and back in around the change
-        await controller.through_silence(apply)
-    else:
-        apply()
-        controller.publish()
-    log.info("insert %s: latency %d samples (%.2f ms), gain %+.2f dB%s", name, result.latency,
-             1e3 * result.latency / rate, result.gain_db, ", polarity inverted" if result.inverted else "")
-    return result
+def _applied(buffers) -> bool:
+    """The kernel runs the latest published parameters."""
+    return buffers.counters[L.C_APPLIED] == buffers.counters[L.C_SEQ]
+
+
+async def _until(condition: Callable[[], bool], what: str) -> None:
+    """Poll ``condition`` every POLL_S; InsertError naming ``what`` after STEP_TIMEOUT_S."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + STEP_TIMEOUT_S
+    while not condition():
+        if loop.time() > deadline:
+            raise InsertError(f"audio stopped while waiting for {what}")
+        await asyncio.sleep(POLL_S)

@@ -80,19 +80,24 @@ def _finite(value: float | None) -> float | None:
 
 
 class _Recording:
-    """Tap frames collected for a waiting coroutine."""
+    """Tap frames collected for a waiting coroutine, from tap frame ``start`` on."""
 
-    def __init__(self, frames: int, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, frames: int, start: int, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
         self.frames = frames
+        self.start = start
         self.future = future
         self.loop = loop
         self.blocks: list[np.ndarray] = []
         self.have = 0
 
-    def take(self, block: np.ndarray) -> bool:
-        """Keep ``block``; True (and the future resolved) once enough frames are in."""
+    def take(self, block: np.ndarray, first: int) -> bool:
+        """Keep what of ``block`` (whose first row is tap frame ``first``) is due; True (and
+        the future resolved) once enough frames are in."""
         if self.future.done():  # the waiter gave up
             return True
+        block = block[max(0, self.start - first):]
+        if block.shape[0] == 0:
+            return False
         self.blocks.append(block.copy())
         self.have += block.shape[0]
         if self.have < self.frames:
@@ -127,10 +132,12 @@ class LoudnessMonitor:
         self._lock = threading.Lock()
         self._recordings: list[_Recording] = []
 
-    def record(self, frames: int) -> asyncio.Future:
-        """A future for the next ``frames`` frames of the tap, (frames, width) float32."""
+    def record(self, frames: int, start: int = 0) -> asyncio.Future:
+        """A future for ``frames`` frames of the tap from tap frame ``start`` (a count of
+        ``counters[C_TAP_WRITE]``; frames already drained are not kept): (frames, width)
+        float32."""
         loop = asyncio.get_running_loop()
-        recording = _Recording(frames, loop.create_future(), loop)
+        recording = _Recording(frames, start, loop.create_future(), loop)
         with self._lock:
             self._recordings.append(recording)
         return recording.future
@@ -154,7 +161,8 @@ class LoudnessMonitor:
                 meter.feed(block)
             if self.monitor is not None:
                 self.monitor.feed(block)
-            self._recordings = [r for r in self._recordings if not r.take(block)]
+            first = self.read - n
+            self._recordings = [r for r in self._recordings if not r.take(block, first)]
             return n
 
     def window_lufs(self, source: str) -> float | None:

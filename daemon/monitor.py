@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from controlroom.daemon import matching
 from controlroom.daemon.targets import MonitorState
 from controlroom.dsp import emulation
 from controlroom.dsp.control import Controls, InsertSpec, PathSpec, SetSpec, SourceSpec, SubSpec
@@ -66,6 +67,9 @@ def controls(
     match_db = match_db or {}
     delays = inserts.delay_samples() if inserts is not None else {}
     offsets = inserts.offset_db() if inserts is not None else {}
+    # matching and an insert's compensation together raise a source by at most the one cap
+    cap = matching.max_boost_db(config)
+    offsets = {name: min(db, cap - match_db.get(name, 0.0)) for name, db in offsets.items()}
     master = state.volume + (config.monitor.dim_db if state.dim else 0.0)
     if state.mono:
         matrix = MATRIX_MONO

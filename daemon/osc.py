@@ -48,6 +48,7 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
 from controlroom.daemon.errors import CommandError
+from controlroom.daemon import inserts
 from controlroom.daemon.inserts import InsertError, InsertResult
 from controlroom.daemon.targets import TARGETS, TargetError, parse_bool
 
@@ -418,9 +419,7 @@ class OscServer(asyncio.DatagramProtocol):
                 raise _Drop(DROP_UNKNOWN_ADDRESS, "unknown address")
 
     def _start_measurement(self, name: Any, sender: Address) -> None:
-        inserts = self.controller.config.inserts
-        if not isinstance(name, str) or name not in inserts:
-            raise TargetError(f"no insert {name!r} (expected one of {', '.join(inserts) or 'none'})")
+        inserts.check(self.controller.config, name)
         if self.measure_insert is None:
             raise _Drop(DROP_UNKNOWN_ADDRESS, "insert measurement needs the audio engine")
         task = asyncio.get_running_loop().create_task(self._measure(name, sender))
@@ -435,8 +434,7 @@ class OscServer(asyncio.DatagramProtocol):
             log.warning("insert measurement failed: %s", exc)
             self._send(sender, ERROR_ADDRESS, MEASURE_FAILED, str(exc))
             return
-        latency_ms = 1e3 * r.latency / r.samplerate
-        self._send(sender, INSERT_MEASURE_ADDRESS, name, r.latency, latency_ms, r.gain_db, r.coherence, int(r.inverted))
+        self._send(sender, INSERT_MEASURE_ADDRESS, name, r.latency, r.latency_ms, r.gain_db, r.coherence, int(r.inverted))
 
     def _drop(self, reason: str, detail: str, sender: Address, reply: bool = True) -> None:
         self.controller.drop(reason)

@@ -296,6 +296,8 @@ class Daemon:
         old = self.config
         self.config = config
         rebuild = self.controller.reload(config)
+        if self.saver is not None:
+            self.saver.changed()  # the reload may have forgotten insert measurements
         if rebuild:
             log.info("reload: audio settings changed, rebuilding the stream")
             await self._fade_out()

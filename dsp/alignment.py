@@ -41,7 +41,7 @@ def measure_insert(send: np.ndarray, ret: np.ndarray, max_latency: int, samplera
 
     ``send`` is 1-D; ``ret`` is 1-D or (frames, channels), channels averaged. Raises
     ValueError when the return does not follow the send (no connection, or latency beyond
-    ``max_latency``) or the recording is too short.
+    ``max_latency``), or the recording is too short or not finite.
     """
     send = np.asarray(send, dtype=float)
     ret = np.asarray(ret, dtype=float)
@@ -50,12 +50,18 @@ def measure_insert(send: np.ndarray, ret: np.ndarray, max_latency: int, samplera
     n = len(send)
     if len(ret) != n or n < max_latency + 2 * SEGMENT:
         raise ValueError(f"send and return must be the same length, at least {max_latency + 2 * SEGMENT} frames")
+    if not (np.all(np.isfinite(send)) and np.all(np.isfinite(ret))):
+        raise ValueError("the recording holds non-finite samples (NaN or Inf)")
     if not np.any(send):
         raise ValueError("the send was silent")
-    corr = _cross_correlation(send, ret)
-    lag = int(np.argmax(np.abs(corr[: max_latency + 1])))
+    corr = _cross_correlation(send, ret)[: n // 2]
+    magnitude = np.abs(corr)
+    lag = int(np.argmax(magnitude[: max_latency + 1]))
     freqs, response, coherence = transfer_function(send[: n - lag], ret[lag:], samplerate)
-    if coherence < MIN_COHERENCE:
+    if not coherence >= MIN_COHERENCE:
+        late = int(np.argmax(magnitude))
+        if late > max_latency and magnitude[late] > 4.0 * magnitude[lag]:
+            raise ValueError(f"the return comes back {late} samples late, beyond the {max_latency} the path can align")
         raise ValueError(f"no clear return (coherence {coherence:.2f}): is the insert connected?")
     power = np.abs(response) ** 2
     gain_db = pink_loudness_gain_db(lambda f: np.interp(f, freqs, power), samplerate)

@@ -108,7 +108,10 @@ class OscPeer:
     def wait(self, condition: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
         """Poll the report until ``condition(report)``; that report."""
         def satisfied():
-            report = self.query()
+            try:
+                report = self.query()
+            except TimeoutError:  # busy (a cold start compiles the kernel): ask again
+                return None
             return report if condition(report) else None
 
         return wait_for(satisfied, timeout, what)

@@ -208,16 +208,25 @@ class JackHarness:
     def record(self, frames: int, skip: int = 0) -> np.ndarray:
         """Skip ``skip`` frames, then record ``frames`` frames from every rec port:
         a float32 (frames, n_record) array."""
+        self.begin_recording(frames, skip)
+        if not self._done.wait(RECORD_TIMEOUT_S):
+            raise TimeoutError(f"recorded {self._recorded} of {frames} frames in {RECORD_TIMEOUT_S} s")
+        return self.end_recording()
+
+    def begin_recording(self, frames: int, skip: int = 0) -> None:
+        """Start recording (at most ``frames`` frames after skipping ``skip``) and return."""
         with self._lock:
             self._recording = np.zeros((frames, len(self.inports)), dtype=np.float32)
             self._recorded = 0
             self._skip = skip
             self._done.clear()
-        if not self._done.wait(RECORD_TIMEOUT_S):
-            raise TimeoutError(f"recorded {self._recorded} of {frames} frames in {RECORD_TIMEOUT_S} s")
+
+    def end_recording(self) -> np.ndarray:
+        """Stop recording; what was recorded, (frames, n_record) float32."""
         with self._lock:
             recording, self._recording = self._recording, None
-        return recording
+            self._done.set()
+        return recording[: self._recorded]
 
     def close(self) -> None:
         """Deactivate and close the client (again: nothing)."""

@@ -72,3 +72,19 @@ def test_the_response_is_welchs_cross_spectrum_over_the_send_spectrum():
     np.testing.assert_allclose(freqs, f)
     np.testing.assert_allclose(response[1:-1], (pxy / pxx)[1:-1], rtol=1e-6)
     assert coherence > 0.99
+
+
+def test_a_non_finite_recording_is_an_error_not_a_nan_gain():
+    send = noise(12000)
+    ret = send.copy()
+    ret[5000] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        measure_insert(send, ret, 2400, FS)
+
+
+def test_a_return_later_than_the_path_can_align_says_so():
+    send = noise(24000)
+    ret = np.zeros_like(send)
+    ret[3000:] = send[:-3000]
+    with pytest.raises(ValueError, match="3000 samples late, beyond the 2400"):
+        measure_insert(send, ret, 2400, FS)
