@@ -14,9 +14,12 @@ from collections.abc import Callable
 
 import jack
 import mido
+import rtmidi
 
 BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 TIMEOUT_S = 5.0
+#: Messages the fake surface's input may queue between two reads (floods included).
+QUEUE_LIMIT = 1 << 16
 
 
 async def until(condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S) -> None:
@@ -30,23 +33,44 @@ async def until(condition: Callable[[], bool], what: str, timeout_s: float = TIM
 
 class FakeSurface:
     """Virtual JACK MIDI ports named ``name``. ``received`` holds the hex of every message the
-    daemon sent, in order; ``expect`` waits for one."""
+    daemon sent, in order; ``expect`` waits for one.
+
+    The input is read by polling, as the daemon reads its own: with a Python callback (as mido's
+    rtmidi input installs), JACK's process thread needs the GIL, and closing the port from a
+    thread that holds it deadlocks in ``jack_deactivate``.
+    """
 
     def __init__(self, name: str) -> None:
         self.name = name
         self.backend = mido.Backend(BACKEND, load=True)
-        self.received: list[str] = []
+        self._received: list[str] = []
         self.open()
 
     def open(self) -> None:
         self.output = self.backend.open_output(self.name, virtual=True)
-        self.input = self.backend.open_input(
-            self.name, virtual=True, callback=lambda m: self.received.append(m.hex())
-        )
+        self.input = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=self.name, queue_size_limit=QUEUE_LIMIT)
+        self.input.ignore_types(sysex=False, timing=False, active_sense=True)
+        self.input.open_virtual_port(self.name)
 
     def close(self) -> None:
-        self.input.close()
+        self._drain()  # keep what arrived before the unplug
+        self.input.close_port()
+        self.input.delete()
+        self.input = None
         self.output.close()
+
+    @property
+    def received(self) -> list[str]:
+        """Every message received so far, as hex (invalid ones left out, as mido would)."""
+        self._drain()
+        return self._received
+
+    def _drain(self) -> None:
+        while self.input is not None and (event := self.input.get_message()) is not None:
+            try:
+                self._received.append(mido.Message.from_bytes(event[0]).hex())
+            except ValueError:
+                pass
 
     def send(self, *messages: mido.Message) -> None:
         for message in messages:
