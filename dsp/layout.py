@@ -101,7 +101,10 @@ T_SUBMIX = 20  # ramp 0..1: how far bass management is engaged
 T_LIMITER = 24  # limiter gain envelope
 T_SEEN = 25  # 1.0 once the state has taken its first parameters
 T_NOISE = 26  # measurement-noise generator state (an integer held exactly in a float64)
-T_GLOBALS = 32
+#: per output: 1.0 when something was added to its bus in this chunk; a bus nothing touched is
+#: all zeros, so the kernel neither clears, limits nor meters it
+T_TOUCHED = 32
+T_GLOBALS = T_TOUCHED + MAX_CHANNELS
 
 #: per source: crossfade position 0..1, gain ramp, delay write index
 TS_FADE = 0

@@ -32,7 +32,7 @@ from controlroom.dsp.layout import (
     P_MASTER_RAMP, P_MATRIX, P_N_SETS, P_N_SOURCES, P_POLARITY, P_RAMP, P_RELEASE, P_SET,
     P_SOURCE, P_SUB, P_XFADE, RAMP, S_CH0, S_CH1, S_GAIN, S_NCH, SET_STRIDE, SETS_BASE,
     SOURCES_BASE, SRC_STRIDE, T_BUS, T_DELAY, T_LIMITER, T_MASTER, T_MATRIX, T_OUT, T_SEEN,
-    T_SETS, T_SOURCES, T_SUBMIX, TK_BANDS, TK_DELAY_POS, TK_DRAIN, TK_FADE, TK_GAIN, TK_HIGHPASS,
+    T_SETS, T_SOURCES, T_SUBMIX, T_TOUCHED, TK_BANDS, TK_DELAY_POS, TK_DRAIN, TK_FADE, TK_GAIN, TK_HIGHPASS,
     TK_LOWPASS, TK_STRIDE, TK_SUB_GAIN, TS_FADE, TS_GAIN, TS_STRIDE,
 )
 from controlroom.dsp.pointers import memory_fence
@@ -173,6 +173,28 @@ def biquad(buf, off, n, coef, c, st, s):
 
 
 @njit(**JIT)
+def biquad2(buf, off, n, coef, c, st, s):
+    """Two consecutive sections (``coef[c:c+10]``, states ``st[s:s+4]``) on one lane in one
+    pass: their recursions overlap in the pipeline instead of running one after the other."""
+    b0, b1, b2, a1, a2 = coef[c], coef[c + 1], coef[c + 2], coef[c + 3], coef[c + 4]
+    d0, d1, d2, e1, e2 = coef[c + 5], coef[c + 6], coef[c + 7], coef[c + 8], coef[c + 9]
+    s1, s2, t1, t2 = st[s], st[s + 1], st[s + 2], st[s + 3]
+    for i in range(off, off + n):
+        x = buf[i]
+        y = b0 * x + s1
+        s1 = b1 * x - a1 * y + s2
+        s2 = b2 * x - a2 * y
+        z = d0 * y + t1
+        t1 = d1 * y - e1 * z + t2
+        t2 = d2 * y - e2 * z
+        buf[i] = z
+    st[s] = flush(s1)
+    st[s + 1] = flush(s2)
+    st[s + 2] = flush(t1)
+    st[s + 3] = flush(t2)
+
+
+@njit(**JIT)
 def biquad_pair(buf, off, n, coef, c, st, s):
     """``biquad`` on two lanes at once (``buf[off:]`` and ``buf[off + CHUNK:]``, states
     ``st[s:s+4]``): the two independent recursions overlap in the CPU's pipeline, which
@@ -240,8 +262,10 @@ def flush(v):
 def cascade(buf, off, n, coef, c, count, st, s, pair):
     """``count`` sections in series, on one lane or (``pair``) on two adjacent lanes."""
     if not pair:
-        for k in range(count):
-            biquad(buf, off, n, coef, c + 5 * k, st, s + 2 * k)
+        for k in range(0, count - 1, 2):
+            biquad2(buf, off, n, coef, c + 5 * k, st, s + 2 * k)
+        if count % 2:
+            biquad(buf, off, n, coef, c + 5 * (count - 1), st, s + 2 * (count - 1))
         return
     for k in range(0, count - 1, 2):
         biquad_pair2(buf, off, n, coef, c + 5 * k, st, s + 4 * k)
@@ -276,8 +300,6 @@ def process(inp, out, shared, params, state, meters, counters):
 
 @njit(**JIT)
 def process_chunk(inp, out, start, n, p, state, meters, counters):
-    for o in range(out.shape[1]):
-        state[T_OUT + o * CHUNK:T_OUT + o * CHUNK + n] = 0.0
     mix_sources(inp, start, n, p, state, meters, counters)
     matrix_and_master(n, p, state)
     ramp_to(state, T_SUBMIX, p[P_SUB], p[P_XFADE])
@@ -382,6 +404,8 @@ def send_inserts(s, n, p, base, state, sl, sr):
         o0 = T_OUT + int(p[ib + I_OUT0]) * CHUNK
         o1 = T_OUT + int(p[ib + I_OUT1]) * CHUNK
         two = p[ib + I_NOUT] > 1.0
+        state[T_TOUCHED + int(p[ib + I_OUT0])] = 1.0
+        state[T_TOUCHED + int(p[ib + I_OUT1])] = 1.0
         if p[ib + I_MEASURE] > 0.5:
             level = p[ib + I_LEVEL]
             for i in range(n):
@@ -499,22 +523,25 @@ def play_set(k, n, p, state):
     else:
         until = silent_from + int(p[base + K_DELAY])
     play = min(n, until)
-    o0 = T_OUT + int(p[base + K_OUT0]) * CHUNK
-    o1 = T_OUT + int(p[base + K_OUT1]) * CHUNK
-    os_ = T_OUT + int(p[base + K_SUB_OUT]) * CHUNK
-    for i in range(play):
-        state[o0 + i] += state[ll + i]
+    add_to_output(state, ll, int(p[base + K_OUT0]), play)
     if two:
-        for i in range(play):
-            state[o1 + i] += state[lr + i]
+        add_to_output(state, lr, int(p[base + K_OUT1]), play)
     if has_sub:
-        for i in range(play):
-            state[os_ + i] += state[ls + i]
+        add_to_output(state, ls, int(p[base + K_SUB_OUT]), play)
     if playing:
         return
     state[tb + TK_DRAIN] = until - n
     if until <= n:
         clear_set(k, p, state)
+
+
+@njit(**JIT)
+def add_to_output(state, lane, o, n):
+    """Add ``n`` samples of bus ``lane`` to output ``o``'s bus (0-based) and mark it touched."""
+    ob = T_OUT + o * CHUNK
+    for i in range(n):
+        state[ob + i] += state[lane + i]
+    state[T_TOUCHED + o] = 1.0
 
 
 @njit(**JIT)
@@ -598,7 +625,8 @@ def clear_set(k, p, state):
 @njit(**JIT)
 def limit_and_write(out, start, n, p, state, meters, counters):
     """Step 6: one peak limiter linked across all outputs (zero latency: instant attack,
-    exponential release), then a hard clip at the ceiling; output meters."""
+    exponential release), then a hard clip at the ceiling; output meters. The output buses
+    are left cleared; those nothing was added to are written as silence without more ado."""
     ceiling = p[P_CEILING]
     release = p[P_RELEASE]
     n_out = out.shape[1]
@@ -606,8 +634,8 @@ def limit_and_write(out, start, n, p, state, meters, counters):
     gains = T_BUS + BUS_DRY_R * CHUNK
     state[peaks:peaks + n] = 0.0
     for o in range(n_out):
-        if p[OUTS_BASE + o] > 0.5:
-            continue  # an insert send: outboard gear is not the speakers
+        if p[OUTS_BASE + o] > 0.5 or state[T_TOUCHED + o] == 0.0:
+            continue  # an insert send (outboard gear is not the speakers), or silence
         ob = T_OUT + o * CHUNK
         for i in range(n):
             state[peaks + i] = max(state[peaks + i], abs(state[ob + i]))
@@ -630,6 +658,9 @@ def limit_and_write(out, start, n, p, state, meters, counters):
     counters[C_LIMITED] += limited
     clipped = 0
     for o in range(n_out):
+        if state[T_TOUCHED + o] == 0.0:
+            out[start:start + n, o] = 0.0  # its meters stay as they are: adding silence
+            continue
         ob = T_OUT + o * CHUNK
         mb = M_OUTPUTS + o * MS_STRIDE
         pk = meters[mb + MS_PEAK]
@@ -645,6 +676,8 @@ def limit_and_write(out, start, n, p, state, meters, counters):
             sq += v * v
         meters[mb + MS_PEAK] = pk
         meters[mb + MS_SUMSQ] += sq
+        state[ob:ob + n] = 0.0  # ready for the next chunk to add to
+        state[T_TOUCHED + o] = 0.0
     counters[C_CLIPPED] += clipped
 
 
