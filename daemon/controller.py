@@ -168,7 +168,8 @@ class Controller:
             self._coherent_switch = self.inserts.aligned(heard, new)
         if new != heard and self.state.match == "auto":
             cap = matching.max_boost_db(self.config)
-            offset = matching.switch_offset(self._entering_bus, self.match_db, heard, new, cap)
+            entering = lambda source: self._entering_bus(source, heard=source == heard)  # noqa: E731
+            offset = matching.switch_offset(entering, self.match_db, heard, new, cap)
             if offset is not None:
                 self.match_db[new] = offset
         self.publish()
@@ -177,13 +178,20 @@ class Controller:
             self._announce(changes, origin)
         return changes
 
-    def _entering_bus(self, source: str) -> float | None:
+    def _entering_bus(self, source: str, heard: bool) -> float | None:
         """``source``'s loudness (LUFS) as it enters the monitor bus before matching: measured,
-        plus its trim and its insert compensation."""
-        lufs = self.measure(source)
+        plus its trim and its insert compensation — as the path applied it while the source
+        was ``heard`` (shared with the match offset under one boost cap), else in full (the
+        cap then applies to the new match offset and compensation together). None while
+        unknown, and for the return of an insert being measured (its meter heard the noise)."""
+        lufs = self.measure(source) if source != self.inserts.busy else None
         if lufs is None:
             return None
-        return lufs + self.config.sources[source].trim_db + self.inserts.offset_db().get(source, 0.0)
+        if heard:
+            compensation = monitor.insert_offsets(self.config, self.match_db, self.inserts)
+        else:
+            compensation = self.inserts.offset_db()
+        return lufs + self.config.sources[source].trim_db + compensation.get(source, 0.0)
 
     def view(self) -> dict[str, Any]:
         """The state as it is shown: targets, ``match_db`` (source -> dB), ``volume_spl_db``
@@ -205,7 +213,7 @@ class Controller:
         report["abx"] = self.abx.summary() if self.abx is not None else None
         report["blind_mapping"] = None if self.revealed is None else dict(self.revealed)
         report["inserts"] = self.inserts.as_dict()
-        report["measuring"] = self.inserts.silenced
+        report["measuring"] = self.inserts.busy
         return report
 
     def shown_meters(self, meters: dict[str, Any]) -> dict[str, Any]:
@@ -353,16 +361,24 @@ class Controller:
 
     async def wait_silent(self) -> None:
         """Until every source has faded out (at most ``SILENCE_TIMEOUT_S``)."""
+        await self.wait_faded()
+
+    async def wait_faded(self, source: str | None = None) -> None:
+        """Until ``source`` (None: every source) has faded out, at most ``SILENCE_TIMEOUT_S``
+        (the engine may be stopped, and then nothing fades)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + SILENCE_TIMEOUT_S
-        while not self._sources_silent() and loop.time() < deadline:
+        while self.buffers is not None and not self._faded(source) and loop.time() < deadline:
             await asyncio.sleep(SILENCE_POLL_S)
 
-    def _sources_silent(self) -> bool:
-        """The kernel runs the latest parameters and every source has faded out."""
+    def _faded(self, source: str | None) -> bool:
+        """The kernel runs the latest parameters and ``source`` (None: every source) has
+        faded out (a source no longer configured has nothing to fade)."""
         b = self.buffers
-        fades = b.state[L.T_SOURCES + L.TS_FADE:L.T_SOURCES + len(self.spec.sources) * L.TS_STRIDE:L.TS_STRIDE]
-        return b.counters[L.C_APPLIED] == b.counters[L.C_SEQ] and not fades.any()
+        if b.counters[L.C_APPLIED] != b.counters[L.C_SEQ]:
+            return False
+        indices = [i for i, name in enumerate(self.config.sources) if source in (None, name)]
+        return not any(b.state[L.T_SOURCES + i * L.TS_STRIDE + L.TS_FADE] for i in indices)
 
     def _end_tests(self) -> None:
         """Stop a running blind or ABX test (its pair is gone)."""

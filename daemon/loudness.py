@@ -79,8 +79,13 @@ def _finite(value: float | None) -> float | None:
     return round(value, 2) if value is not None and math.isfinite(value) else None
 
 
+class TapOverrun(RuntimeError):
+    """Tap frames a recording needed were lost (the reader fell a whole ring behind)."""
+
+
 class _Recording:
-    """Tap frames collected for a waiting coroutine, from tap frame ``start`` on."""
+    """Tap frames collected for a waiting coroutine, from tap frame ``start`` on (or from the
+    first frame drained after it was asked for, if that is later)."""
 
     def __init__(self, frames: int, start: int, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
         self.frames = frames
@@ -95,7 +100,12 @@ class _Recording:
         the future resolved) once enough frames are in."""
         if self.future.done():  # the waiter gave up
             return True
-        block = block[max(0, self.start - first):]
+        if first > self.start + self.have:
+            if self.have:  # a gap in the middle: the ring overran
+                self.loop.call_soon_threadsafe(self._fail, TapOverrun(f"tap frames {self.start + self.have}-{first} lost"))
+                return True
+            self.start = first  # drained before the recording was asked for: it starts here
+        block = block[max(0, self.start + self.have - first):]
         if block.shape[0] == 0:
             return False
         self.blocks.append(block.copy())
@@ -105,6 +115,10 @@ class _Recording:
         data = np.concatenate(self.blocks)[: self.frames]
         self.loop.call_soon_threadsafe(lambda: self.future.done() or self.future.set_result(data))
         return True
+
+    def _fail(self, error: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
 
 
 class LoudnessMonitor:
@@ -135,7 +149,7 @@ class LoudnessMonitor:
     def record(self, frames: int, start: int = 0) -> asyncio.Future:
         """A future for ``frames`` frames of the tap from tap frame ``start`` (a count of
         ``counters[C_TAP_WRITE]``; frames already drained are not kept): (frames, width)
-        float32."""
+        float32, or ``TapOverrun`` when frames it needed were lost."""
         loop = asyncio.get_running_loop()
         recording = _Recording(frames, start, loop.create_future(), loop)
         with self._lock:

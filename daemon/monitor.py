@@ -59,6 +59,15 @@ def emulation_profile(config, name: str) -> tuple[emulation.Profile, float]:
     return profile, emulation.loudness_compensation_db(user.eq, config.audio.samplerate)
 
 
+def insert_offsets(config, match_db: dict[str, float], inserts: Inserts | None) -> dict[str, float]:
+    """Return-source name -> the insert compensation (dB) the path applies: the inverse of the
+    insert's gain, with ``match_db`` (source -> dB) raising a source by at most the one cap."""
+    if inserts is None:
+        return {}
+    cap = matching.max_boost_db(config)
+    return {name: min(db, cap - match_db.get(name, 0.0)) for name, db in inserts.offset_db().items()}
+
+
 def controls(
     config, state: MonitorState, match_db: dict[str, float] | None = None, inserts: Inserts | None = None,
 ) -> Controls:
@@ -66,10 +75,7 @@ def controls(
     ``inserts`` gives the measured inserts' alignment delays and gain compensation."""
     match_db = match_db or {}
     delays = inserts.delay_samples() if inserts is not None else {}
-    offsets = inserts.offset_db() if inserts is not None else {}
-    # matching and an insert's compensation together raise a source by at most the one cap
-    cap = matching.max_boost_db(config)
-    offsets = {name: min(db, cap - match_db.get(name, 0.0)) for name, db in offsets.items()}
+    offsets = insert_offsets(config, match_db, inserts)
     master = state.volume + (config.monitor.dim_db if state.dim else 0.0)
     if state.mono:
         matrix = MATRIX_MONO

@@ -5,6 +5,7 @@ import asyncio
 import json
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import numpy as np
 import pyloudnorm
@@ -16,7 +17,8 @@ from test_osc import Peer, run, serving
 
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.controller import NO_SOURCE, Controller
-from controlroom.daemon.inserts import InsertError, InsertResult, Inserts, analyse
+from controlroom.daemon.inserts import InsertError, InsertResult, Inserts, _Engine, analyse
+from controlroom.daemon.loudness import LoudnessMonitor, TapOverrun, _Recording
 from controlroom.daemon.osc import DROP_BAD_VALUE, ERROR_ADDRESS, MEASURE_FAILED
 from controlroom.daemon.monitor import controls, path_spec
 from controlroom.daemon.program import pink_noise
@@ -158,6 +160,29 @@ def test_matching_compares_what_enters_the_bus_trim_and_insert_gain_included():
     assert controller.match_db["comp"] == pytest.approx(-6.0)
 
 
+def test_matching_ignores_the_return_of_an_insert_being_measured():
+    config = parse_config(CONFIG + 'match = "auto"\n')
+    measurements = {"mix": -20.0, "comp": -5.0}  # comp's meter has heard the noise
+    controller = Controller(config, Vocabulary(config).initial(), measure=measurements.get)
+    controller.inserts.busy = "comp"
+    controller.apply("ab", "set", "b")
+    assert controller.match_db["comp"] == 0.0  # kept, not matched to the noise
+
+
+def test_matching_counts_the_insert_compensation_the_path_really_applies():
+    config = parse_config(CONFIG + 'match = "auto"\nmax_boost_db = 6.0\n')
+    measurements = {"mix": -8.0, "comp": -22.0}  # mix is trimmed by -6 dB: -14 on the bus
+    controller = Controller(config, Vocabulary(config).initial(), measure=measurements.get)
+    controller.inserts.results["comp"] = measured(config, "comp", 100, -8.0)  # wants +8, capped at +6
+    controller.apply("ab", "set", "b")
+    # comp would need +8 + 2 to reach -14: match +2, and the two together capped at +6
+    assert controller.match_db["comp"] == pytest.approx(2.0)
+    assert controls(config, controller.state, controller.match_db, controller.inserts).offset_db == (0.0, 4.0)
+    controller.apply("ab", "set", "a")
+    # comp was heard at -22 + 4 + 2 = -16, so mix (-14) comes in 2 dB down
+    assert controller.match_db["mix"] == pytest.approx(-2.0)
+
+
 def saved_entry(**changes):
     entry = {"latency": 225, "gain_db": -4.0, "coherence": 0.99, "inverted": True, "samplerate": 48000,
              "blocksize": 64, "send": [9], "returns": [7], "source": "mix", "latency_ms": 4.688}
@@ -223,6 +248,58 @@ def test_the_analysis_reads_the_send_and_the_returns_from_their_tap_columns():
     result = analyse(config, "comp", tap)
     assert (result.latency, result.gain_db, result.samplerate) == (333, pytest.approx(-6.02, abs=0.01), 48000)
     assert (result.send, result.returns, result.source) == ((7, 8), (5, 6), "mix")
+
+
+# --- recording from the tap ------------------------------------------------------------------------
+
+
+def recording_of(frames: int, start: int):
+    loop = asyncio.new_event_loop()
+    recording = _Recording(frames, start, loop.create_future(), loop)
+    return loop, recording
+
+
+def test_a_recording_starts_at_its_frame_and_spans_blocks():
+    loop, recording = recording_of(100, 50)
+    block = np.arange(80, dtype=np.float32)[:, None]
+    assert not recording.take(block, 0)  # frames 50-79
+    assert recording.take(block + 80, 80)  # frames 80-149: complete
+    loop.run_until_complete(asyncio.sleep(0))
+    np.testing.assert_array_equal(recording.future.result()[:, 0], np.arange(50, 150))
+    loop.close()
+
+
+def test_a_recording_asked_for_after_its_frame_was_drained_starts_at_the_next_frame():
+    loop, recording = recording_of(10, 50)
+    assert recording.take(np.arange(60, 80, dtype=np.float32)[:, None], 60)
+    loop.run_until_complete(asyncio.sleep(0))
+    np.testing.assert_array_equal(recording.future.result()[:, 0], np.arange(60, 70))
+    loop.close()
+
+
+def test_frames_lost_in_the_middle_of_a_recording_fail_it():
+    loop, recording = recording_of(100, 0)
+    assert not recording.take(np.zeros((40, 1), np.float32), 0)
+    assert recording.take(np.zeros((40, 1), np.float32), 60)  # 40-59 were lost
+    loop.run_until_complete(asyncio.sleep(0))
+    with pytest.raises(TapOverrun):
+        recording.future.result()
+    loop.close()
+
+
+def test_a_measurement_gives_up_at_once_when_its_engine_is_replaced_or_stops():
+    controller = running_controller()
+    host = SimpleNamespace(running=True)
+    daemon = SimpleNamespace(controller=controller, host=host, config=controller.config,
+                             loudness=LoudnessMonitor(controller.buffers, controller.config))
+    engine = _Engine(daemon)
+    engine.check()
+    controller.start_buffers()  # a device came back: new buffers, a new stream
+    with pytest.raises(InsertError, match="restarted"):
+        asyncio.run(engine.until(lambda: False, "anything"))
+    host.running = False
+    with pytest.raises(InsertError, match="not running"):
+        _Engine(daemon)
 
 
 # --- fading through silence ----------------------------------------------------------------------
@@ -467,6 +544,23 @@ def test_the_measurement_noise_never_reaches_the_speakers_or_the_matching(insert
     # the return's matching window restarted after the noise (it would hold it for 10 s)
     peer.wait(lambda r: r["meters"]["loudness"]["sources"]["comp"]["window_lufs"] is None, 3.0,
               "the return's loudness window to forget the noise")
+
+
+@pytest.mark.jack
+def test_gear_slower_than_the_path_can_align_is_refused_and_its_noise_kept_off_the_speakers(insert_rig):
+    daemon, peer, harness, loop = insert_rig
+    harness.play(1, None)
+    harness.play(2, None)
+    harness.outboard([7, 8], [3, 4], 4000, 0.0)  # 83 ms: a digital delay, not a compressor
+    assert peer.set("source", "comp")["state"]["source"] == "comp"
+    wait_for(lambda: not np.any(harness.record(4800)[:, :2]), 10.0, "the programme's tail to die away")
+    harness.begin_recording(48000 * 60)
+    failed = ctl(daemon.port, "insert", "measure", "comp")
+    heard = harness.end_recording()
+    assert failed.returncode == 1
+    assert "samples late, beyond the 2400 the path can align" in failed.stderr
+    assert np.max(np.abs(heard[:, :2])) < 10 ** (-120 / 20)
+    assert peer.query()["state"]["inserts"] == {}
 
 
 @pytest.mark.jack

@@ -14,7 +14,8 @@ from scipy import signal
 
 from controlroom.dsp import layout as L
 from controlroom.dsp.biquad import Biquad
-from controlroom.dsp.control import Controls, SetSpec, SourceSpec, SubSpec
+from controlroom.dsp.control import Controls, PathBuffers, SetSpec, SourceSpec, SubSpec
+from controlroom.dsp.path import process
 
 from pathkit import (
     FS, SKIP, amplitude, amplitudes, cookbook, cookbook_sos, frames, gain, lr4_sos, noise, rms, run, sine, sos_gain,
@@ -209,6 +210,29 @@ def test_only_the_selected_set_plays_every_other_output_is_exact_zero(selected):
             assert rms(y[SKIP:, o]) > 0.05, f"output {o + 1} silent"
         else:
             assert not np.any(y[:, o]), f"output {o + 1} not silent"
+
+
+@pytest.mark.parametrize("blocksize", [64, 1000, 3000])
+def test_every_output_sample_is_written_and_every_output_bus_left_clear(blocksize):
+    """A host's output buffer holds whatever it last held (PortAudio does not clear it): every
+    sample is written, silent outputs included, and no bus carries anything into the next block,
+    while sets switch and drain through their delays."""
+    spec = stereo_spec(**MULTI)
+    x = frames(noise(N, 0.4, seed=9), noise(N, 0.4, seed=10))
+    buffers = PathBuffers(spec, Controls(master_db=0.0))
+    buffers.settle()
+    shared, params, state, meters, counters = buffers.arrays
+    switches = {N // 4: 1, N // 2: 3, 3 * N // 4: 0}
+    for start in range(0, N, blocksize):
+        for at, selected in switches.items():
+            if start <= at < start + blocksize:
+                buffers.update(spec, Controls(speakers=selected, master_db=0.0))
+        block = np.ascontiguousarray(x[start:start + blocksize])
+        out = np.full((block.shape[0], spec.n_out), np.nan, dtype=np.float32)
+        process(block, out, shared, params, state, meters, counters)
+        assert np.all(np.isfinite(out)), f"unwritten output samples in the block at {start}"
+        assert not np.any(state[L.T_OUT:L.T_OUT + spec.n_out * L.CHUNK]), f"a bus kept samples after {start}"
+        assert not np.any(state[L.T_TOUCHED:L.T_TOUCHED + spec.n_out])
 
 
 def test_set_outputs_are_routed_to_the_configured_channels_in_order():
