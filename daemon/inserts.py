@@ -8,8 +8,8 @@ that switching in/out is time-aligned (no flam, no comb filter in the crossfade)
 loudness-matched. Results are saved with the state.
 
 The noise never reaches the speakers or the loudness matching: the return is faded out before
-the noise starts and faded back in only once the last of the noise has come back through the
-gear, and its meters start afresh then.
+the noise starts and faded back in only once the noise in it has died away (the gear's latency
+and its own tail), and its meters start afresh then.
 """
 
 from __future__ import annotations
