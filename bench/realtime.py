@@ -159,12 +159,16 @@ def percentile(values, q: float) -> float | None:
 
 
 def compile_baseline(directory: Path) -> Path:
+    needed = "gcc and the JACK headers are needed to build the baseline JACK client " \
+             "(apt-get install --no-install-recommends gcc libc6-dev libjack-jackd2-dev)"
     if shutil.which("gcc") is None:
-        raise SystemExit("gcc is needed to build the baseline JACK client")
+        raise SystemExit(needed)
     source = directory / "baseline.c"
     source.write_text(BASELINE_C)
     binary = directory / "baseline"
-    subprocess.run(["gcc", "-O2", "-o", str(binary), str(source), "-ljack"], check=True)
+    built = subprocess.run(["gcc", "-O2", "-o", str(binary), str(source), "-ljack"], capture_output=True, text=True)
+    if built.returncode != 0:
+        raise SystemExit(f"{needed}:\n{built.stderr.strip()}")
     return binary
 
 
