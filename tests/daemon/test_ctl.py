@@ -128,6 +128,9 @@ def test_ctl_status_json(daemon):
         ["--osc", "localhost", "volume"],
         ["--osc", "127.0.0.1:99999", "volume"],
         ["--timeout", "0", "volume"],
+        ["insert", "measure"],
+        ["insert", "comp"],
+        ["insert", "measure", "comp", "now"],
         [],
     ],
 )
