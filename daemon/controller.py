@@ -166,12 +166,12 @@ class Controller:
         new = self.state.source
         if new != heard:
             self._coherent_switch = self.inserts.aligned(heard, new)
-        if new != heard and self.state.match == "auto":
-            cap = matching.max_boost_db(self.config)
-            entering = lambda source: self._entering_bus(source, heard=source == heard)  # noqa: E731
-            offset = matching.switch_offset(entering, self.match_db, heard, new, cap)
-            if offset is not None:
-                self.match_db[new] = offset
+            if self.state.match == "auto":
+                cap = matching.max_boost_db(self.config)
+                entering = lambda source: self._entering_bus(source, heard=source == heard)  # noqa: E731
+                offset = matching.switch_offset(entering, self.match_db, heard, new, cap)
+                if offset is not None:
+                    self.match_db[new] = offset
         self.publish()
         changes = _difference(before, self.view())
         if changes:
@@ -337,7 +337,7 @@ class Controller:
 
     async def _sound_again(self) -> None:
         try:
-            await self.wait_silent()
+            await self.wait_faded()
         finally:
             self._silence_holds -= 1
             self.publish()
@@ -353,15 +353,11 @@ class Controller:
         self._silence_holds += 1
         try:
             self.publish()
-            await self.wait_silent()
+            await self.wait_faded()
             change()
         finally:
             self._silence_holds -= 1
             self.publish()
-
-    async def wait_silent(self) -> None:
-        """Until every source has faded out (at most ``SILENCE_TIMEOUT_S``)."""
-        await self.wait_faded()
 
     async def wait_faded(self, source: str | None = None) -> None:
         """Until ``source`` (None: every source) has faded out, at most ``SILENCE_TIMEOUT_S``

@@ -111,7 +111,7 @@ class Inserts:
     def delay_samples(self) -> dict[str, int]:
         """Source name -> alignment delay (samples): dry sources and the returns of inserts
         that are quicker than another insert of the same dry source."""
-        return alignment_delays(self.config, self.results)
+        return alignment_delays(self.results)
 
     def offset_db(self) -> dict[str, float]:
         """Return-source name -> gain (dB) that undoes the insert's measured gain."""
@@ -169,7 +169,7 @@ def check(config, name: Any) -> None:
         raise InsertError(f"no insert {name!r} (expected one of {', '.join(config.inserts) or 'none'})")
 
 
-def alignment_delays(config, results: dict[str, InsertResult]) -> dict[str, int]:
+def alignment_delays(results: dict[str, InsertResult]) -> dict[str, int]:
     """Source name -> delay (samples) that lines up every measured insert's return with its
     dry source (see ``Inserts``)."""
     delays: dict[str, int] = {}
@@ -255,7 +255,7 @@ async def measure(daemon, name: str) -> InsertResult:
                     raise InsertError("the config was reloaded during the measurement: measure again")
                 inserts.results[name] = result
 
-            if alignment_delays(config, {**inserts.results, name: result}) != inserts.delay_samples():
+            if alignment_delays({**inserts.results, name: result}) != inserts.delay_samples():
                 # a delay line that jumps clicks: the sources fade out and back in around the change
                 await controller.through_silence(apply)
             else:

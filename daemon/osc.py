@@ -47,8 +47,8 @@ from pythonosc.osc_message import ParseError as MessageParseError
 from pythonosc.osc_message_builder import OscMessageBuilder
 from pythonosc.parsing import osc_types
 
-from controlroom.daemon.errors import CommandError
 from controlroom.daemon import inserts
+from controlroom.daemon.errors import CommandError
 from controlroom.daemon.inserts import InsertError, InsertResult
 from controlroom.daemon.targets import TARGETS, TargetError, parse_bool
 
