@@ -30,7 +30,7 @@ import numpy as np
 import soundfile
 from numba import njit
 
-from controlroom.dsp.loudness import meter_process, new_meter
+from controlroom.dsp.bs1770 import meter_process, new_meter
 
 FS = 48000
 PYLOUDNORM = (

@@ -52,9 +52,9 @@ import tomlkit
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "tests"))  # the JACK dummy-server runner shared with the tests
 
-import jack
-from daemonproc import OscPeer, message
-from jackutil import JackServer
+import jack  # noqa: E402 (tests/ is on the path only from here)
+from daemonproc import OscPeer, message  # noqa: E402
+from jackutil import JackServer  # noqa: E402
 
 SAMPLERATE = 48000
 BLOCKSIZE = 64

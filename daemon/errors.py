@@ -1,22 +1,45 @@
-"""Errors the command line reports as a message and an exit status, never as a traceback."""
+"""The one exception hierarchy of controlroom.
+
+Code raises the class that says what went wrong; only the command line (``cli``) turns them
+into messages and exit statuses (2 for what the user gave: a config, an argument, a value;
+1 for what the machine did: audio, ports, an unanswering daemon). Nothing here knows about
+exit statuses.
+"""
 
 from __future__ import annotations
 
 
-class CommandError(Exception):
-    """A user-facing failure: ``str(self)`` is printed, the process exits with ``status``."""
-
-    def __init__(self, message: str, status: int = 2) -> None:
-        super().__init__(message)
-        self.status = status
+class ControlroomError(Exception):
+    """A failure with a message for the user: ``str(self)`` says what is wrong."""
 
 
-class ConfigError(CommandError):
-    """An invalid configuration or mapping: every problem found, one line each.
+class ConfigError(ControlroomError):
+    """An invalid configuration or mapping file: every problem found, one line each.
 
     Each line reads ``FILE: key.path: what is wrong (what was expected)``.
     """
 
     def __init__(self, errors: list[str]) -> None:
-        super().__init__("\n".join(errors), status=2)
+        super().__init__("\n".join(errors))
         self.errors = list(errors)
+
+
+class UsageError(ControlroomError):
+    """A command-line argument that cannot be used (a missing file, an unknown name...)."""
+
+
+class TargetError(ControlroomError, ValueError):
+    """A control value that was refused (unknown target, out of range, wrong type); the state
+    is untouched."""
+
+
+class EngineError(ControlroomError):
+    """The audio engine cannot run: no such device, a stream that does not open or start."""
+
+
+class PortError(ControlroomError):
+    """A MIDI or network port cannot be used (missing, busy, unsupported)."""
+
+
+class RemoteError(ControlroomError):
+    """The running daemon did not answer, or refused what it was asked."""

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controlroom.dsp.loudness import pink_loudness_gain_db
+from controlroom.dsp.bs1770 import pink_loudness_gain_db
 
 #: Welch segment length (samples): ~12 Hz resolution at 48 kHz, far longer than an EQ rings.
 SEGMENT = 4096

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controlroom.dsp import layout as L
+from controlroom.dsp import layout
 from controlroom.dsp.biquad import Biquad, linkwitz_riley4
 from controlroom.dsp.path import publish, settle
 
@@ -81,17 +81,17 @@ class PathSpec:
     ceiling_dbfs: float = -0.3
 
     def __post_init__(self) -> None:
-        if not 1 <= len(self.sources) <= L.MAX_SOURCES:
-            raise ValueError(f"1 to {L.MAX_SOURCES} sources supported")
-        if not 1 <= len(self.sets) <= L.MAX_SETS:
-            raise ValueError(f"1 to {L.MAX_SETS} speaker sets supported")
-        if not (1 <= self.n_in <= L.MAX_CHANNELS and 1 <= self.n_out <= L.MAX_CHANNELS):
-            raise ValueError(f"1 to {L.MAX_CHANNELS} input and output channels supported")
+        if not 1 <= len(self.sources) <= layout.MAX_SOURCES:
+            raise ValueError(f"1 to {layout.MAX_SOURCES} sources supported")
+        if not 1 <= len(self.sets) <= layout.MAX_SETS:
+            raise ValueError(f"1 to {layout.MAX_SETS} speaker sets supported")
+        if not (1 <= self.n_in <= layout.MAX_CHANNELS and 1 <= self.n_out <= layout.MAX_CHANNELS):
+            raise ValueError(f"1 to {layout.MAX_CHANNELS} input and output channels supported")
         for src in self.sources:
             if not 1 <= len(src.channels) <= 2 or not all(1 <= c <= self.n_in for c in src.channels):
                 raise ValueError(f"source channels {src.channels} outside 1..{self.n_in}")
-        if len(self.inserts) > L.MAX_INSERTS:
-            raise ValueError(f"at most {L.MAX_INSERTS} inserts supported")
+        if len(self.inserts) > layout.MAX_INSERTS:
+            raise ValueError(f"at most {layout.MAX_INSERTS} inserts supported")
         for ins in self.inserts:
             if not 0 <= ins.source < len(self.sources) or not 1 <= len(ins.sends) <= 2:
                 raise ValueError(f"insert of source {ins.source} to {ins.sends}: no such source or not 1-2 sends")
@@ -101,10 +101,10 @@ class PathSpec:
             outs = s.outputs + ((s.sub.output,) if s.sub else ())
             if not 1 <= len(s.outputs) <= 2 or not all(1 <= o <= self.n_out for o in outs):
                 raise ValueError(f"set outputs {outs} outside 1..{self.n_out}")
-            if not 0.0 <= s.delay_ms <= L.MAX_DELAY_MS:
-                raise ValueError(f"set delay {s.delay_ms} ms outside 0..{L.MAX_DELAY_MS:g} ms")
-            if len(s.eq) > L.MAX_BANDS:
-                raise ValueError(f"at most {L.MAX_BANDS} EQ bands per set")
+            if not 0.0 <= s.delay_ms <= layout.MAX_DELAY_MS:
+                raise ValueError(f"set delay {s.delay_ms} ms outside 0..{layout.MAX_DELAY_MS:g} ms")
+            if len(s.eq) > layout.MAX_BANDS:
+                raise ValueError(f"at most {layout.MAX_BANDS} EQ bands per set")
 
     def samples(self, ms: float) -> float:
         """``ms`` milliseconds in samples at this path's rate."""
@@ -128,7 +128,7 @@ class Controls:
     speakers: int = 0
     master_db: float = -20.0
     mute: bool = False
-    matrix: int = L.MATRIX_STEREO
+    matrix: int = layout.MATRIX_STEREO
     polarity: bool = False
     sub: bool = True
     match_db: tuple[float, ...] = field(default_factory=tuple)
@@ -156,48 +156,48 @@ def pack(spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None
 
     ``master_ramp_ms`` overrides the master-gain ramp (the start-up ramp-in); default ramp_ms.
     """
-    p = np.zeros(L.P_LEN)
+    p = np.zeros(layout.P_LEN)
     fs = spec.samplerate
-    p[L.P_SOURCE] = controls.source
-    p[L.P_SET] = controls.speakers
-    p[L.P_MASTER] = 0.0 if controls.mute else db_to_gain(controls.master_db)
-    p[L.P_MATRIX] = controls.matrix
-    p[L.P_POLARITY] = float(controls.polarity)
-    p[L.P_SUB] = float(controls.sub)
-    p[L.P_RAMP] = spec.samples(spec.ramp_ms)
-    p[L.P_MASTER_RAMP] = spec.samples(spec.ramp_ms if master_ramp_ms is None else master_ramp_ms)
-    p[L.P_XFADE] = spec.samples(spec.crossfade_ms)
-    p[L.P_COHERENT_XFADE] = float(controls.coherent_switch)
-    p[L.P_CEILING] = float32_ceiling(spec.ceiling_dbfs)
-    p[L.P_RELEASE] = 1.0 - math.exp(-1.0 / (LIMITER_RELEASE_MS * 1e-3 * fs))
-    p[L.P_N_SOURCES] = len(spec.sources)
-    p[L.P_N_SETS] = len(spec.sets)
-    p[L.P_DELAY_CAP] = L.delay_capacity(fs)
-    p[L.P_N_IN] = spec.n_in
-    p[L.P_N_OUT] = spec.n_out
-    cap = L.delay_capacity(fs) - L.CHUNK - 1
+    p[layout.P_SOURCE] = controls.source
+    p[layout.P_SET] = controls.speakers
+    p[layout.P_MASTER] = 0.0 if controls.mute else db_to_gain(controls.master_db)
+    p[layout.P_MATRIX] = controls.matrix
+    p[layout.P_POLARITY] = float(controls.polarity)
+    p[layout.P_SUB] = float(controls.sub)
+    p[layout.P_RAMP] = spec.samples(spec.ramp_ms)
+    p[layout.P_MASTER_RAMP] = spec.samples(spec.ramp_ms if master_ramp_ms is None else master_ramp_ms)
+    p[layout.P_XFADE] = spec.samples(spec.crossfade_ms)
+    p[layout.P_COHERENT_XFADE] = float(controls.coherent_switch)
+    p[layout.P_CEILING] = float32_ceiling(spec.ceiling_dbfs)
+    p[layout.P_RELEASE] = 1.0 - math.exp(-1.0 / (LIMITER_RELEASE_MS * 1e-3 * fs))
+    p[layout.P_N_SOURCES] = len(spec.sources)
+    p[layout.P_N_SETS] = len(spec.sets)
+    p[layout.P_DELAY_CAP] = layout.delay_capacity(fs)
+    p[layout.P_N_IN] = spec.n_in
+    p[layout.P_N_OUT] = spec.n_out
+    cap = layout.delay_capacity(fs) - layout.CHUNK - 1
     for i, src in enumerate(spec.sources):
-        b = L.SOURCES_BASE + i * L.SRC_STRIDE
+        b = layout.SOURCES_BASE + i * layout.SRC_STRIDE
         extra = _nth(controls.match_db, i) + _nth(controls.offset_db, i)
-        p[b + L.S_NCH] = len(src.channels)
-        p[b + L.S_CH0] = src.channels[0] - 1
-        p[b + L.S_CH1] = src.channels[-1] - 1
-        p[b + L.S_GAIN] = db_to_gain(src.trim_db + extra)
-        p[b + L.S_TRIM] = db_to_gain(src.trim_db)
-        p[b + L.S_DELAY] = min(max(int(_nth(controls.delay_samples, i)), 0), cap)
+        p[b + layout.S_NCH] = len(src.channels)
+        p[b + layout.S_CH0] = src.channels[0] - 1
+        p[b + layout.S_CH1] = src.channels[-1] - 1
+        p[b + layout.S_GAIN] = db_to_gain(src.trim_db + extra)
+        p[b + layout.S_TRIM] = db_to_gain(src.trim_db)
+        p[b + layout.S_DELAY] = min(max(int(_nth(controls.delay_samples, i)), 0), cap)
     for k, s in enumerate(spec.sets):
-        _pack_set(p, L.SETS_BASE + k * L.SET_STRIDE, s, fs)
-    p[L.P_N_INSERTS] = len(spec.inserts)
+        _pack_set(p, layout.SETS_BASE + k * layout.SET_STRIDE, s, fs)
+    p[layout.P_N_INSERTS] = len(spec.inserts)
     for k, ins in enumerate(spec.inserts):
-        b = L.INSERTS_BASE + k * L.INS_STRIDE
-        p[b + L.I_SOURCE] = ins.source
-        p[b + L.I_NOUT] = len(ins.sends)
-        p[b + L.I_OUT0] = ins.sends[0] - 1
-        p[b + L.I_OUT1] = ins.sends[-1] - 1
-        p[b + L.I_MEASURE] = float(controls.measuring == k)
-        p[b + L.I_LEVEL] = min(db_to_gain(ins.measure_dbfs), float32_ceiling(spec.ceiling_dbfs))
+        b = layout.INSERTS_BASE + k * layout.INS_STRIDE
+        p[b + layout.I_SOURCE] = ins.source
+        p[b + layout.I_NOUT] = len(ins.sends)
+        p[b + layout.I_OUT0] = ins.sends[0] - 1
+        p[b + layout.I_OUT1] = ins.sends[-1] - 1
+        p[b + layout.I_MEASURE] = float(controls.measuring == k)
+        p[b + layout.I_LEVEL] = min(db_to_gain(ins.measure_dbfs), float32_ceiling(spec.ceiling_dbfs))
         for o in ins.sends:
-            p[L.OUTS_BASE + o - 1] = 1.0
+            p[layout.OUTS_BASE + o - 1] = 1.0
     return p
 
 
@@ -206,23 +206,23 @@ def _nth(values: tuple, i: int) -> float:
 
 
 def _pack_set(p: np.ndarray, b: int, s: SetSpec, fs: int) -> None:
-    p[b + L.K_NOUT] = len(s.outputs)
-    p[b + L.K_OUT0] = s.outputs[0] - 1
-    p[b + L.K_OUT1] = s.outputs[-1] - 1
-    p[b + L.K_GAIN] = db_to_gain(s.trim_db)
-    p[b + L.K_DELAY] = round(s.delay_ms * 1e-3 * fs)
-    p[b + L.K_MONO] = float(s.mono)
-    p[b + L.K_NBANDS] = len(s.eq)
+    p[b + layout.K_NOUT] = len(s.outputs)
+    p[b + layout.K_OUT0] = s.outputs[0] - 1
+    p[b + layout.K_OUT1] = s.outputs[-1] - 1
+    p[b + layout.K_GAIN] = db_to_gain(s.trim_db)
+    p[b + layout.K_DELAY] = round(s.delay_ms * 1e-3 * fs)
+    p[b + layout.K_MONO] = float(s.mono)
+    p[b + layout.K_NBANDS] = len(s.eq)
     for j, band in enumerate(s.eq):
-        p[b + L.K_BANDS + 5 * j:b + L.K_BANDS + 5 * j + 5] = band.coefficients(fs)
+        p[b + layout.K_BANDS + 5 * j:b + layout.K_BANDS + 5 * j + 5] = band.coefficients(fs)
     if s.sub is None:
-        p[b + L.K_SUB_OUT] = -1.0
+        p[b + layout.K_SUB_OUT] = -1.0
         return
     low, high = linkwitz_riley4(s.sub.crossover_hz, fs)
-    p[b + L.K_SUB_OUT] = s.sub.output - 1
-    p[b + L.K_SUB_GAIN] = db_to_gain(s.sub.trim_db)
-    p[b + L.K_HIGHPASS:b + L.K_HIGHPASS + 10] = high.ravel()
-    p[b + L.K_LOWPASS:b + L.K_LOWPASS + 10] = low.ravel()
+    p[b + layout.K_SUB_OUT] = s.sub.output - 1
+    p[b + layout.K_SUB_GAIN] = db_to_gain(s.sub.trim_db)
+    p[b + layout.K_HIGHPASS:b + layout.K_HIGHPASS + 10] = high.ravel()
+    p[b + layout.K_LOWPASS:b + layout.K_LOWPASS + 10] = low.ravel()
 
 
 class PathBuffers:
@@ -233,10 +233,10 @@ class PathBuffers:
         first = pack(spec, controls, master_ramp_ms)
         self.shared = first.copy()
         self.params = np.stack([first, first])
-        self.state = np.zeros(L.state_len(L.delay_capacity(spec.samplerate)))
-        self.meters = np.zeros(L.meters_len(spec.n_in, spec.n_out))
-        self.meters[L.M_LIMITER_MIN] = 1.0
-        self.counters = np.zeros(L.C_LEN, dtype=np.int64)
+        self.state = np.zeros(layout.state_len(layout.delay_capacity(spec.samplerate)))
+        self.meters = np.zeros(layout.meters_len(spec.n_in, spec.n_out))
+        self.meters[layout.M_LIMITER_MIN] = 1.0
+        self.counters = np.zeros(layout.C_LEN, dtype=np.int64)
 
     @property
     def arrays(self) -> tuple[np.ndarray, ...]:
@@ -257,10 +257,10 @@ class PathBuffers:
     def settle(self) -> None:
         """Take the latest parameters now and jump every ramp and crossfade to its target:
         ``render`` starts fully applied. Only while no host runs the kernel."""
-        active = self.params[self.counters[L.C_ACTIVE]]
+        active = self.params[self.counters[layout.C_ACTIVE]]
         active[:] = self.shared
-        self.counters[L.C_APPLIED] = self.counters[L.C_SEQ]
+        self.counters[layout.C_APPLIED] = self.counters[layout.C_SEQ]
         settle(active, self.state, True)
 
     def request_meter_reset(self) -> None:
-        self.counters[L.C_METER_RESET] += 1
+        self.counters[layout.C_METER_RESET] += 1

@@ -30,7 +30,7 @@ from functools import cached_property
 import numpy as np
 
 from controlroom.dsp.biquad import BUTTERWORTH_Q, Biquad, cascade_response
-from controlroom.dsp.loudness import pink_loudness_gain_db
+from controlroom.dsp.bs1770 import pink_loudness_gain_db
 
 #: Sample rate the compensation is computed at (Hz); it does not depend on the rate in use
 #: because every profile's bands lie well below any supported Nyquist.

@@ -6,14 +6,9 @@ import os
 import shutil
 import sys
 import uuid
-from pathlib import Path
 
 import pytest
-
-# Test modules import the harnesses here (jackutil) as plain modules, whatever the import mode.
-sys.path.insert(0, str(Path(__file__).parent))
-
-from jackutil import JackServer  # noqa: E402
+from jackutil import JackServer
 
 
 @pytest.fixture(scope="session")

@@ -78,7 +78,7 @@ class JackServer:
                 probe = jack.Client("ready-probe", servername=self.name, no_start_server=True)
             except jack.JackOpenError:
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"jackd not ready after {READY_TIMEOUT_S} s: see {self.log}")
+                    raise RuntimeError(f"jackd not ready after {READY_TIMEOUT_S} s: see {self.log}") from None
                 time.sleep(0.05)
             else:
                 probe.close()

@@ -14,8 +14,8 @@ from __future__ import annotations
 import hashlib
 import inspect
 import os
+from collections.abc import Callable, Iterable
 from types import FunctionType, ModuleType
-from typing import Callable, Iterable
 
 
 def bind_kernel(

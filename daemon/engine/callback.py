@@ -9,7 +9,7 @@ object, so a busy or blocked interpreter cannot delay it (DESIGN.md §2).
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numba import carray, cfunc, types
@@ -20,8 +20,21 @@ from controlroom.daemon.engine.binding import bind_kernel
 from controlroom.daemon.engine.clock import monotonic_ns
 from controlroom.daemon.engine.stats import record_block
 from controlroom.daemon.engine.table import (
-    T_COUNTERS, T_COUNTERS_LEN, T_DETACHED, T_HOST_BASE, T_METERS, T_METERS_LEN, T_N_IN, T_N_OUT,
-    T_PARAMS, T_PARAMS_COLS, T_PARAMS_ROWS, T_SHARED, T_SHARED_LEN, T_STATE, T_STATE_LEN,
+    T_COUNTERS,
+    T_COUNTERS_LEN,
+    T_DETACHED,
+    T_HOST_BASE,
+    T_METERS,
+    T_METERS_LEN,
+    T_N_IN,
+    T_N_OUT,
+    T_PARAMS,
+    T_PARAMS_COLS,
+    T_PARAMS_ROWS,
+    T_SHARED,
+    T_SHARED_LEN,
+    T_STATE,
+    T_STATE_LEN,
     TABLE_LEN,
 )
 from controlroom.dsp import pointers
@@ -73,7 +86,7 @@ def _callback(input_buffer, output_buffer, frame_count, time_info, status_flags,
     state = carray(float64_pointer(table[T_STATE]), (table[T_STATE_LEN],))
     meters = carray(float64_pointer(table[T_METERS]), (table[T_METERS_LEN],))
     counters = carray(int64_pointer(table[T_COUNTERS]), (table[T_COUNTERS_LEN],))
-    _KERNEL(inp, out, shared, params, state, meters, counters)
+    _KERNEL(inp, out, shared, params, state, meters, counters)  # noqa: F821 (bound by bind_kernel)
     times = carray(float64_pointer(time_info), (_TIME_INFO_LEN,))
     stream_ns = np.int64(times[_CURRENT_TIME] * 1e9)
     record_block(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from controlroom.daemon.engine import library
-from controlroom.daemon.errors import CommandError
+from controlroom.daemon.errors import EngineError
 
 
 def list_devices(instance: library.PortAudioLibrary | None = None) -> list[dict]:
@@ -47,7 +47,7 @@ def find_device(
 
     ``spec``: a case-insensitive substring of the device name (or of "name, host API"), an
     index, or None for the default device. Among several matches a device with enough channels
-    wins, then an exact name, then the lowest index. CommandError, listing the devices, when
+    wins, then an exact name, then the lowest index. EngineError, listing the devices, when
     none fits.
     """
     instance = instance or library.current()
@@ -55,16 +55,16 @@ def find_device(
     if spec is None:
         spec = _default_index(instance, n_out)
         if spec < 0:
-            raise CommandError(f"no default audio device; devices:\n{_listing(devices)}")
+            raise EngineError(f"no default audio device; devices:\n{_listing(devices)}")
     if isinstance(spec, int):
         candidates = [d for d in devices if d["index"] == spec]
     else:
         candidates = [d for d in devices if _matches(spec, d)]
     if not candidates:
-        raise CommandError(f"no audio device matches {spec!r}; devices:\n{_listing(devices)}")
+        raise EngineError(f"no audio device matches {spec!r}; devices:\n{_listing(devices)}")
     fitting = [d for d in candidates if _fits(d, n_in, n_out)]
     if not fitting:
-        raise CommandError(
+        raise EngineError(
             f"audio device {spec!r} has too few channels for {n_in} in and {n_out} out:\n"
             + _listing(candidates)
         )

@@ -17,11 +17,11 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import sounddevice as sd
 
-from controlroom.daemon.errors import CommandError
+from controlroom.daemon.errors import EngineError
 
 ffi = sd._ffi
 
@@ -51,7 +51,7 @@ class PortAudioLibrary:
             try:
                 sd._initialize()
             except sd.PortAudioError as exc:
-                raise CommandError(f"cannot initialise PortAudio: {exc}") from exc
+                raise EngineError(f"cannot initialise PortAudio: {exc}") from exc
         else:
             self.lib.Pa_Terminate()
             _initialise(self.lib)
@@ -157,7 +157,7 @@ def _initialise(lib) -> None:
         error = lib.Pa_Initialize()
     if error < 0:
         text = ffi.string(lib.Pa_GetErrorText(error)).decode(errors="replace")
-        raise CommandError(f"cannot initialise PortAudio: {text}")
+        raise EngineError(f"cannot initialise PortAudio: {text}")
 
 
 @contextlib.contextmanager

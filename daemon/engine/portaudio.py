@@ -12,13 +12,13 @@ turns false. The stream and its PortAudio instance are then given up rather than
 from __future__ import annotations
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from controlroom.daemon.engine import library, stats
 from controlroom.daemon.engine.callback import make_callback
 from controlroom.daemon.engine.devices import find_device
 from controlroom.daemon.engine.table import KernelArrays, PointerTable, check_arrays, host_base_for
-from controlroom.daemon.errors import CommandError
+from controlroom.daemon.errors import EngineError
 from controlroom.dsp import layout
 
 #: Seconds without a callback after which audio no longer counts as flowing.
@@ -81,7 +81,7 @@ class PortAudioHost:
     def start(self) -> None:
         """Open the stream if needed (finding the device in the current device list) and
         start it; the host statistics restart from zero. Audio flows (``running``) from the
-        first callback on. CommandError when no device fits or the stream does not start."""
+        first callback on. EngineError when no device fits or the stream does not start."""
         if self._started_ns:
             return
         if self._stream is None:
@@ -165,9 +165,9 @@ class PortAudioHost:
             table.detach()
             _given_up.extend((table, handle))
             instance.abandon()
-            raise CommandError(f"audio device {device['name']!r} does not answer")
+            raise EngineError(f"audio device {device['name']!r} does not answer")
         if error < 0:
-            raise CommandError(
+            raise EngineError(
                 f"cannot open audio device {device['name']!r} at {self.samplerate:g} Hz, "
                 f"{self.blocksize} frames, {self.n_in} in, {self.n_out} out: "
                 f"{instance.error_text(error)}"
@@ -191,13 +191,13 @@ class PortAudioHost:
         return parameters
 
     def _call(self, function: Callable[..., int], message: str) -> None:
-        """``function(stream)``, or CommandError. A stream that PortAudio refuses or that
+        """``function(stream)``, or EngineError. A stream that PortAudio refuses or that
         hangs (its audio thread is gone) is given up: closing it could hang or abort."""
         error = library.call_with_timeout(function, self._stream)
         if error is None or error < 0:
             reason = "the audio device does not answer" if error is None else self._library.error_text(error)
             self._give_up()
-            raise CommandError(f"{message}: {reason}")
+            raise EngineError(f"{message}: {reason}")
 
     def _lost(self) -> bool:
         if self._library.lib.Pa_IsStreamActive(self._stream) != 1:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 from numba import njit
@@ -187,7 +187,7 @@ def _run_blocks(
             if position == frames_total:
                 position = 0
         start = monotonic_ns()
-        _KERNEL(inp, out, shared, params, state, meters, counters)
+        _KERNEL(inp, out, shared, params, state, meters, counters)  # noqa: F821 (bound by bind_kernel)
         end = monotonic_ns()
         if tapping:
             written = counters[base + stats.H_FRAMES]

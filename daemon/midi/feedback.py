@@ -23,10 +23,10 @@ from typing import Any
 
 import mido
 
-from controlroom.daemon.midi.mapping import RINGS, Address, Control, Lcd, Mapping
+from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.midi.interpret import View
+from controlroom.daemon.midi.mapping import RINGS, Address, Control, Lcd, Mapping
 from controlroom.daemon.midi.taper import ChoiceScale, Scale, scale_for
-from controlroom.daemon.targets import Vocabulary
 
 _MACKIE_ID = (0x00, 0x00, 0x66)
 _LCD_COMMAND = 0x12

@@ -33,9 +33,9 @@ from typing import Any
 
 import mido
 
+from controlroom.daemon.core.targets import BOOL_TARGETS, ENUM_TARGETS, Vocabulary
 from controlroom.daemon.midi.mapping import Address, Control, Mapping
 from controlroom.daemon.midi.taper import Scale, scale_for
-from controlroom.daemon.targets import BOOL_TARGETS, ENUM_TARGETS, Vocabulary
 
 #: The state as the controller shows it (``Controller.view()``): target -> value.
 View = dict[str, Any]

@@ -1,4 +1,4 @@
-"""``controlroom learn TARGET [--surface NAME] [--value V] [-c FILE] [--timeout S]``: MIDI learn.
+"""MIDI learn (``controlroom learn``): recognise a control and write its binding.
 
 Waits for the next control moved on the surface's input, recognises what it is from everything
 it sends until it has been quiet for ``SETTLE_S`` (at most ``GATHER_S``), adds a ``[[control]]``
@@ -31,7 +31,6 @@ controls get none: feedback would stop a fader without a motor from picking up t
 
 from __future__ import annotations
 
-import argparse
 import os
 import tempfile
 import time
@@ -44,8 +43,9 @@ from typing import Any
 import mido
 import tomlkit
 
-from controlroom.daemon.config import Config, SurfaceConfig, find_config, load_config
-from controlroom.daemon.errors import CommandError
+from controlroom.daemon.config import Config, SurfaceConfig
+from controlroom.daemon.core.targets import BOOL_TARGETS, ENUM_TARGETS
+from controlroom.daemon.errors import PortError, UsageError
 from controlroom.daemon.midi.mapping import (
     NUMBER_KEYS,
     Address,
@@ -54,8 +54,7 @@ from controlroom.daemon.midi.mapping import (
     parse_address,
     parse_mapping,
 )
-from controlroom.daemon.midi.ports import POLL_S, Input, PortError, Ports, api_for, decode, find
-from controlroom.daemon.targets import BOOL_TARGETS, ENUM_TARGETS, TARGETS, TargetError, Vocabulary
+from controlroom.daemon.midi.ports import POLL_S, Input, Ports, api_for, decode, find
 
 SETTLE_S = 0.8
 GATHER_S = 4.0
@@ -158,7 +157,7 @@ def _recognise_turn(address: Address, values: list[int]) -> Learned:
 
 
 def control_fields(learned: Learned, target: str, value: Any, feedback: bool) -> list[tuple[str, Any]]:
-    """The ``[[control]]`` keys binding ``learned`` to ``target``; CommandError when the pair
+    """The ``[[control]]`` keys binding ``learned`` to ``target``; UsageError when the pair
     cannot work (a button on volume without a value)."""
     midi = _address_table(learned.midi)
     fields: list[tuple[str, Any]] = [("midi", midi), ("target", target)]
@@ -167,7 +166,7 @@ def control_fields(learned: Learned, target: str, value: Any, feedback: bool) ->
         if learned.touch is not None:
             fields += [("motorised", True), ("touch", _address_table(learned.touch))]
         if value is not None:
-            raise CommandError(f"--value is for buttons; {learned.describe()} sets {target} by its position")
+            raise UsageError(f"--value is for buttons; {learned.describe()} sets {target} by its position")
         return fields
     if value is not None:
         fields += [("button", "press"), ("value", value)]
@@ -176,7 +175,7 @@ def control_fields(learned: Learned, target: str, value: Any, feedback: bool) ->
     elif target in ENUM_TARGETS:
         fields.append(("button", "next"))
     else:
-        raise CommandError(f"a button on {target} needs --value (the level a press sets, in dB)")
+        raise UsageError(f"a button on {target} needs --value (the level a press sets, in dB)")
     if feedback:
         fields.append(("feedback", midi))
     return fields
@@ -253,70 +252,19 @@ def _replace(path: Path, text: str) -> None:
 # --- the command ---------------------------------------------------------------------------------
 
 
-def run(args: argparse.Namespace) -> int:
-    if args.target not in TARGETS:
-        raise CommandError(f"unknown target {args.target!r} (expected one of {', '.join(TARGETS)})")
-    path = find_config(args.config)
-    if path is None:
-        raise CommandError(
-            "no config file found: learn writes into the config's directory (give one with -c)"
-        )
-    config = load_config(path)
-    surface = _surface(config, args.surface)
-    value = _value(config, args.target, args.value)
-    print(
-        f"{surface.name}: move the control for {args.target} (turn encoders both ways, press and release buttons)...",
-        flush=True,
-    )
-    learned = recognise(listen(config, surface, args.timeout))
-    if learned is None:
-        raise CommandError(f"nothing usable came from {surface.input!r}")
-    fields = control_fields(learned, args.target, value, feedback=surface.output is not None)
-    written = save(path, config_dir=path.parent, surface=surface, fields=fields, midi=learned.midi)
-    print(f"{surface.name}: bound {learned.describe()} to {args.target} in {written}")
-    if learned.note:
-        print(f"note: {learned.note}")
-    print("reload the daemon to use it (SIGHUP, e.g. systemctl reload controlroom)")
-    return 0
-
-
-def _surface(config: Config, name: str | None) -> SurfaceConfig:
-    inputs = [s for s in config.surfaces if s.input is not None]
-    if name is not None:
-        found = [s for s in inputs if s.name == name]
-        if not found:
-            raise CommandError(
-                f"no surface {name!r} with an input (expected one of: {', '.join(s.name for s in inputs) or 'none'})"
-            )
-        return found[0]
-    if len(inputs) != 1:
-        names = ", ".join(s.name for s in inputs) or "none is configured"
-        raise CommandError(f"name the surface with --surface ({names})")
-    return inputs[0]
-
-
-def _value(config: Config, target: str, value: str | None) -> Any:
-    if value is None:
-        return None
-    try:
-        return Vocabulary(config).parse(target, value)
-    except TargetError as exc:
-        raise CommandError(str(exc)) from None
-
-
 def listen(config: Config, surface: SurfaceConfig, timeout_s: float) -> list[mido.Message]:
     """Everything the surface's input sends from the first message until it has been quiet
-    for ``SETTLE_S`` (at most ``GATHER_S``); CommandError when nothing comes in ``timeout_s``."""
+    for ``SETTLE_S`` (at most ``GATHER_S``); UsageError when nothing comes in ``timeout_s``."""
     try:
         ports = Ports(api_for(config.midi.backend))
         name = find(ports.inputs(), surface.input)
         if name is None:
-            raise CommandError(
+            raise UsageError(
                 f"no MIDI input matching {surface.input!r} (found: {', '.join(ports.inputs()) or 'none'})"
             )
         port = ports.open_input(name, f"{surface.name} learn")
     except PortError as exc:
-        raise CommandError(str(exc)) from None
+        raise UsageError(str(exc)) from None
     try:
         return _gather(port, timeout_s)
     finally:
@@ -331,7 +279,7 @@ def _gather(port: Input, timeout_s: float) -> list[mido.Message]:
     while True:
         now = time.monotonic()
         if first is None and now > deadline:
-            raise CommandError(f"no control moved within {timeout_s:g} s")
+            raise UsageError(f"no control moved within {timeout_s:g} s")
         if first is not None and (now - last > SETTLE_S or now - first > GATHER_S):
             return messages
         for _, data in port.poll():

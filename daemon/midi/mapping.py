@@ -42,8 +42,7 @@ from controlroom.daemon.config import (
     syntax_error,
     wrong_type,
 )
-from controlroom.daemon.errors import ConfigError
-from controlroom.daemon.targets import (
+from controlroom.daemon.core.targets import (
     BOOL_TARGETS,
     ENUM_TARGETS,
     STATE_TARGETS,
@@ -52,6 +51,7 @@ from controlroom.daemon.targets import (
     TargetError,
     Vocabulary,
 )
+from controlroom.daemon.errors import ConfigError
 
 #: The package holding the preset files ``NAME.toml``.
 PRESET_PACKAGE = "controlroom.mappings"

@@ -26,6 +26,8 @@ import mido
 import rtmidi
 from mido.tokenizer import Tokenizer
 
+from controlroom.daemon.errors import PortError
+
 #: JACK client / ALSA sequencer client name of every port the daemon opens. Ports whose name
 #: starts with it are never offered as a surface's port: they are the daemon's own.
 CLIENT_NAME = "controlroom"
@@ -46,10 +48,6 @@ DROP_OVERFLOW = "midi_overflow"
 
 #: (arrival time in seconds on a steady clock, the event's bytes)
 Event = tuple[float, Sequence[int]]
-
-
-class PortError(Exception):
-    """A MIDI API or port that cannot be used; ``str()`` says why."""
 
 
 def backend_name(backend: str | None) -> str:

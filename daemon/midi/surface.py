@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import mido
 
-from controlroom.daemon.errors import ConfigError
+from controlroom.daemon.errors import ConfigError, TargetError
 from controlroom.daemon.midi.feedback import Feedback
 from controlroom.daemon.midi.interpret import Action, Interpreter, coalesce
 from controlroom.daemon.midi.mapping import Mapping, bind, load_surface_mapping
@@ -46,11 +46,10 @@ from controlroom.daemon.midi.ports import (
     decode,
     find,
 )
-from controlroom.daemon.targets import TargetError
 
 if TYPE_CHECKING:
     from controlroom.daemon.config import MidiConfig, SurfaceConfig
-    from controlroom.daemon.controller import Controller
+    from controlroom.daemon.core.controller import Controller
 
 log = logging.getLogger(__name__)
 

@@ -12,8 +12,8 @@ import math
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from controlroom.daemon.core.targets import BOOL_TARGETS, Vocabulary
 from controlroom.daemon.midi.mapping import Control
-from controlroom.daemon.targets import BOOL_TARGETS, Vocabulary
 
 
 class Scale(Protocol):

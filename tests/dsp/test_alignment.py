@@ -7,10 +7,10 @@ EQ, weighted by the K-weighting filters as BS.1770-4 publishes them for 48 kHz, 
 
 import numpy as np
 import pytest
+from loudnessoracle import FS, outboard_eq, pink_k_gain_db
 from scipy import signal
 
 from controlroom.dsp.alignment import measure_insert, transfer_function
-from loudnessoracle import FS, outboard_eq, pink_k_gain_db
 
 
 def noise(n: int, seed: int = 1) -> np.ndarray:

@@ -23,18 +23,17 @@ import sys
 
 import numpy as np
 import pytest
+from pathkit import FS, cookbook_sos, to_db
 from scipy import signal
 
 from controlroom.daemon.config import EmulationConfig, parse_config
+from controlroom.daemon.core.path import path_spec
 from controlroom.daemon.errors import ConfigError
-from controlroom.daemon.monitor import path_spec
 from controlroom.dsp import emulation
 from controlroom.dsp.biquad import Biquad
+from controlroom.dsp.bs1770 import measure
 from controlroom.dsp.control import Controls, PathBuffers, PathSpec
-from controlroom.dsp.loudness import measure
 from controlroom.dsp.path import render
-
-from pathkit import FS, cookbook_sos, to_db
 
 PROFILES = emulation.PROFILE_NAMES
 #: One period of the pink noise: 2**19 frames, 10.9 s at 48 kHz.

@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from controlroom.dsp import layout as L
+from controlroom.dsp import layout
 from controlroom.dsp.control import (
-    Controls, InsertSpec, PathBuffers, PathSpec, SetSpec, SourceSpec, db_to_gain, float32_ceiling,
+    Controls,
+    InsertSpec,
+    PathBuffers,
+    PathSpec,
+    SetSpec,
+    SourceSpec,
+    db_to_gain,
+    float32_ceiling,
 )
 from controlroom.dsp.path import render
 
@@ -90,7 +97,7 @@ def test_a_source_delay_shifts_the_dry_source_by_exactly_that_many_samples(delay
 
 
 def test_the_delay_is_capped_at_the_alignment_range():
-    cap = L.delay_capacity(FS) - L.CHUNK - 1
+    cap = layout.delay_capacity(FS) - layout.CHUNK - 1
     x = np.zeros((cap + 200, 6), dtype=np.float32)
     x[0, 0] = 0.5
     y = run(spec(), Controls(master_db=0.0, delay_samples=(10 * cap,)), x, 1024)

@@ -11,12 +11,11 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from pathkit import FS, SKIP, frames, gain, noise, run, run_blocks, sine, square, stereo_spec
 
-from controlroom.dsp import layout as L
+from controlroom.dsp import layout
 from controlroom.dsp.biquad import Biquad
 from controlroom.dsp.control import Controls, PathBuffers, SetSpec, SourceSpec, SubSpec, float32_ceiling
-
-from pathkit import FS, SKIP, frames, gain, noise, run, run_blocks, sine, square, stereo_spec
 
 CEILINGS = [0.0, -0.3, -1.0, -6.0, -12.0]
 
@@ -120,9 +119,9 @@ def test_no_sample_leaves_above_the_ceiling_whatever_the_settings_and_input(
     # a mid-signal change of every control, not on a block boundary of `blocksize`
     y = run_blocks(buffers, x, blocksize, changes={n // 2 + 7: (spec, second)})
     out_ok(y, ceiling)
-    assert buffers.counters[L.C_CLIPPED] == 0, "the limiter let a sample through to the hard clip"
+    assert buffers.counters[layout.C_CLIPPED] == 0, "the limiter let a sample through to the hard clip"
     # channel 4 belongs to no source: its non-finite samples are never read
-    assert buffers.counters[L.C_NONFINITE] == int(np.count_nonzero(cols < 3))
+    assert buffers.counters[layout.C_NONFINITE] == int(np.count_nonzero(cols < 3))
 
     # non-finite samples become 0: the same input with zeros there gives the same output
     clean = x.copy()
@@ -146,8 +145,8 @@ def test_extreme_boost_of_full_scale_square_stays_under_the_ceiling(ceiling_dbfs
     ceiling = float32_ceiling(ceiling_dbfs)
     out_ok(y, ceiling)
     # the limiter worked hard (~-150 dB of gain reduction), yet nothing needed the hard clip
-    assert buffers.meters[L.M_LIMITER_MIN] < gain(-100.0)
-    assert buffers.counters[L.C_CLIPPED] == 0
+    assert buffers.meters[layout.M_LIMITER_MIN] < gain(-100.0)
+    assert buffers.counters[layout.C_CLIPPED] == 0
     # and the output is loud, not muted: the limiter holds it at the ceiling
     assert float(np.max(np.abs(y))) > ceiling * gain(-0.1)
 
@@ -167,7 +166,7 @@ def test_non_finite_input_is_zeroed_and_counted_exactly():
         clean[positions, ch] = 0.0
     for source in (0, 1):  # every source is read (and metered), heard or not
         y, buffers = run(spec, Controls(source=source, master_db=0.0), x, blocksize=64)
-        assert buffers.counters[L.C_NONFINITE] == 4 + 3 + 2  # input 4 belongs to no source
+        assert buffers.counters[layout.C_NONFINITE] == 4 + 3 + 2  # input 4 belongs to no source
         reference, _ = run(spec, Controls(source=source, master_db=0.0), clean, blocksize=64)
         assert np.array_equal(y, reference)
         assert np.all(np.isfinite(y))
@@ -178,7 +177,7 @@ def test_an_all_nan_input_gives_exact_silence():
     x = np.full((4800, 2), np.nan, dtype=np.float32)
     y, buffers = run(spec, Controls(master_db=12.0), x)
     assert not np.any(y)
-    assert buffers.counters[L.C_NONFINITE] == x.size
+    assert buffers.counters[layout.C_NONFINITE] == x.size
 
 
 # --------------------------------------------------------------------------- limiter
@@ -195,9 +194,9 @@ def test_a_signal_6db_over_the_ceiling_is_brought_under_it(ceiling_dbfs, kind):
     out_ok(y, ceiling)
     # held at the ceiling, not pumped far below it
     assert float(np.max(np.abs(y[SKIP:]))) >= ceiling * (1.0 - 1e-6)
-    assert buffers.counters[L.C_LIMITED] > 0
-    assert buffers.counters[L.C_CLIPPED] == 0
-    assert buffers.meters[L.M_LIMITER_MIN] == pytest.approx(0.5, rel=1e-6)
+    assert buffers.counters[layout.C_LIMITED] > 0
+    assert buffers.counters[layout.C_CLIPPED] == 0
+    assert buffers.meters[layout.M_LIMITER_MIN] == pytest.approx(0.5, rel=1e-6)
 
 
 @pytest.mark.parametrize("ceiling_dbfs", [0.0, -0.3, -6.0])
@@ -212,9 +211,9 @@ def test_a_signal_below_the_ceiling_passes_untouched(ceiling_dbfs, master_db):
     y, buffers = run(stereo_spec(ceiling_dbfs=ceiling_dbfs), Controls(master_db=master_db), x)
     expected = (x.astype(float) * gain(master_db)).astype(np.float32)
     np.testing.assert_allclose(y, expected, rtol=0, atol=1e-6)
-    assert buffers.counters[L.C_LIMITED] == 0
-    assert buffers.counters[L.C_CLIPPED] == 0
-    assert buffers.meters[L.M_LIMITER_MIN] == 1.0
+    assert buffers.counters[layout.C_LIMITED] == 0
+    assert buffers.counters[layout.C_CLIPPED] == 0
+    assert buffers.meters[layout.M_LIMITER_MIN] == 1.0
 
 
 def test_the_limiter_is_linked_across_outputs_and_releases_afterwards():
@@ -260,16 +259,16 @@ def test_output_meters_after_a_reset_hold_analytic_peak_and_sum_of_squares(maste
     run_blocks(buffers, x, n)
     m = buffers.meters
     g = gain(master_db)
-    assert m[L.M_FRAMES] == n
+    assert m[layout.M_FRAMES] == n
     # 48 samples per period at phase 0 include sin(pi/2) = 1 exactly; 600 Hz at pi/2 starts at its peak
     for o, a in ((0, al), (1, ar)):
-        assert m[L.M_OUTPUTS + o * L.MS_STRIDE + L.MS_PEAK] == pytest.approx(a * g, rel=1e-6)
+        assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_PEAK] == pytest.approx(a * g, rel=1e-6)
         # sum of sin^2 over whole periods is n/2
-        assert m[L.M_OUTPUTS + o * L.MS_STRIDE + L.MS_SUMSQ] == pytest.approx(n * (a * g) ** 2 / 2, rel=1e-5)
+        assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_SUMSQ] == pytest.approx(n * (a * g) ** 2 / 2, rel=1e-5)
     for o in (2, 3):
-        assert m[L.M_OUTPUTS + o * L.MS_STRIDE + L.MS_PEAK] == 0.0
-        assert m[L.M_OUTPUTS + o * L.MS_STRIDE + L.MS_SUMSQ] == 0.0
-    assert m[L.M_LIMITER_MIN] == 1.0
+        assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_PEAK] == 0.0
+        assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_SUMSQ] == 0.0
+    assert m[layout.M_LIMITER_MIN] == 1.0
 
 
 def test_output_meters_accumulate_until_the_next_reset():
@@ -279,12 +278,12 @@ def test_output_meters_accumulate_until_the_next_reset():
     x = frames(sine(1000.0, 4800, 0.5), sine(1000.0, 4800, 0.5))
     run_blocks(buffers, x, 480)  # ten blocks
     m = buffers.meters
-    assert m[L.M_FRAMES] == 4800
-    assert m[L.M_OUTPUTS + L.MS_SUMSQ] == pytest.approx(4800 * 0.25 / 2, rel=1e-5)
+    assert m[layout.M_FRAMES] == 4800
+    assert m[layout.M_OUTPUTS + layout.MS_SUMSQ] == pytest.approx(4800 * 0.25 / 2, rel=1e-5)
     buffers.request_meter_reset()
     run_blocks(buffers, frames(np.zeros(100), np.zeros(100)), 100)
-    assert m[L.M_FRAMES] == 100
-    assert m[L.M_OUTPUTS + L.MS_PEAK] == 0.0 and m[L.M_OUTPUTS + L.MS_SUMSQ] == 0.0
+    assert m[layout.M_FRAMES] == 100
+    assert m[layout.M_OUTPUTS + layout.MS_PEAK] == 0.0 and m[layout.M_OUTPUTS + layout.MS_SUMSQ] == 0.0
 
 
 @pytest.mark.parametrize("over_db", [1.0, 6.0, 12.0])
@@ -299,7 +298,7 @@ def test_limiter_min_gain_meter_reports_the_gain_reduction(over_db):
     y = run_blocks(buffers, x, 4800)
     # the sampled sine's largest sample is exactly its amplitude (float32-rounded)
     peak = float(np.max(np.abs(x[:, 0])))
-    assert buffers.meters[L.M_LIMITER_MIN] == pytest.approx(ceiling / peak, rel=1e-9)
-    assert buffers.meters[L.M_LIMITER_MIN] < 1.0
-    assert buffers.meters[L.M_OUTPUTS + L.MS_PEAK] == pytest.approx(float(np.max(np.abs(y[:, 0]))), rel=1e-7)
-    assert buffers.meters[L.M_OUTPUTS + L.MS_PEAK] <= ceiling
+    assert buffers.meters[layout.M_LIMITER_MIN] == pytest.approx(ceiling / peak, rel=1e-9)
+    assert buffers.meters[layout.M_LIMITER_MIN] < 1.0
+    assert buffers.meters[layout.M_OUTPUTS + layout.MS_PEAK] == pytest.approx(float(np.max(np.abs(y[:, 0]))), rel=1e-7)
+    assert buffers.meters[layout.M_OUTPUTS + layout.MS_PEAK] <= ceiling

@@ -10,17 +10,30 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pathkit import (
+    FS,
+    SKIP,
+    amplitude,
+    amplitudes,
+    cookbook,
+    cookbook_sos,
+    frames,
+    gain,
+    lr4_sos,
+    noise,
+    rms,
+    run,
+    sine,
+    sos_gain,
+    stereo_spec,
+    to_db,
+)
 from scipy import signal
 
-from controlroom.dsp import layout as L
+from controlroom.dsp import layout
 from controlroom.dsp.biquad import Biquad
 from controlroom.dsp.control import Controls, PathBuffers, SetSpec, SourceSpec, SubSpec
 from controlroom.dsp.path import process
-
-from pathkit import (
-    FS, SKIP, amplitude, amplitudes, cookbook, cookbook_sos, frames, gain, lr4_sos, noise, rms, run, sine, sos_gain,
-    stereo_spec, to_db,
-)
 
 N = FS // 2  # half a second per rendered signal
 LEVEL_DB = 0.01
@@ -113,13 +126,13 @@ def program(n=N):
 @pytest.mark.parametrize(
     "matrix, polarity, expect_l, expect_r",
     [
-        (L.MATRIX_STEREO, False, lambda l, r: l, lambda l, r: r),
-        (L.MATRIX_MONO, False, lambda l, r: (l + r) / 2, lambda l, r: (l + r) / 2),
-        (L.MATRIX_LEFT, False, lambda l, r: l, lambda l, r: l),
-        (L.MATRIX_RIGHT, False, lambda l, r: r, lambda l, r: r),
-        (L.MATRIX_SIDE, False, lambda l, r: (l - r) / 2, lambda l, r: (l - r) / 2),
-        (L.MATRIX_STEREO, True, lambda l, r: -l, lambda l, r: r),
-        (L.MATRIX_MONO, True, lambda l, r: (-l + r) / 2, lambda l, r: (-l + r) / 2),
+        (layout.MATRIX_STEREO, False, lambda l, r: l, lambda l, r: r),
+        (layout.MATRIX_MONO, False, lambda l, r: (l + r) / 2, lambda l, r: (l + r) / 2),
+        (layout.MATRIX_LEFT, False, lambda l, r: l, lambda l, r: l),
+        (layout.MATRIX_RIGHT, False, lambda l, r: r, lambda l, r: r),
+        (layout.MATRIX_SIDE, False, lambda l, r: (l - r) / 2, lambda l, r: (l - r) / 2),
+        (layout.MATRIX_STEREO, True, lambda l, r: -l, lambda l, r: r),
+        (layout.MATRIX_MONO, True, lambda l, r: (-l + r) / 2, lambda l, r: (-l + r) / 2),
     ],
     ids=["stereo", "mono", "left", "right", "side", "polarity", "mono+polarity"],
 )
@@ -142,7 +155,7 @@ def test_polarity_at_unity_gain_is_an_exact_sign_flip_of_the_left_channel():
 @pytest.mark.parametrize("master_db", [0.0, -20.0, 12.0])
 def test_side_of_an_identical_pair_is_silence(master_db):
     s = sine(1000.0, N, 0.25) + noise(N, 0.25, seed=5)
-    y, _ = run(stereo_spec(), Controls(master_db=master_db, matrix=L.MATRIX_SIDE), frames(s, s))
+    y, _ = run(stereo_spec(), Controls(master_db=master_db, matrix=layout.MATRIX_SIDE), frames(s, s))
     peak = np.max(np.abs(y))
     assert peak == 0.0 or to_db(peak) < -120.0
 
@@ -150,12 +163,12 @@ def test_side_of_an_identical_pair_is_silence(master_db):
 @pytest.mark.parametrize(
     "matrix, polarity, expect_l, expect_r",
     [
-        (L.MATRIX_STEREO, False, 1.0, 1.0),
-        (L.MATRIX_MONO, False, 1.0, 1.0),
-        (L.MATRIX_LEFT, False, 1.0, 1.0),
-        (L.MATRIX_RIGHT, False, 1.0, 1.0),
-        (L.MATRIX_SIDE, False, 0.0, 0.0),
-        (L.MATRIX_STEREO, True, -1.0, 1.0),
+        (layout.MATRIX_STEREO, False, 1.0, 1.0),
+        (layout.MATRIX_MONO, False, 1.0, 1.0),
+        (layout.MATRIX_LEFT, False, 1.0, 1.0),
+        (layout.MATRIX_RIGHT, False, 1.0, 1.0),
+        (layout.MATRIX_SIDE, False, 0.0, 0.0),
+        (layout.MATRIX_STEREO, True, -1.0, 1.0),
     ],
     ids=["stereo", "mono", "left", "right", "side", "polarity"],
 )
@@ -231,8 +244,8 @@ def test_every_output_sample_is_written_and_every_output_bus_left_clear(blocksiz
         out = np.full((block.shape[0], spec.n_out), np.nan, dtype=np.float32)
         process(block, out, shared, params, state, meters, counters)
         assert np.all(np.isfinite(out)), f"unwritten output samples in the block at {start}"
-        assert not np.any(state[L.T_OUT:L.T_OUT + spec.n_out * L.CHUNK]), f"a bus kept samples after {start}"
-        assert not np.any(state[L.T_TOUCHED:L.T_TOUCHED + spec.n_out])
+        assert not np.any(state[layout.T_OUT:layout.T_OUT + spec.n_out * layout.CHUNK]), f"a bus kept samples after {start}"
+        assert not np.any(state[layout.T_TOUCHED:layout.T_TOUCHED + spec.n_out])
 
 
 def test_set_outputs_are_routed_to_the_configured_channels_in_order():
@@ -459,4 +472,4 @@ def test_delay_longer_than_50ms_is_refused():
     """DESIGN.md §3: delay up to 50 ms; the ring buffers hold no more. A longer delay must be
     refused where the path is described, like every other limit of PathSpec."""
     with pytest.raises(ValueError):
-        stereo_spec(sets=[SetSpec((1, 2), delay_ms=L.MAX_DELAY_MS + 10.0)])
+        stereo_spec(sets=[SetSpec((1, 2), delay_ms=layout.MAX_DELAY_MS + 10.0)])

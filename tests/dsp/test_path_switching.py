@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from pathkit import FS, band_noise, frames, gain, max_step, noise, run, run_blocks, sine, square, stereo_spec
 
-from controlroom.dsp import layout as L
+from controlroom.dsp import layout
 from controlroom.dsp.biquad import Biquad
 from controlroom.dsp.control import STARTUP_RAMP_MS, Controls, PathBuffers, SetSpec, SourceSpec, SubSpec
-
-from pathkit import FS, band_noise, frames, gain, max_step, noise, run, run_blocks, sine, square, stereo_spec
 
 STEP_ALLOWANCE = 0.01  # 1 % of full scale
 XFADE = round(20.0 * FS / 1000)  # PathSpec's default crossfade_ms and ramp_ms: 20 ms
@@ -194,23 +193,23 @@ def test_set_switch_moves_the_signal_and_back():
 def matrix_of(mode, polarity, left, right):
     l_in = -left if polarity else left
     return {
-        L.MATRIX_STEREO: (l_in, right),
-        L.MATRIX_MONO: ((l_in + right) / 2, (l_in + right) / 2),
-        L.MATRIX_LEFT: (l_in, l_in),
-        L.MATRIX_RIGHT: (right, right),
-        L.MATRIX_SIDE: ((l_in - right) / 2, (l_in - right) / 2),
+        layout.MATRIX_STEREO: (l_in, right),
+        layout.MATRIX_MONO: ((l_in + right) / 2, (l_in + right) / 2),
+        layout.MATRIX_LEFT: (l_in, l_in),
+        layout.MATRIX_RIGHT: (right, right),
+        layout.MATRIX_SIDE: ((l_in - right) / 2, (l_in - right) / 2),
     }[mode]
 
 
 MATRIX_CHANGES = {
-    "stereo->mono": ((L.MATRIX_STEREO, False), (L.MATRIX_MONO, False)),
-    "mono->stereo": ((L.MATRIX_MONO, False), (L.MATRIX_STEREO, False)),
-    "stereo->solo left": ((L.MATRIX_STEREO, False), (L.MATRIX_LEFT, False)),
-    "solo left->solo right": ((L.MATRIX_LEFT, False), (L.MATRIX_RIGHT, False)),
-    "stereo->side": ((L.MATRIX_STEREO, False), (L.MATRIX_SIDE, False)),
-    "side->mono": ((L.MATRIX_SIDE, False), (L.MATRIX_MONO, False)),
-    "polarity on": ((L.MATRIX_STEREO, False), (L.MATRIX_STEREO, True)),
-    "polarity off in mono": ((L.MATRIX_MONO, True), (L.MATRIX_MONO, False)),
+    "stereo->mono": ((layout.MATRIX_STEREO, False), (layout.MATRIX_MONO, False)),
+    "mono->stereo": ((layout.MATRIX_MONO, False), (layout.MATRIX_STEREO, False)),
+    "stereo->solo left": ((layout.MATRIX_STEREO, False), (layout.MATRIX_LEFT, False)),
+    "solo left->solo right": ((layout.MATRIX_LEFT, False), (layout.MATRIX_RIGHT, False)),
+    "stereo->side": ((layout.MATRIX_STEREO, False), (layout.MATRIX_SIDE, False)),
+    "side->mono": ((layout.MATRIX_SIDE, False), (layout.MATRIX_MONO, False)),
+    "polarity on": ((layout.MATRIX_STEREO, False), (layout.MATRIX_STEREO, True)),
+    "polarity off in mono": ((layout.MATRIX_MONO, True), (layout.MATRIX_MONO, False)),
 }
 
 
@@ -323,19 +322,19 @@ def test_an_update_applies_at_the_next_block_and_c_applied_follows_c_seq():
     buffers = settled(spec, Controls(master_db=0.0))
     c = buffers.counters
     block = frames(square(100.0, 256, 0.5), square(100.0, 256, 0.5))
-    assert c[L.C_APPLIED] == c[L.C_SEQ]
+    assert c[layout.C_APPLIED] == c[layout.C_SEQ]
     y1 = run_blocks(buffers, block, 256)
     buffers.update(spec, Controls(master_db=-6.0))
-    assert c[L.C_SEQ] % 2 == 0 and c[L.C_APPLIED] != c[L.C_SEQ]  # published, not yet taken
+    assert c[layout.C_SEQ] % 2 == 0 and c[layout.C_APPLIED] != c[layout.C_SEQ]  # published, not yet taken
     y2 = run_blocks(buffers, block, 256)
-    assert c[L.C_APPLIED] == c[L.C_SEQ]
+    assert c[layout.C_APPLIED] == c[layout.C_SEQ]
     assert np.array_equal(y1, block)  # the block before the update: the old gain throughout
     assert abs(y2[0, 0]) < 0.5 and abs(y2[-1, 0]) < abs(y2[0, 0])  # the very next block moves
     # two updates between blocks: the last one wins
     buffers.update(spec, Controls(master_db=-30.0))
     buffers.update(spec, Controls(master_db=-12.0))
     run_blocks(buffers, frames(square(100.0, FS // 10, 0.5), square(100.0, FS // 10, 0.5)), 256)
-    assert c[L.C_APPLIED] == c[L.C_SEQ]
+    assert c[layout.C_APPLIED] == c[layout.C_SEQ]
     y3 = run_blocks(buffers, block, 256)
     np.testing.assert_allclose(y3, gain(-12.0) * block.astype(float), rtol=1e-6)
 
@@ -347,15 +346,15 @@ def test_a_half_written_update_is_not_taken():
     buffers = settled(spec, Controls(master_db=0.0))
     c = buffers.counters
     block = frames(square(100.0, 256, 0.5), square(100.0, 256, 0.5))
-    applied = c[L.C_APPLIED]
-    c[L.C_SEQ] += 1  # writer starts...
-    buffers.shared[L.P_MASTER] = 0.0  # ...and has written half of what it means to write
+    applied = c[layout.C_APPLIED]
+    c[layout.C_SEQ] += 1  # writer starts...
+    buffers.shared[layout.P_MASTER] = 0.0  # ...and has written half of what it means to write
     y = run_blocks(buffers, block, 256)
     assert np.array_equal(y, block)
-    assert c[L.C_APPLIED] == applied
-    c[L.C_SEQ] += 1  # writer done
+    assert c[layout.C_APPLIED] == applied
+    c[layout.C_SEQ] += 1  # writer done
     run_blocks(buffers, block, 256)
-    assert c[L.C_APPLIED] == c[L.C_SEQ]
+    assert c[layout.C_APPLIED] == c[layout.C_SEQ]
     y = run_blocks(buffers, frames(square(100.0, FS // 10, 0.5), square(100.0, FS // 10, 0.5)), 256)
     assert not np.any(y[RAMP:])
 
@@ -392,7 +391,7 @@ def full_program(n):
 @pytest.mark.parametrize("controls", [
     Controls(master_db=6.0, polarity=True, match_db=(-1.0, 0.0)),  # loud: the limiter works
     Controls(source=1, speakers=1, master_db=-3.0),
-    Controls(speakers=2, master_db=0.0, matrix=L.MATRIX_SIDE, sub=False),
+    Controls(speakers=2, master_db=0.0, matrix=layout.MATRIX_SIDE, sub=False),
 ], ids=["limiting", "mono-set", "one-output"])
 def test_output_does_not_depend_on_the_block_size(settle, controls):
     x = full_program(5 * FS // 2)
@@ -409,7 +408,7 @@ def test_a_change_at_the_same_frame_gives_the_same_output_whatever_the_block_siz
     x = full_program(2 * FS)
     changes = {
         FS // 2: (FULL, Controls(source=1, speakers=1, master_db=-3.0)),
-        FS: (FULL, Controls(source=0, speakers=0, master_db=-10.0, matrix=L.MATRIX_MONO)),
+        FS: (FULL, Controls(source=0, speakers=0, master_db=-10.0, matrix=layout.MATRIX_MONO)),
         3 * FS // 2: (FULL, Controls(source=0, speakers=2, master_db=0.0, sub=False, polarity=True)),
     }
     outputs = {}

@@ -7,11 +7,11 @@ import time
 
 import numpy as np
 import pytest
-from jackutil import rms_db
 from enginekit import BLOCK_RATE, BLOCKSIZE, N_IN, N_OUT, SAMPLERATE, SINE, SINE_DB, copy_kernel, kernel_arrays
+from jackutil import rms_db
 
 from controlroom.daemon.engine import PortAudioHost, find_device
-from controlroom.daemon.errors import CommandError
+from controlroom.daemon.errors import EngineError
 
 pytestmark = pytest.mark.jack
 
@@ -112,7 +112,7 @@ def test_losing_the_jack_server_stops_audio_and_reinitialise_brings_it_back(host
     jack.kill()
     assert wait_until(lambda: not host.running)
     assert host.stats()["running"] is False
-    with pytest.raises(CommandError, match="system"):
+    with pytest.raises(EngineError, match="system"):
         host.reinitialise()
         host.start()  # the server is still down: no device
     jack.start()
@@ -132,7 +132,7 @@ def test_retries_while_the_server_is_down_then_recover_with_a_new_host(host, jac
         current.close()
         current.reinitialise()
         current = make_host()
-        with pytest.raises(CommandError, match="no audio device matches 'system'"):
+        with pytest.raises(EngineError, match="no audio device matches 'system'"):
             current.start()
     jack.start()
     current.reinitialise()
@@ -142,13 +142,13 @@ def test_retries_while_the_server_is_down_then_recover_with_a_new_host(host, jac
 
 
 def test_find_device_lists_the_devices_when_none_matches(jack):
-    with pytest.raises(CommandError) as error:
+    with pytest.raises(EngineError) as error:
         find_device("no such interface", N_IN, N_OUT)
     assert "[0] system (JACK Audio Connection Kit, 8 in, 8 out)" in str(error.value)
 
 
 def test_find_device_refuses_a_device_with_too_few_channels(jack):
-    with pytest.raises(CommandError, match="too few channels for 2 in and 9 out"):
+    with pytest.raises(EngineError, match="too few channels for 2 in and 9 out"):
         find_device("SYSTEM", 2, 9)
     assert find_device("SYSTEM", 2, 8)["name"] == "system"
     assert find_device(0, 2, 8)["name"] == "system"

@@ -7,11 +7,12 @@ import time
 
 import numpy as np
 import pytest
-from jackutil import rms_db
 from enginekit import BLOCK_RATE, BLOCKSIZE, N_IN, N_OUT, SAMPLERATE, SINE, SINE_DB, copy_kernel, kernel_arrays
+from jackutil import rms_db
 
 from controlroom.daemon.engine import VirtualHost
 from controlroom.dsp import layout
+
 
 def program() -> np.ndarray:
     loop = np.zeros((SINE.shape[0], N_IN), dtype=np.float32)

@@ -10,10 +10,10 @@ from typing import Any
 import mido
 
 from controlroom.daemon.config import Config, parse_config
-from controlroom.daemon.controller import Controller
+from controlroom.daemon.core.controller import Controller
+from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.midi.interpret import Interpreter, Outcome
 from controlroom.daemon.midi.mapping import Mapping, bind, parse_mapping
-from controlroom.daemon.targets import Vocabulary
 
 CONFIG_TOML = """
 [audio]

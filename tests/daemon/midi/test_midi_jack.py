@@ -19,12 +19,12 @@ from jackmidi import BACKEND, FakeSurface, RawSender, until
 from midikit import CONFIG_TOML, bend, cc, note, note_off
 
 from controlroom.daemon.config import parse_config
-from controlroom.daemon.controller import Controller
+from controlroom.daemon.core.controller import Controller
+from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.midi import learn
 from controlroom.daemon.midi.surface import SurfaceManager
-from controlroom.daemon.service import Daemon
-from controlroom.daemon.targets import Vocabulary
-from controlroom.dsp import layout as L
+from controlroom.daemon.service.daemon import Daemon
+from controlroom.dsp import layout
 
 pytestmark = pytest.mark.jack
 
@@ -271,13 +271,13 @@ def test_a_daemon_on_the_virtual_backend_hears_the_surface_in_its_kernel(fake, t
 
             def applied(index: int) -> float:
                 c = buffers.counters
-                return buffers.params[c[L.C_ACTIVE]][index] if c[L.C_APPLIED] == c[L.C_SEQ] else float("nan")
+                return buffers.params[c[layout.C_ACTIVE]][index] if c[layout.C_APPLIED] == c[layout.C_SEQ] else float("nan")
 
-            await until(lambda: applied(L.P_MASTER) > 0.0, "the start-up ramp target")
+            await until(lambda: applied(layout.P_MASTER) > 0.0, "the start-up ramp target")
             fake.send(note(11, 10), note_off(11, 10))  # top row 3: the third speaker set
-            await until(lambda: applied(L.P_SET) == 2.0, "the kernel playing set 3 (crap)")
+            await until(lambda: applied(layout.P_SET) == 2.0, "the kernel playing set 3 (crap)")
             fake.send(note(11, 17), note_off(11, 17))  # mute
-            await until(lambda: applied(L.P_MASTER) == 0.0, "the kernel's master gain at 0")
+            await until(lambda: applied(layout.P_MASTER) == 0.0, "the kernel's master gain at 0")
         finally:
             await daemon.shutdown()
 

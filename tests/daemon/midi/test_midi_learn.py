@@ -7,7 +7,7 @@ import pytest
 from midikit import CONFIG_TOML, bend, cc, note, note_off, program
 
 from controlroom.daemon.config import SurfaceConfig, load_config
-from controlroom.daemon.errors import CommandError
+from controlroom.daemon.errors import UsageError
 from controlroom.daemon.midi.learn import Learned, add_control, control_fields, recognise, save
 from controlroom.daemon.midi.mapping import Address, load_surface_mapping
 
@@ -55,7 +55,7 @@ def test_nothing_usable_is_none():
 
 
 def test_a_button_on_volume_needs_a_value():
-    with pytest.raises(CommandError, match="needs --value"):
+    with pytest.raises(UsageError, match="needs --value"):
         control_fields(Learned(Address("note", 1, 1), button=True), "volume", None, feedback=False)
 
 

@@ -10,9 +10,9 @@ import pytest
 from midikit import config, mapping
 
 from controlroom.daemon import cli
+from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.errors import ConfigError
 from controlroom.daemon.midi.mapping import Address, bind, load_surface_mapping, preset_names
-from controlroom.daemon.targets import Vocabulary
 
 DESIGN_EXAMPLE = """
 name = "Behringer X-Touch Mini (standard mode, layer A)"

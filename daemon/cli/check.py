@@ -1,0 +1,76 @@
+"""``controlroom check [-c FILE]``: validate the configuration exactly as ``run`` would read it.
+
+Prints ``FILE: ok (...)`` and a line per surface, and returns 0. An invalid config or mapping
+file raises ConfigError, which the command line prints one line per problem on stderr, exiting
+2; so does a ``-c`` file that does not exist. Mapping values are checked against the config
+(speaker set and source names, the volume range).
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from controlroom.daemon.cli import options
+from controlroom.daemon.config import Config
+from controlroom.daemon.core.targets import Vocabulary
+from controlroom.daemon.errors import ConfigError, PortError
+from controlroom.daemon.midi.mapping import bind, load_surface_mapping
+from controlroom.daemon.midi.ports import api_for
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    options.add_config(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    config, path = options.load(args)
+    name = config.source if path is not None else "built-in default (no config file found)"
+    surfaces = surface_lines(config, path.parent if path is not None else Path.cwd())
+    print(f"{name}: ok ({summary(config)})")
+    for line in surfaces:
+        print(f"  {line}")
+    return 0
+
+
+def surface_lines(config: Config, config_dir: Path) -> list[str]:
+    """A line per surface (its mapping and how many controls it binds); ConfigError with every
+    problem of every mapping file."""
+    errors, lines = [], []
+    if config.surfaces and config.midi.backend is not None:
+        try:
+            api_for(config.midi.backend)
+        except PortError as exc:
+            errors.append(f"{config.source}: midi.backend: {exc}")
+    vocabulary = Vocabulary(config)
+    for index, surface in enumerate(config.surfaces):
+        try:
+            mapping = load_surface_mapping(surface, index, config.source, config_dir)
+        except ConfigError as exc:
+            errors += exc.errors
+            continue
+        bound = bind(mapping, vocabulary)
+        errors += bound.errors
+        unused = f", {len(bound.unused)} unused (beyond the sets or sources defined)" if bound.unused else ""
+        lines.append(f"surface {surface.name}: {mapping.name} ({_plural(len(bound.mapping.controls), 'control')}{unused})")
+    if errors:
+        raise ConfigError(errors)
+    return lines
+
+
+def summary(config: Config) -> str:
+    """One line: what the config defines, e.g. ``2 sources, 4 speaker sets, A/B mix vs ref, ...``."""
+    audio = config.audio
+    parts = [
+        _plural(len(config.sources), "source"),
+        _plural(len(config.speakers), "speaker set"),
+        f"A/B {config.ab.a} vs {config.ab.b}" if config.ab else "no A/B pair",
+        _plural(len(config.surfaces), "surface"),
+        f"{audio.backend} {audio.samplerate} Hz, {audio.blocksize}-frame blocks",
+        f"{audio.input_channels} in / {audio.output_channels} out",
+    ]
+    return ", ".join(parts)
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"

@@ -1,0 +1,312 @@
+"""``controlroom ctl``: control a running daemon over OSC (DESIGN.md §6, §7).
+
+``ctl TARGET VALUE`` sends ``/controlroom/TARGET VALUE``; ``toggle``, ``next``, ``prev`` and
+``step DELTA`` send ``/controlroom/TARGET/<action>``; ``ctl TARGET`` alone only asks. Each is
+followed by ``/controlroom/state`` from the same socket, and the target's value in the answer is
+printed: what the daemon made of the command. A refusal (``/controlroom/error``) is printed and
+exits 1, as does no answer. ``ctl status`` prints the whole report.
+
+``ctl level NAME`` prints the volume it set. ``ctl blind reveal`` ends a blind test and prints
+its labels -> sources. ``ctl abx [start TRIALS|play a|b|x|answer a|b|stop]`` drives an ABX test
+and prints its score. ``ctl insert measure NAME`` measures an outboard insert and prints its
+latency and gain once done; ``ctl insert`` prints the measurements so far.
+
+Values go out as OSC doubles when they read as a finite number (``-12``, ``-12.3``, an enum
+index ``2``; a double keeps ``-12.3`` exact where float32 would store -12.300000190734863) and as
+strings otherwise (``on``, ``crap``); the daemon's parsing is forgiving.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import socket
+import time
+from typing import Any
+
+from controlroom.daemon.core.inserts import MEASURE_TIMEOUT_S
+from controlroom.daemon.core.targets import TARGETS, WRITE_ONLY_TARGETS
+from controlroom.daemon.errors import RemoteError, UsageError
+from controlroom.daemon.osc.server import (
+    ERROR_ADDRESS,
+    INSERT_MEASURE_ADDRESS,
+    PREFIX,
+    STATE_ADDRESS,
+    TRIGGER_ACTIONS,
+    MalformedPacket,
+    build_message,
+    parse_packet,
+)
+
+DEFAULT_OSC = "127.0.0.1:9000"
+TIMEOUT_S = 2.0
+STATUS = "status"
+ABX = "abx"
+INSERT = "insert"
+_MAX_DATAGRAM = 65535
+_DOUBLE = "d"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.usage = (
+        "controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] {TARGET [VALUE|toggle|next|prev|step DELTA] "
+        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | status}"
+    )
+    parser.add_argument("--osc", metavar="HOST:PORT", help="the daemon's OSC address (default: 127.0.0.1:9000)")
+    parser.add_argument("--json", action="store_true", help="machine-readable output")
+    parser.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the answer (default: 2)")
+    parser.add_argument(
+        "target", metavar="TARGET",
+        help="volume, dim, mute, mono, solo, polarity, speakers, sub, source, ab, match, blind, level; "
+        "or abx, insert, status",
+    )
+    parser.add_argument(
+        "words", nargs="*", metavar="VALUE", help="a value, toggle, next, prev or step DELTA; none: print the current value"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    endpoint = parse_endpoint(args.osc or DEFAULT_OSC)
+    timeout = TIMEOUT_S if args.timeout is None else args.timeout
+    if not timeout > 0:
+        raise UsageError(f"--timeout {timeout:g}: expected a positive number of seconds")
+    if args.target == STATUS:
+        if args.words:
+            raise UsageError(f"status takes no value (got {' '.join(args.words)})")
+        report = query(endpoint, [], timeout)
+        print(json.dumps(report, indent=2) if args.json else format_report(report))
+        return 0
+    if args.target == INSERT:
+        print(insert(endpoint, args.words, timeout, args.json))
+        return 0
+    if args.target == ABX:
+        command = abx_message(args.words)
+        abx = query(endpoint, [command] if command else [], timeout).get("state", {}).get(ABX)
+        print(json.dumps({ABX: abx}) if args.json else format_abx(abx))
+        return 0
+    if args.target not in TARGETS:
+        raise UsageError(
+            f"unknown target {args.target!r} (expected {STATUS}, {ABX}, {INSERT} or one of {', '.join(TARGETS)})"
+        )
+    command = command_message(args.target, args.words)
+    state = query(endpoint, [command] if command else [], timeout).get("state", {})
+    shown = {key: state.get(key) for key in _shown(args.target, args.words)}
+    print(json.dumps(shown) if args.json else "\n".join(f"{k} {format_value(k, v)}" for k, v in shown.items()))
+    return 0
+
+
+def _shown(target: str, words: list[str]) -> tuple[str, ...]:
+    """What to print after a command: the target's value (a write-only target's: what it set)."""
+    if target in WRITE_ONLY_TARGETS:
+        return ("volume",)
+    return (target, "blind_mapping") if words == ["reveal"] else (target,)
+
+
+def parse_endpoint(text: str) -> tuple[str, int]:
+    """``"host:port"`` or ``"[v6]:port"`` as ``(host, port)``; raises ``UsageError``."""
+    host, sep, port = text.rpartition(":")
+    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise UsageError(f"--osc {text!r}: expected HOST:PORT, e.g. {DEFAULT_OSC}")
+    return host, int(port)
+
+
+def command_message(target: str, words: list[str]) -> bytes | None:
+    """The OSC message for ``TARGET [VALUE|toggle|next|prev|step DELTA]``; None: only ask."""
+    match words:
+        case []:
+            return None
+        case [action] if action in TRIGGER_ACTIONS:
+            return build_message(f"{PREFIX}{target}/{action}")
+        case ["reveal"] if target == "blind":
+            return build_message(f"{PREFIX}blind/reveal")
+        case ["step", delta] | ["step" as delta]:
+            number = _number(delta)
+            if number is None:
+                raise UsageError(f"{target} step: expected a number DELTA (dB for volume, places for the others)")
+            return build_message(f"{PREFIX}{target}/step", number, float_tag=_DOUBLE)
+        case [value]:
+            number = _number(value)
+            return build_message(PREFIX + target, value if number is None else number, float_tag=_DOUBLE)
+    raise UsageError(f"{target} {' '.join(words)}: expected VALUE, toggle, next, prev or step DELTA")
+
+
+def abx_message(words: list[str]) -> bytes | None:
+    """The OSC message for ``abx [start TRIALS|play a|b|x|answer a|b|stop]``; None: only ask."""
+    match words:
+        case []:
+            return None
+        case ["start", trials]:
+            number = _number(trials)
+            return build_message(f"{PREFIX}abx/start", trials if number is None else number, float_tag=_DOUBLE)
+        case ["play" | "answer" as action, label]:
+            return build_message(f"{PREFIX}abx/{action}", label)
+        case ["stop"]:
+            return build_message(f"{PREFIX}abx/stop")
+    raise UsageError(f"abx {' '.join(words)}: expected start TRIALS, play a|b|x, answer a|b or stop")
+
+
+def insert(endpoint: tuple[str, int], words: list[str], timeout: float, as_json: bool) -> str:
+    """``insert`` (the measurements so far) or ``insert measure NAME`` (measure, then show it)."""
+    match words:
+        case []:
+            inserts = query(endpoint, [], timeout).get("state", {}).get("inserts") or {}
+            return json.dumps({"inserts": inserts}) if as_json else format_inserts(inserts)
+        case ["measure", name]:
+            # the daemon answers once the measurement is done: allow for it on top of the timeout
+            params = exchange(endpoint, [build_message(INSERT_MEASURE_ADDRESS, name)], INSERT_MEASURE_ADDRESS,
+                              timeout + MEASURE_TIMEOUT_S)
+            if len(params) != 6:
+                raise RemoteError(f"the daemon's measurement answer has {len(params)} values, expected 6")
+            name, latency, latency_ms, gain_db, coherence, inverted = params
+            # OSC floats are float32: print the figures to the precision they carry
+            result = {"name": name, "latency": latency, "latency_ms": round(latency_ms, 3),
+                      "gain_db": round(gain_db, 2), "coherence": round(coherence, 3), "inverted": bool(inverted)}
+            return json.dumps(result) if as_json else format_measurement(result)
+    raise UsageError(f"insert {' '.join(words)}: expected nothing (show the measurements) or measure NAME")
+
+
+def format_measurement(m: dict[str, Any]) -> str:
+    """One insert's measurement in one line."""
+    line = (f"insert {m['name']}: latency {m['latency']} samples ({m['latency_ms']:.2f} ms), "
+            f"gain {m['gain_db']:+.2f} dB, coherence {m['coherence']:.3f}")
+    return line + (", polarity inverted" if m["inverted"] else "")
+
+
+def format_inserts(inserts: dict[str, dict[str, Any]]) -> str:
+    """The measurements in the state report, one line each."""
+    if not inserts:
+        return "inserts: none measured"
+    return "\n".join(format_measurement({"name": name, **m}) for name, m in inserts.items())
+
+
+def format_abx(abx: dict[str, Any] | None) -> str:
+    """An ABX test's progress or result in one line."""
+    if abx is None:
+        return "abx: no test yet"
+    state = "running" if abx["running"] else "finished" if abx["done"] == abx["trials"] else "stopped"
+    return (f"abx {abx['a']} vs {abx['b']} {state}: {abx['correct']} of {abx['done']} correct "
+            f"({abx['trials']} trials), p = {abx['p_value']:.4g}")
+
+
+def _number(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
+
+
+def query(endpoint: tuple[str, int], messages: list[bytes], timeout: float) -> dict[str, Any]:
+    """Send ``messages`` then ``/controlroom/state``; the daemon's report. Raises
+    ``RemoteError`` on a refusal, on no answer within ``timeout`` s."""
+    params = exchange(endpoint, [*messages, build_message(STATE_ADDRESS)], STATE_ADDRESS, timeout)
+    if not params or not isinstance(params[0], str):
+        raise RemoteError("the daemon's state answer is empty")
+    try:
+        return json.loads(params[0])
+    except ValueError:
+        raise RemoteError("the daemon's state answer is not valid JSON") from None
+
+
+def exchange(endpoint: tuple[str, int], messages: list[bytes], answer: str, timeout: float) -> list[Any]:
+    """Send ``messages`` and return the arguments of the first ``answer`` message back.
+    Raises ``RemoteError`` on a refusal, on no answer within ``timeout`` s."""
+    host, port = endpoint
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
+    except OSError as exc:
+        raise RemoteError(f"cannot resolve {host}: {exc}") from None
+    where = f"{host}:{port}"
+    with socket.socket(family, kind, proto) as sock:
+        # connected: only the daemon's answers are read, and a closed port is reported at once
+        sock.connect(address)
+        deadline = time.monotonic() + timeout
+        try:
+            for message in messages:
+                sock.send(message)
+            while (remaining := deadline - time.monotonic()) > 0:
+                sock.settimeout(remaining)
+                params = _answer(sock.recv(_MAX_DATAGRAM), answer)
+                if params is not None:
+                    return params
+        except TimeoutError:
+            pass
+        except ConnectionRefusedError:
+            raise RemoteError(f"nothing is listening on {where} (is the daemon running?)") from None
+        except OSError as exc:
+            raise RemoteError(f"cannot reach {where}: {exc.strerror or exc}") from None
+    raise RemoteError(
+        f"no answer from {where} within {timeout:g} s "
+        "(is the daemon running, on this port, with this host in its [osc] allow list?)"
+    )
+
+
+def _answer(data: bytes, address: str) -> list[Any] | None:
+    """The arguments of ``address`` in a reply; None for feedback that is not the answer."""
+    try:
+        messages = parse_packet(data)
+    except MalformedPacket:
+        return None
+    for message in messages:
+        params = message.params
+        if message.address == ERROR_ADDRESS:
+            raise RemoteError(f"refused: {params[-1] if params else 'no reason given'}")
+        if message.address == address:
+            return params
+    return None
+
+
+# --- output -----------------------------------------------------------------------------------
+
+
+#: How each report section writes booleans and missing values (a meter with no signal: -inf dB).
+_WORDS = {"state": ("on", "off", "-"), "engine": ("yes", "no", "-"), "meters": ("yes", "no", "-inf")}
+
+
+def format_value(target: str, value: Any) -> str:
+    """A target's value as a person reads it: ``-12.0 dB``, ``on``, ``crap``."""
+    if target == "volume" and isinstance(value, (int, float)):
+        return f"{value:.1f} dB"
+    if target.endswith("p_value") and isinstance(value, float):
+        return f"{value:.4g}"
+    return _text(value, _WORDS["state"])
+
+
+def format_report(report: dict[str, Any]) -> str:
+    """``state``, ``engine`` and ``meters`` as aligned ``key value`` lines (nested keys dotted)."""
+    lines = []
+    for section, words in _WORDS.items():
+        lines.append(section)
+        rows = _flatten(report.get(section) or {})
+        width = max((len(key) for key in rows), default=0)
+        for key, value in rows.items():
+            text = format_value(key, value) if section == "state" else _text(value, words)
+            lines.append(f"  {key:<{width}}  {text}")
+    return "\n".join(lines)
+
+
+def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    rows: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict) and value:
+            rows.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            rows[f"{prefix}{key}"] = value
+    return rows
+
+
+def _text(value: Any, words: tuple[str, str, str]) -> str:
+    true, false, missing = words
+    if isinstance(value, bool):
+        return true if value else false
+    if value is None:
+        return missing
+    if isinstance(value, float):
+        return f"{value:.1f}"
+    if isinstance(value, list):
+        return "  ".join(_text(v, words) for v in value)
+    if isinstance(value, dict):  # empty, e.g. no drops, unless asked for one (blind_mapping)
+        return "  ".join(f"{k}={_text(v, words)}" for k, v in value.items()) or "-"
+    return str(value)

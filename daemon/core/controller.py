@@ -1,0 +1,466 @@
+"""The controller: the one place where targets change and the engine hears of it.
+
+Every origin (OSC, MIDI surfaces, MQTT, the state file at start-up) calls ``apply``. A change is
+validated by the vocabulary, published to the kernel through the seqlock and announced to every
+listener (feedback to surfaces and OSC subscribers, the state saver) with its origin.
+
+Listeners get the differences of ``view()``: the targets, ``match_db`` (only the offsets that
+moved, source -> dB) and ``volume_spl_db`` when ``[monitor] reference_spl_db`` is set; while a
+blind or ABX test runs, labels instead of the compared sources' names (``blind.py``). Keys a
+listener does not know it should ignore.
+
+Switching the heard source matches its loudness (``matching.py``); during a blind or ABX test
+every switch goes out and back in through silence, so that it sounds the same whichever source
+a label stands for and whether or not the source actually changes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from controlroom.daemon.core import matching, path
+from controlroom.daemon.core.comparison import (
+    ANSWERS,
+    BLIND_LABELS,
+    LABELLED_TARGETS,
+    MAX_TRIALS,
+    AbxTest,
+    Concealment,
+    blind_labels,
+)
+from controlroom.daemon.core.inserts import Inserts
+from controlroom.daemon.core.targets import (
+    AB,
+    ENUM_TARGETS,
+    MonitorState,
+    TargetError,
+    Vocabulary,
+    parse_choice,
+    parse_number,
+    step_choice,
+)
+from controlroom.dsp import layout
+from controlroom.dsp.control import STARTUP_RAMP_MS, PathBuffers
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[dict[str, Any], str], None]
+ACTIONS = ("set", "toggle", "step", "next", "prev")
+#: A source index no source has: the kernel fades every source out (the way through silence).
+NO_SOURCE = -1
+#: Longest wait (s) for every source to fade out before the next one fades in (the engine may
+#: be stopped, and then nothing fades).
+SILENCE_TIMEOUT_S = 1.0
+SILENCE_POLL_S = 0.005
+
+
+class Controller:
+    """Targets, their validation, and the path parameters they produce.
+
+    ``state`` is what the user asked for. What the engine plays may differ for the volume at
+    start-up (capped at ``startup_max_volume_db`` and ramped in from silence): the cap is a
+    change of ``volume`` like any other, so every surface shows it.
+
+    ``measure(source)`` is the source's loudness (LUFS, None when unknown) before its trim and
+    gains, from which matching works out what is heard; ``match_db`` the saved offsets (dB) to
+    start from; ``abx_log(record)`` receives each ABX answer (None: not logged). ``inserts``
+    holds the outboard inserts' measurements and what they set in the path.
+    """
+
+    def __init__(
+        self,
+        config,
+        state: MonitorState,
+        *,
+        measure: matching.Measure = matching.no_measurement,
+        match_db: dict[str, float] | None = None,
+        abx_log: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.config = config
+        self.vocabulary = Vocabulary(config)
+        state.blind = False  # a restart ends a blind test: its assignment is never saved
+        self.state = state
+        self.spec = path.path_spec(config)
+        self.measure = measure
+        saved = match_db if match_db is not None and state.match != "off" else {}
+        self.match_db: dict[str, float] = {name: saved.get(name, 0.0) for name in config.sources}
+        self.abx_log = abx_log
+        self.inserts = Inserts(config)
+        self._coherent_switch = False
+        self.rng = random.SystemRandom()
+        self.concealment: Concealment | None = None
+        self.abx: AbxTest | None = None
+        self.revealed: dict[str, str] | None = None  # the last blind test's labels, once revealed
+        self.listeners: list[Listener] = []
+        self.dropped: Counter[str] = Counter()
+        self.buffers: PathBuffers | None = None
+        self._silence_holds = 0  # fades through silence in progress: no source plays while > 0
+        self._silence_task: asyncio.Task | None = None
+        self._stopping = False
+
+    # --- engine side -----------------------------------------------------------------------
+
+    def start_buffers(self) -> PathBuffers:
+        """Fresh kernel buffers that start silent and ramp in to the current state."""
+        self._stopping = False
+        self.buffers = PathBuffers(self.spec, self._controls(), master_ramp_ms=STARTUP_RAMP_MS)
+        return self.buffers
+
+    def cap_startup_volume(self) -> None:
+        """Apply the start-up cap (DESIGN §3): never come back louder than the cap."""
+        cap = self.config.monitor.startup_max_volume_db
+        if self.state.volume > cap:
+            log.info("start-up volume capped at %.1f dB (saved %.1f dB)", cap, self.state.volume)
+            self.state.volume = cap
+
+    def fade_out(self) -> None:
+        """Ramp to silence (before the stream stops) and stay muted, whatever is published
+        until the next ``start_buffers``; the state keeps its values."""
+        self._stopping = True
+        self.publish()
+
+    def _controls(self):
+        controls = path.controls(self.config, self.state, self.match_db, self.inserts)
+        controls.coherent_switch = self._coherent_switch
+        controls.mute |= self._stopping
+        if self._silence_holds or self.state.source == self.inserts.silenced:
+            # the return of an insert being measured carries its noise: not for the speakers
+            controls.source = NO_SOURCE
+        return controls
+
+    def publish(self) -> None:
+        """Send the path parameters of the current state to the kernel (the controller does
+        this on every change; an insert measurement calls it when it moves the alignment)."""
+        if self.buffers is not None:
+            self.buffers.update(self.spec, self._controls())
+
+    # --- control side ----------------------------------------------------------------------
+
+    def apply(self, target: str, action: str = "set", value: Any = None, origin: str = "") -> dict[str, Any]:
+        """Change ``target`` by ``action`` (set/toggle/step/next/prev); returns what changed.
+
+        Raises ``TargetError`` (state untouched) for anything invalid.
+        """
+        before, heard = self.view(), self.state.source
+        if self.concealment is not None and target in LABELLED_TARGETS:
+            self._choose(self._labelled_choice(target, action, value))
+        else:
+            self._change(target, action, value)
+        return self._commit(before, heard, origin)
+
+    def _change(self, target: str, action: str, value: Any) -> None:
+        if target == "blind" and self.abx is not None and self.abx.running:
+            raise TargetError("an ABX test is running (stop it first: abx/stop)")
+        v = self.vocabulary
+        if action == "set":
+            changes = v.set(self.state, target, value)
+        elif action == "toggle":
+            changes = v.toggle(self.state, target)
+        elif action == "step":
+            changes = v.step(self.state, target, value)
+        elif action in ("next", "prev"):
+            if target not in ENUM_TARGETS:
+                raise TargetError(f"{target} has no next/prev (expected one of {', '.join(ENUM_TARGETS)})")
+            changes = v.step(self.state, target, 1 if action == "next" else -1)
+        else:
+            raise TargetError(f"unknown action {action!r} (expected one of {', '.join(ACTIONS)})")
+        if "blind" in changes:
+            self._start_blind() if changes["blind"] else self._end_blind()
+        if changes.get("match") == "off":
+            self.match_db = dict.fromkeys(self.match_db, 0.0)
+
+    def _commit(self, before: dict[str, Any], heard: str, origin: str) -> dict[str, Any]:
+        """Match the loudness of a newly heard source (``heard`` played until now), publish,
+        and announce how the view moved from ``before``; returns that."""
+        new = self.state.source
+        if new != heard:
+            self._coherent_switch = self.inserts.aligned(heard, new)
+            if self.state.match == "auto":
+                cap = matching.max_boost_db(self.config)
+                entering = lambda source: self._entering_bus(source, heard=source == heard)  # noqa: E731
+                offset = matching.switch_offset(entering, self.match_db, heard, new, cap)
+                if offset is not None:
+                    self.match_db[new] = offset
+        self.publish()
+        changes = _difference(before, self.view())
+        if changes:
+            self._announce(changes, origin)
+        return changes
+
+    def _entering_bus(self, source: str, heard: bool) -> float | None:
+        """``source``'s loudness (LUFS) as it enters the monitor bus before matching: measured,
+        plus its trim and its insert compensation — as the path applied it while the source
+        was ``heard`` (shared with the match offset under one boost cap), else in full (the
+        cap then applies to the new match offset and compensation together). None while
+        unknown, and for the return of an insert being measured (its meter heard the noise)."""
+        lufs = self.measure(source) if source != self.inserts.busy else None
+        if lufs is None:
+            return None
+        if heard:
+            compensation = path.insert_offsets(self.config, self.match_db, self.inserts)
+        else:
+            compensation = self.inserts.offset_db()
+        return lufs + self.config.sources[source].trim_db + compensation.get(source, 0.0)
+
+    def view(self) -> dict[str, Any]:
+        """The state as it is shown: targets, ``match_db`` (source -> dB), ``volume_spl_db``
+        (dB SPL of the volume setting; only with ``reference_spl_db``), and labels for the
+        compared sources while a blind or ABX test runs."""
+        view = self.state.as_dict()
+        view["match_db"] = dict(self.match_db)
+        reference = self.config.monitor.reference_spl_db
+        if reference is not None:
+            view["volume_spl_db"] = round(reference + self.state.volume, 2)
+        return self.concealment.conceal(view) if self.concealment is not None else view
+
+    def state_report(self) -> dict[str, Any]:
+        """The state report's ``state`` object: ``view()``, ``abx`` (the current or last ABX
+        test, None before the first), ``blind_mapping`` (the last blind test's labels ->
+        sources once revealed; None while one runs or before the first), ``inserts`` (insert
+        name -> its measurement) and ``measuring`` (the insert being measured, or None)."""
+        report = self.view()
+        report["abx"] = self.abx.summary() if self.abx is not None else None
+        report["blind_mapping"] = None if self.revealed is None else dict(self.revealed)
+        report["inserts"] = self.inserts.as_dict()
+        report["measuring"] = self.inserts.busy
+        return report
+
+    def shown_meters(self, meters: dict[str, Any]) -> dict[str, Any]:
+        """``meters`` as they may be shown: without the compared sources' own readings while a
+        blind or ABX test runs."""
+        return self.concealment.conceal_meters(meters) if self.concealment is not None else meters
+
+    # --- blind and ABX tests ---------------------------------------------------------------
+
+    def reveal(self, origin: str = "") -> dict[str, str]:
+        """End the blind test (``blind`` off) and return its labels -> sources; the last test's
+        again when none runs. Raises ``TargetError`` when there has been none."""
+        if self.state.blind:
+            self.apply("blind", "set", False, origin)
+        if self.revealed is None:
+            raise TargetError("no blind test to reveal")
+        return dict(self.revealed)
+
+    def abx_start(self, trials: Any, origin: str = "") -> dict[str, Any]:
+        """Start an ABX test of the ``[ab]`` pair over ``trials`` trials (abandoning a running
+        one); A plays. Returns the changes."""
+        ab = self.config.ab
+        if ab is None:
+            raise TargetError("abx needs an [ab] pair (none is configured)")
+        if self.state.blind:
+            raise TargetError("blind is on (reveal or switch it off first)")
+        n = parse_number(trials)
+        if n != int(n) or not 1 <= n <= MAX_TRIALS:
+            raise TargetError(f"abx trials {trials!r} out of range (expected a whole number from 1 to {MAX_TRIALS})")
+        before, heard = self.view(), self.state.source
+        self.abx = AbxTest(ab.a, ab.b, int(n), self.rng)
+        self.concealment = Concealment(self.abx.labels(), "a")
+        self._play("a")
+        return self._commit(before, heard, origin)
+
+    def abx_play(self, label: Any, origin: str = "") -> dict[str, Any]:
+        """Play a, b or x of the running ABX test (what ``ab`` does while it runs)."""
+        self._running_abx()
+        return self.apply("ab", "set", label, origin)
+
+    def abx_answer(self, label: Any, origin: str = "") -> dict[str, Any]:
+        """Answer which one X is ("a" or "b"): scored and logged; the next trial begins with A
+        playing, or the test ends."""
+        test = self._running_abx()
+        answer = parse_choice("abx answer", label, ANSWERS)
+        before, heard = self.view(), self.state.source
+        record = test.answer(answer)
+        if self.abx_log is not None:
+            try:
+                self.abx_log(record)
+            except OSError as exc:
+                log.error("cannot log the ABX answer: %s", exc)
+        if test.running:
+            self.concealment.labels = test.labels()
+            self._play("a")
+        else:
+            self.concealment = None
+            log.info("ABX %s vs %s: %d of %d correct", test.a, test.b, test.correct, test.done)
+        return self._commit(before, heard, origin)
+
+    def abx_stop(self, origin: str = "") -> dict[str, Any]:
+        """Abandon the running ABX test; its score so far stays in the report."""
+        test = self._running_abx()
+        before, heard = self.view(), self.state.source
+        test.stopped = True
+        self.concealment = None
+        return self._commit(before, heard, origin)
+
+    def _running_abx(self) -> AbxTest:
+        if self.abx is None or not self.abx.running:
+            raise TargetError("no ABX test is running (start one: abx/start TRIALS)")
+        return self.abx
+
+    def _start_blind(self) -> None:
+        ab = self.config.ab
+        labels = blind_labels((ab.a, ab.b), self.rng)
+        # a and b stay usable (surfaces have A/B buttons): they pick x and y
+        self.concealment = Concealment(labels, BLIND_LABELS[0], aliases=dict(zip(AB, BLIND_LABELS)))
+        self.revealed = None
+        self._play(BLIND_LABELS[0])
+
+    def _end_blind(self) -> None:
+        self.revealed = dict(self.concealment.labels)
+        self.concealment = None
+        log.info("blind test revealed: %s", ", ".join(f"{k} = {v}" for k, v in self.revealed.items()))
+
+    def _labelled_choice(self, target: str, action: str, value: Any) -> str:
+        """The label (or source outside the pair) a change of ``source`` or ``ab`` picks while
+        a test runs."""
+        c = self.concealment
+        choices = c.choices(target, self.config.sources)
+        if action == "set":
+            if target == "ab" and isinstance(value, str):
+                value = c.aliases.get(value, value)
+            return parse_choice(target, value, choices)
+        if action in ("step", "next", "prev"):
+            delta = parse_number(value) if action == "step" else (1 if action == "next" else -1)
+            return step_choice(target, choices, self.view()[target], delta)
+        raise TargetError(f"{target} cannot {action} (expected one of {', '.join(choices)}, next, prev or step)")
+
+    def _choose(self, choice: str) -> None:
+        """Play ``choice`` unless it already plays."""
+        if choice != self.view()["source"]:
+            self._play(choice)
+
+    def _play(self, choice: str) -> None:
+        """Switch to ``choice`` — a label, or a source outside the pair — through silence."""
+        c = self.concealment
+        if choice in c.labels:
+            c.label = choice
+        self.vocabulary.set(self.state, "source", c.labels.get(choice, choice))
+        self._silence_sources()
+
+    def _silence_sources(self) -> None:
+        """Fade every source out now and the selected one in once all are silent."""
+        if self.buffers is None:
+            return
+        if self._silence_task is None or self._silence_task.done():
+            self._silence_holds += 1  # before the caller publishes: the fade-out starts now
+            self._silence_task = asyncio.get_running_loop().create_task(self._sound_again())
+
+    async def _sound_again(self) -> None:
+        try:
+            await self.wait_faded()
+        finally:
+            self._silence_holds -= 1
+            self.publish()
+
+    async def through_silence(self, change: Callable[[], None]) -> None:
+        """Fade every source out, make ``change`` and fade back in: for changes the path
+        cannot glide through, such as a jump in a source's alignment delay. Sources play
+        again however this ends (``change`` raising, cancellation), unless another fade
+        through silence still holds them."""
+        if self.buffers is None:
+            change()
+            return
+        self._silence_holds += 1
+        try:
+            self.publish()
+            await self.wait_faded()
+            change()
+        finally:
+            self._silence_holds -= 1
+            self.publish()
+
+    async def wait_faded(self, source: str | None = None) -> None:
+        """Until ``source`` (None: every source) has faded out, at most ``SILENCE_TIMEOUT_S``
+        (the engine may be stopped, and then nothing fades)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SILENCE_TIMEOUT_S
+        while self.buffers is not None and not self._faded(source) and loop.time() < deadline:
+            await asyncio.sleep(SILENCE_POLL_S)
+
+    def _faded(self, source: str | None) -> bool:
+        """The kernel runs the latest parameters and ``source`` (None: every source) has
+        faded out (a source no longer configured has nothing to fade)."""
+        b = self.buffers
+        if b.counters[layout.C_APPLIED] != b.counters[layout.C_SEQ]:
+            return False
+        indices = [i for i, name in enumerate(self.config.sources) if source in (None, name)]
+        return not any(b.state[layout.T_SOURCES + i * layout.TS_STRIDE + layout.TS_FADE] for i in indices)
+
+    def _end_tests(self) -> None:
+        """Stop a running blind or ABX test (its pair is gone)."""
+        if self.state.blind:
+            self.state.blind = False
+            self._end_blind()
+        elif self.abx is not None and self.abx.running:
+            self.abx.stopped = True
+            self.concealment = None
+
+    def drop(self, reason: str) -> None:
+        """Count a control message that was dropped (bad address, type, value, sender...)."""
+        self.dropped[reason] += 1
+
+    def add_listener(self, listener: Listener) -> None:
+        self.listeners.append(listener)
+
+    def remove_listener(self, listener: Listener) -> None:
+        if listener in self.listeners:
+            self.listeners.remove(listener)
+
+    def _announce(self, changes: dict[str, Any], origin: str) -> None:
+        for listener in list(self.listeners):
+            try:
+                listener(changes, origin)
+            except Exception:  # a broken listener must not stop the others or the caller
+                log.exception("state listener %r failed", listener)
+
+    def announce_all(self, origin: str = "restore") -> None:
+        """Tell every listener the whole view (start-up, reconnects)."""
+        self._announce(self.view(), origin)
+
+    # --- reload ------------------------------------------------------------------------------
+
+    def reload(self, config) -> bool:
+        """Adopt a new config. Returns True when the stream must be rebuilt (device, rate,
+        channel counts or backend changed); parameter-only changes apply at once."""
+        old = self.config
+        rebuild = (old.audio != config.audio)
+        before = self.view()
+        if _pair(config) != _pair(old):
+            self._end_tests()
+        self.config = config
+        self.vocabulary = Vocabulary(config)
+        restored, warnings = self.vocabulary.restore(self.state.as_dict())
+        for w in warnings:
+            log.warning("after reload: %s", w)
+        self.state = restored
+        self.match_db = {name: self.match_db.get(name, 0.0) for name in config.sources}
+        for w in self.inserts.reload(config):
+            log.warning("after reload: %s", w)
+        self.spec = path.path_spec(config)
+        if not rebuild:
+            self.publish()
+        changes = _difference(before, self.view())
+        if changes:
+            self._announce(changes, "reload")
+        return rebuild
+
+
+def _pair(config) -> tuple[str, str] | None:
+    return (config.ab.a, config.ab.b) if config.ab is not None else None
+
+
+def _difference(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
+    """The entries of view ``after`` that differ from ``before``; ``match_db`` by source."""
+    changes: dict[str, Any] = {}
+    for key, value in after.items():
+        if key == "match_db":
+            moved = {name: db for name, db in value.items() if before["match_db"].get(name) != db}
+            if moved:
+                changes[key] = moved
+        elif before.get(key) != value:
+            changes[key] = value
+    return changes

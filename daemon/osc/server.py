@@ -1,0 +1,506 @@
+"""OSC control and feedback over UDP (DESIGN.md §6).
+
+Addresses (all under ``/controlroom/``), received:
+
+- ``/controlroom/<target> <value>`` sets a target; ``/controlroom/<target>/step <delta>`` moves
+  it (volume in dB, enums by places); ``/controlroom/<target>/toggle``, ``.../next``,
+  ``.../prev``.
+- ``/controlroom/state`` asks for ``/controlroom/state <json>`` (the daemon's report).
+- ``/controlroom/subscribe`` / ``/controlroom/unsubscribe``: feedback to the sender.
+- ``/controlroom/blind/reveal`` ends a blind test and answers the sender with
+  ``/controlroom/blind/reveal <label> <source> <label> <source>``.
+- ``/controlroom/abx/start <trials>``, ``/controlroom/abx/play a|b|x``,
+  ``/controlroom/abx/answer a|b``, ``/controlroom/abx/stop``: an ABX test of the ``[ab]`` pair.
+- ``/controlroom/insert/measure <name>`` measures an outboard insert's round trip and answers
+  the sender, once done (about a second), with ``/controlroom/insert/measure <name>
+  <latency samples> <latency ms> <gain dB> <coherence> <inverted 0/1>``, or with
+  ``/controlroom/error measure_failed <message>``.
+
+Trigger addresses (toggle, next, prev, state, subscribe, unsubscribe) act on a message with no
+argument or with one "on" argument (a button press, e.g. ``1.0`` or ``T``); one "off" argument
+(the release TouchOSC and Open Stage Control buttons send) is accepted and ignored.
+
+Sent: ``/controlroom/<target> <value>`` on every change (bools as int 0/1, volume as float dB,
+enums as the name string), ``/controlroom/match_db/<source> <float dB>`` when an offset moves,
+``/controlroom/volume_spl_db <float>`` with a calibrated volume (the controller's ``view()``);
+``/controlroom/meters/<path> <float>...`` at most ``meter_interval_s``
+apart; ``/controlroom/error <reason> <message>`` to the sender of a message that was dropped.
+
+Every datagram is handled synchronously in ``datagram_received``; nothing blocks, nothing
+raises out of it, every drop is counted with ``Controller.drop`` by reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import json
+import logging
+import math
+import socket
+import time
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from pythonosc.osc_message import OscMessage
+from pythonosc.osc_message import ParseError as MessageParseError
+from pythonosc.osc_message_builder import OscMessageBuilder
+from pythonosc.parsing import osc_types
+
+from controlroom.daemon.core import inserts
+from controlroom.daemon.core.inserts import InsertError, InsertResult
+from controlroom.daemon.core.targets import TARGETS, parse_bool
+from controlroom.daemon.errors import PortError, TargetError
+
+if TYPE_CHECKING:
+    from controlroom.daemon.config import OscConfig
+    from controlroom.daemon.core.controller import Controller
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/controlroom/"
+STATE_ADDRESS = PREFIX + "state"
+ERROR_ADDRESS = PREFIX + "error"
+METERS_PREFIX = PREFIX + "meters/"
+#: Actions that take no value: a button press triggers them.
+TRIGGER_ACTIONS = ("toggle", "next", "prev")
+
+SUBSCRIPTION_TTL_S = 60.0
+METER_INTERVAL_S = 0.1  # 10 Hz: enough for a meter display, light on Wi-Fi tablets
+#: Meters sent for a reading that does not exist (silence) or lies below it, in dB.
+METER_FLOOR_DB = -120.0
+#: At most one warning per drop reason this often; every drop is logged at debug level.
+WARN_INTERVAL_S = 10.0
+#: Meters are skipped while this much feedback is still queued in the socket (slow network).
+MAX_QUEUED_BYTES = 64 * 1024
+#: Longest reason text logged or sent back: a refused value is quoted, and may be a 64 kB string.
+MAX_DETAIL_CHARS = 200
+
+DROP_NOT_ALLOWED = "osc_not_allowed"
+DROP_MALFORMED = "osc_malformed"
+DROP_UNKNOWN_ADDRESS = "osc_unknown_address"
+DROP_BAD_VALUE = "osc_bad_value"
+DROP_INTERNAL = "osc_internal_error"
+#: The ``/controlroom/error`` reason of an insert measurement that failed (not a dropped message).
+MEASURE_FAILED = "measure_failed"
+INSERT_MEASURE_ADDRESS = PREFIX + "insert/measure"
+
+_BUNDLE_PREFIX = b"#bundle\x00"
+_BUNDLE_HEADER = len(_BUNDLE_PREFIX) + 8  # prefix and time tag (ignored: act on arrival)
+_MAX_BUNDLE_DEPTH = 8
+_TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")  # what pythonosc parses; others would misalign it
+
+#: A socket address as asyncio reports it: ``(host, port)``, or ``(host, port, flowinfo, scope_id)``.
+Address = tuple[Any, ...]
+
+
+class MalformedPacket(ValueError):
+    """A datagram that is not a well-formed OSC packet."""
+
+
+class _Drop(Exception):
+    """A message that is dropped for ``reason`` (a ``DROP_*`` code); ``str()`` says why."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(detail)
+        self.reason = reason
+
+
+# --- packets ----------------------------------------------------------------------------------
+
+
+def parse_packet(dgram: bytes) -> list[OscMessage]:
+    """The messages of an OSC packet, bundles unpacked in order; raises ``MalformedPacket``.
+
+    Bundles are walked here rather than by pythonosc's ``OscBundle``, which logs a warning per
+    unknown element (a log flood) and loops forever on a negative element size.
+    """
+    return _parse(dgram, 0)
+
+
+def _parse(dgram: bytes, depth: int) -> list[OscMessage]:
+    if dgram.startswith(_BUNDLE_PREFIX):
+        return _parse_bundle(dgram, depth)
+    if dgram.startswith(b"/"):
+        return [_parse_message(dgram)]
+    raise MalformedPacket("neither an OSC message nor a bundle")
+
+
+def _parse_bundle(dgram: bytes, depth: int) -> list[OscMessage]:
+    if depth >= _MAX_BUNDLE_DEPTH:
+        raise MalformedPacket(f"bundles nested deeper than {_MAX_BUNDLE_DEPTH}")
+    if len(dgram) < _BUNDLE_HEADER:
+        raise MalformedPacket("bundle shorter than its header")
+    messages, index = [], _BUNDLE_HEADER
+    while index < len(dgram):
+        size = int.from_bytes(dgram[index : index + 4], "big", signed=True)
+        index += 4
+        if size <= 0 or size % 4 or index + size > len(dgram):
+            raise MalformedPacket(f"bundle element of {size} bytes at offset {index - 4}")
+        messages += _parse(dgram[index : index + size], depth + 1)
+        index += size
+    return messages
+
+
+def _parse_message(dgram: bytes) -> OscMessage:
+    try:
+        _, index = osc_types.get_string(dgram, 0)
+        if index < len(dgram):
+            tags, _ = osc_types.get_string(dgram, index)
+            if not tags.startswith(",") or not _TYPE_TAGS.issuperset(tags[1:]):
+                raise MalformedPacket(f"unsupported type tags {tags!r}")
+        return OscMessage(dgram)
+    except (osc_types.ParseError, MessageParseError, UnicodeDecodeError) as exc:
+        raise MalformedPacket(str(exc)) from None
+
+
+def build_message(address: str, *args: Any, float_tag: str = OscMessageBuilder.ARG_TYPE_FLOAT) -> bytes:
+    """An OSC message: bools as int 0/1 (every OSC app reads ints; not all read T/F), ints
+    as int32, floats as ``float_tag`` (float32 unless asked for ``"d"``), strings as strings."""
+    builder = OscMessageBuilder(address)
+    for arg in args:
+        if isinstance(arg, bool):
+            builder.add_arg(int(arg), OscMessageBuilder.ARG_TYPE_INT)
+        elif isinstance(arg, float):
+            builder.add_arg(arg, float_tag)
+        else:
+            builder.add_arg(arg)
+    return builder.build().dgram
+
+
+def feedback_messages(view: dict[str, Any]) -> Iterator[tuple[str, Any]]:
+    """``(address, value)`` per entry of a controller view or change: ``/controlroom/<key>``,
+    and ``/controlroom/match_db/<source>`` (dB) per offset."""
+    for key, value in view.items():
+        if key == "match_db":
+            for source, db in value.items():
+                yield f"{PREFIX}match_db/{source}", float(db)
+        else:
+            yield PREFIX + key, value
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` with non-finite floats as ``None``, so that strict JSON parsers accept it."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+# --- meters -----------------------------------------------------------------------------------
+
+
+def flatten_meters(meters: dict[str, Any], prefix: str = "") -> dict[str, list[float | None]]:
+    """``{"sources": {"mix": {"peak_dbfs": [a, b]}}}`` -> ``{"sources/mix/peak_dbfs": [a, b]}``.
+
+    A missing or non-finite reading is ``None``.
+    """
+    flat: dict[str, list[float | None]] = {}
+    for key, value in meters.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten_meters(value, path + "/"))
+        else:
+            values = value if isinstance(value, (list, tuple)) else [value]
+            flat[path] = [_reading(v) for v in values]
+    return flat
+
+
+def _reading(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def _louder(a: float | None, b: float | None) -> float | None:
+    if a is None:
+        return b
+    return a if b is None else max(a, b)
+
+
+def merge_meters(held: dict[str, list[float | None]], new: dict[str, list[float | None]]) -> None:
+    """Keep the highest reading per value in ``held`` (peaks between two sends are not lost);
+    forget meters ``new`` no longer has (a blind test hides the compared sources' meters)."""
+    for path in held.keys() - new.keys():
+        del held[path]
+    for path, values in new.items():
+        old = held.get(path)
+        held[path] = values if old is None or len(old) != len(values) else list(map(_louder, old, values))
+
+
+# --- the server -------------------------------------------------------------------------------
+
+
+class OscServer(asyncio.DatagramProtocol):
+    """The OSC endpoint of a controller.
+
+    ``report()`` returns ``{"state", "engine", "meters"}`` for ``/controlroom/state``; the
+    drop counters are added as ``engine.dropped`` when it has none. ``subscription_ttl_s``:
+    how long a subscription lasts without renewal; ``meter_interval_s``: the shortest time
+    between two meter sends to a receiver. ``measure_insert(name)``: the daemon's insert
+    measurement (None: ``/controlroom/insert/measure`` is refused).
+    """
+
+    def __init__(
+        self,
+        controller: Controller,
+        osc_config: OscConfig,
+        report: Callable[[], dict[str, Any]],
+        *,
+        subscription_ttl_s: float = SUBSCRIPTION_TTL_S,
+        meter_interval_s: float = METER_INTERVAL_S,
+        measure_insert: Callable[[str], Awaitable[InsertResult]] | None = None,
+    ) -> None:
+        self.controller = controller
+        self.measure_insert = measure_insert
+        self._measurements: set[asyncio.Task] = set()
+        self.config = osc_config
+        self.report = report
+        self.subscription_ttl_s = subscription_ttl_s
+        self.meter_interval_s = meter_interval_s
+        self._transport: asyncio.DatagramTransport | None = None
+        self._sock: socket.socket | None = None
+        self._clients: list[Address] = []
+        self._subscribers: dict[Address, float] = {}  # address -> expiry (monotonic s)
+        self._held_meters: dict[str, list[float | None]] = {}
+        self._meters_sent = -math.inf
+        self._last_warning: dict[str, float] = {}
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Bind the UDP socket, start feedback to ``[osc] clients`` (with the whole state).
+
+        Raises ``PortError`` when the address cannot be bound (e.g. in use).
+        """
+        loop = asyncio.get_running_loop()
+        host, port = self.config.host, self.config.port
+        try:
+            infos = await loop.getaddrinfo(host, port, type=socket.SOCK_DGRAM, flags=socket.AI_PASSIVE)
+            family, _, _, _, sockaddr = infos[0]
+            sock = socket.socket(family, socket.SOCK_DGRAM)
+            try:
+                sock.setblocking(False)
+                sock.bind(sockaddr)
+                self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
+            except BaseException:
+                sock.close()
+                raise
+        except OSError as exc:
+            raise PortError(f"OSC cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+        self._sock = sock
+        self._clients = await self._resolve(self.config.clients, family)
+        self.controller.add_listener(self._on_change)
+        for client in self._clients:
+            self._send_state(client)
+        log.info("OSC listening on %s:%d", host, self.port)
+
+    async def _resolve(self, clients: Iterable[tuple[str, int]], family: int) -> list[Address]:
+        # resolved once here: a host name given to sendto would be looked up in the event loop
+        loop, resolved = asyncio.get_running_loop(), []
+        for host, port in clients:
+            try:
+                infos = await loop.getaddrinfo(host, port, family=family, type=socket.SOCK_DGRAM)
+                resolved.append(infos[0][4])
+            except OSError as exc:
+                log.warning("OSC client %s:%d left out: %s", host, port, exc)
+        return resolved
+
+    def close(self) -> None:
+        """Stop listening and sending; the port is free again when this returns."""
+        self.controller.remove_listener(self._on_change)
+        self._subscribers.clear()
+        for task in self._measurements:
+            task.cancel()
+        if self._transport is not None:
+            self._transport.abort()
+            # the transport closes its socket only on the next loop iteration; a reload that
+            # binds the same port right after this call needs it closed now
+            self._sock.close()
+            self._transport = None
+
+    @property
+    def port(self) -> int:
+        """The bound UDP port (useful when ``[osc] listen`` asks for port 0)."""
+        return self._sock.getsockname()[1]
+
+    @property
+    def subscribers(self) -> list[Address]:
+        """Addresses with a live subscription (expired ones are forgotten)."""
+        now = time.monotonic()
+        self._subscribers = {a: t for a, t in self._subscribers.items() if t > now}
+        return list(self._subscribers)
+
+    def _receivers(self) -> list[Address]:
+        """Where feedback goes: ``[osc] clients`` and live subscribers, each once."""
+        unique = {a[:2]: a for a in (*self._clients, *self.subscribers)}
+        return list(unique.values())
+
+    # --- datagrams ----------------------------------------------------------------------------
+
+    def datagram_received(self, data: bytes, addr: Address) -> None:
+        try:
+            self._receive(data, addr)
+        except Exception:  # a bug here must cost one packet, never the endpoint
+            self._drop(DROP_INTERNAL, "internal error", addr)
+            log.exception("OSC: failed to handle a packet from %s", addr[0])
+
+    def error_received(self, exc: Exception) -> None:
+        # ICMP errors (an unreachable subscriber) surface here on Linux; nothing to undo
+        log.debug("OSC socket error: %s", exc)
+
+    def _receive(self, data: bytes, addr: Address) -> None:
+        if not self._allowed(addr[0]):
+            self._drop(DROP_NOT_ALLOWED, f"sender {addr[0]} is not in [osc] allow", addr, reply=False)
+            return
+        try:
+            messages = parse_packet(data)
+        except MalformedPacket as exc:
+            self._drop(DROP_MALFORMED, str(exc), addr)
+            return
+        for message in messages:
+            try:
+                self._dispatch(message.address, message.params, addr)
+            except _Drop as drop:
+                self._drop(drop.reason, f"{message.address}: {drop}", addr)
+            except TargetError as exc:
+                self._drop(DROP_BAD_VALUE, f"{message.address}: {exc}", addr)
+
+    def _allowed(self, host: str) -> bool:
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if ip.version == 6 and ip.ipv4_mapped is not None:  # a dual-stack socket's IPv4 sender
+            ip = ip.ipv4_mapped
+        return any(ip in network for network in self.config.allow)
+
+    def _dispatch(self, address: str, args: list[Any], sender: Address) -> None:
+        """Carry out one message; raises ``_Drop`` or ``TargetError`` to refuse it."""
+        if not address.startswith(PREFIX):
+            raise _Drop(DROP_UNKNOWN_ADDRESS, "not a /controlroom/ address")
+        match address[len(PREFIX) :].split("/"):
+            case ["state"]:
+                if _pressed(args):
+                    self._send(sender, STATE_ADDRESS, self._state_json())
+            case ["subscribe"]:
+                if _pressed(args):
+                    self._subscribers[sender] = time.monotonic() + self.subscription_ttl_s
+                    self._send_state(sender)
+            case ["unsubscribe"]:
+                if _pressed(args):
+                    self._subscribers.pop(sender, None)
+            case [target] if target in TARGETS:
+                self.controller.apply(target, "set", _one(args), origin="osc")
+            case [target, "step"] if target in TARGETS:
+                self.controller.apply(target, "step", _one(args), origin="osc")
+            case [target, action] if target in TARGETS and action in TRIGGER_ACTIONS:
+                if _pressed(args):
+                    self.controller.apply(target, action, origin="osc")
+            case ["blind", "reveal"]:
+                if _pressed(args):
+                    labels = self.controller.reveal(origin="osc")
+                    self._send(sender, PREFIX + "blind/reveal", *(w for pair in labels.items() for w in pair))
+            case ["abx", "start"]:
+                self.controller.abx_start(_one(args), origin="osc")
+            case ["abx", "play"]:
+                self.controller.abx_play(_one(args), origin="osc")
+            case ["abx", "answer"]:
+                self.controller.abx_answer(_one(args), origin="osc")
+            case ["abx", "stop"]:
+                if _pressed(args):
+                    self.controller.abx_stop(origin="osc")
+            case ["insert", "measure"]:
+                self._start_measurement(_one(args), sender)
+            case _:
+                raise _Drop(DROP_UNKNOWN_ADDRESS, "unknown address")
+
+    def _start_measurement(self, name: Any, sender: Address) -> None:
+        inserts.check(self.controller.config, name)
+        if self.measure_insert is None:
+            raise _Drop(DROP_UNKNOWN_ADDRESS, "insert measurement needs the audio engine")
+        task = asyncio.get_running_loop().create_task(self._measure(name, sender))
+        self._measurements.add(task)
+        task.add_done_callback(self._measurements.discard)
+
+    async def _measure(self, name: str, sender: Address) -> None:
+        """Measure insert ``name`` and answer ``sender`` with the result or the failure."""
+        try:
+            r = await self.measure_insert(name)
+        except InsertError as exc:
+            log.warning("insert measurement failed: %s", exc)
+            self._send(sender, ERROR_ADDRESS, MEASURE_FAILED, str(exc))
+            return
+        self._send(sender, INSERT_MEASURE_ADDRESS, name, r.latency, r.latency_ms, r.gain_db, r.coherence, int(r.inverted))
+
+    def _drop(self, reason: str, detail: str, sender: Address, reply: bool = True) -> None:
+        self.controller.drop(reason)
+        if len(detail) > MAX_DETAIL_CHARS:
+            detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
+        log.debug("OSC %s from %s: %s", reason, sender[0], detail)
+        now = time.monotonic()
+        if now - self._last_warning.get(reason, -math.inf) >= WARN_INTERVAL_S:
+            self._last_warning[reason] = now
+            log.warning("OSC: dropped a message from %s (%s): %s (more of these at debug level)",
+                        sender[0], reason, detail)
+        if reply:  # never answer senders outside the allowlist
+            self._send(sender, ERROR_ADDRESS, reason, detail)
+
+    def _state_json(self) -> str:
+        report = self.report()
+        engine = report.get("engine", {})
+        if "dropped" not in engine:
+            report = {**report, "engine": {**engine, "dropped": dict(self.controller.dropped)}}
+        return json.dumps(json_safe(report))
+
+    # --- feedback -----------------------------------------------------------------------------
+
+    def _on_change(self, changes: dict[str, Any], origin: str) -> None:
+        receivers = self._receivers()
+        for address, value in feedback_messages(changes):
+            for receiver in receivers:
+                self._send(receiver, address, value)
+
+    def _send_state(self, receiver: Address) -> None:
+        for address, value in feedback_messages(self.controller.view()):
+            self._send(receiver, address, value)
+
+    def send_meters(self, meters: dict[str, Any]) -> None:
+        """Offer a meter reading (call at any rate); receivers get the highest readings since
+        the last send, at most every ``meter_interval_s``, as ``/controlroom/meters/<path>``."""
+        receivers = self._receivers()
+        if not receivers or self._transport is None:
+            return
+        merge_meters(self._held_meters, flatten_meters(meters))
+        now = time.monotonic()
+        if now - self._meters_sent < self.meter_interval_s:
+            return
+        if self._transport.get_write_buffer_size() > MAX_QUEUED_BYTES:
+            return  # the network is not keeping up; meters are the feedback that can wait
+        self._meters_sent = now
+        held, self._held_meters = self._held_meters, {}
+        for path, values in held.items():
+            args = [METER_FLOOR_DB if v is None else max(v, METER_FLOOR_DB) for v in values]
+            for receiver in receivers:
+                self._send(receiver, METERS_PREFIX + path, *args)
+
+    def _send(self, receiver: Address, address: str, *args: Any) -> None:
+        if self._transport is not None:
+            self._transport.sendto(build_message(address, *args), receiver)
+
+
+def _one(args: list[Any]) -> Any:
+    if len(args) != 1:
+        raise TargetError(f"expected one argument, got {len(args)}")
+    return args[0]
+
+
+def _pressed(args: list[Any]) -> bool:
+    """Whether a trigger message acts: no argument or one "on" value (a button press); one
+    "off" value is the button's release."""
+    if len(args) > 1:
+        raise TargetError(f"expected no argument or one button value, got {len(args)}")
+    return not args or parse_bool(args[0])

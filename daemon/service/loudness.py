@@ -1,0 +1,197 @@
+"""Live loudness: BS.1770 meters on every source and on the monitor output.
+
+The kernel copies its inputs and outputs into the tap ring (``dsp/layout.py``); this module
+drains the ring outside the audio thread (``drain`` runs GIL-free numba code and is called from
+a worker thread) into one streaming meter per source and one for the selected speaker set's
+outputs. Each source also keeps a window of momentary loudness values (one per 100 ms) whose
+gated mean is what level matching compares (DESIGN.md §9): pauses are gated out like in
+integrated loudness, so a break in the music does not skew the match.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import threading
+from collections import deque
+
+import numpy as np
+
+from controlroom.dsp import bs1770, layout
+from controlroom.dsp.control import PathBuffers
+from controlroom.dsp.tap import read_tap
+
+#: Length of the matching window (s) unless configured otherwise.
+MATCH_WINDOW_S = 10.0
+
+
+class SourceMeter:
+    """One BS.1770 meter and its matching window."""
+
+    def __init__(self, columns: list[int], samplerate: int, window_s: float) -> None:
+        self.columns = columns
+        self.state = bs1770.new_meter(len(columns), samplerate)
+        self.segment = int(self.state[bs1770.SEGMENT_FRAMES])
+        self.window: deque[float] = deque(maxlen=max(1, round(window_s * 10)))
+
+    def feed(self, block: np.ndarray) -> None:
+        """Meter ``block`` (frames, all tap columns), recording momentary loudness at every
+        completed 100 ms step."""
+        x = block[:, self.columns]
+        done = 0
+        while done < x.shape[0]:
+            room = self.segment - int(self.state[bs1770.POS])
+            piece = x[done:done + room]
+            bs1770.meter_process(self.state, piece)
+            done += piece.shape[0]
+            if int(self.state[bs1770.POS]) == 0:
+                self.window.append(float(self.state[bs1770.MOMENTARY]))
+
+    def window_lufs(self) -> float | None:
+        """Gated loudness (LUFS) of the window: -70 LUFS absolute, then -10 LU relative gate,
+        as for integrated loudness; None while nothing passes the gates."""
+        energies = np.fromiter(self.window, dtype=float)
+        energies = energies[energies > bs1770.ABSOLUTE_GATE_ENERGY]
+        if energies.size == 0:
+            return None
+        relative = energies.mean() * 10.0 ** (bs1770.RELATIVE_GATE_LU / 10.0)
+        gated = energies[energies > relative]
+        return bs1770.lufs(float(gated.mean()))
+
+    def figures(self) -> dict:
+        m = bs1770.read_meter(self.state)
+        return {
+            "momentary_lufs": _finite(m.momentary_lufs),
+            "short_term_lufs": _finite(m.short_term_lufs),
+            "integrated_lufs": _finite(m.integrated_lufs),
+            "loudness_range_lu": _finite(m.loudness_range_lu),
+            "true_peak_dbtp": _finite(m.true_peak_dbtp),
+            "correlation": round(m.correlation, 3) if len(self.columns) > 1 else None,
+            "window_lufs": _finite(self.window_lufs()),
+        }
+
+    def reset(self) -> None:
+        bs1770.meter_reset(self.state)
+        self.window.clear()
+
+
+def _finite(value: float | None) -> float | None:
+    return round(value, 2) if value is not None and math.isfinite(value) else None
+
+
+class TapOverrun(RuntimeError):
+    """Tap frames a recording needed were lost (the reader fell a whole ring behind)."""
+
+
+class _Recording:
+    """Tap frames collected for a waiting coroutine, from tap frame ``start`` on (or from the
+    first frame drained after it was asked for, if that is later)."""
+
+    def __init__(self, frames: int, start: int, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
+        self.frames = frames
+        self.start = start
+        self.future = future
+        self.loop = loop
+        self.blocks: list[np.ndarray] = []
+        self.have = 0
+
+    def take(self, block: np.ndarray, first: int) -> bool:
+        """Keep what of ``block`` (whose first row is tap frame ``first``) is due; True (and
+        the future resolved) once enough frames are in."""
+        if self.future.done():  # the waiter gave up
+            return True
+        if first > self.start + self.have:
+            if self.have:  # a gap in the middle: the ring overran
+                self.loop.call_soon_threadsafe(self._fail, TapOverrun(f"tap frames {self.start + self.have}-{first} lost"))
+                return True
+            self.start = first  # drained before the recording was asked for: it starts here
+        block = block[max(0, self.start + self.have - first):]
+        if block.shape[0] == 0:
+            return False
+        self.blocks.append(block.copy())
+        self.have += block.shape[0]
+        if self.have < self.frames:
+            return False
+        data = np.concatenate(self.blocks)[: self.frames]
+        self.loop.call_soon_threadsafe(lambda: self.future.done() or self.future.set_result(data))
+        return True
+
+    def _fail(self, error: Exception) -> None:
+        if not self.future.done():
+            self.future.set_exception(error)
+
+
+class LoudnessMonitor:
+    """Meters for every source of ``config`` and for the monitor output, fed from the tap.
+
+    ``drain()`` may run in a worker thread; the figures it leaves are read from the event
+    loop (plain Python floats and small arrays, read whole).
+    """
+
+    def __init__(self, buffers: PathBuffers, config, window_s: float = MATCH_WINDOW_S) -> None:
+        self.buffers = buffers
+        spec = buffers.spec
+        self.n_in, self.n_out = spec.n_in, spec.n_out
+        self.width = self.n_in + self.n_out
+        self.samplerate = spec.samplerate
+        self.sources = {
+            name: SourceMeter([c - 1 for c in src.channels], spec.samplerate, window_s)
+            for name, src in config.sources.items()
+        }
+        self.monitor: SourceMeter | None = None
+        self.monitor_outputs: tuple[int, ...] = ()
+        self.read = int(buffers.counters[layout.C_TAP_WRITE])
+        self.lost = 0
+        self._scratch = np.zeros((layout.TAP_FRAMES, self.width), dtype=np.float32)
+        self._lock = threading.Lock()
+        self._recordings: list[_Recording] = []
+
+    def record(self, frames: int, start: int = 0) -> asyncio.Future:
+        """A future for ``frames`` frames of the tap from tap frame ``start`` (a count of
+        ``counters[C_TAP_WRITE]``; frames already drained are not kept): (frames, width)
+        float32, or ``TapOverrun`` when frames it needed were lost."""
+        loop = asyncio.get_running_loop()
+        recording = _Recording(frames, start, loop.create_future(), loop)
+        with self._lock:
+            self._recordings.append(recording)
+        return recording.future
+
+    def follow_outputs(self, outputs: tuple[int, ...]) -> None:
+        """Meter ``outputs`` (1-based) as the monitor output from now on (a set switch)."""
+        with self._lock:
+            if outputs != self.monitor_outputs:
+                self.monitor_outputs = outputs
+                columns = [self.n_in + o - 1 for o in outputs]
+                self.monitor = SourceMeter(columns, self.samplerate, MATCH_WINDOW_S)
+
+    def drain(self) -> int:
+        """Meter everything the kernel has tapped since the last call; returns frames."""
+        with self._lock:
+            b = self.buffers
+            n, self.read, lost = read_tap(b.meters, b.counters, self.read, self.width, self._scratch)
+            self.lost += lost
+            block = self._scratch[:n]
+            for meter in self.sources.values():
+                meter.feed(block)
+            if self.monitor is not None:
+                self.monitor.feed(block)
+            first = self.read - n
+            self._recordings = [r for r in self._recordings if not r.take(block, first)]
+            return n
+
+    def window_lufs(self, source: str) -> float | None:
+        return self.sources[source].window_lufs()
+
+    def reset_source(self, source: str) -> None:
+        """Start ``source``'s meter and matching window afresh (what it played was not
+        programme: an insert's measurement noise)."""
+        with self._lock:
+            if source in self.sources:
+                self.sources[source].reset()
+
+    def report(self) -> dict:
+        with self._lock:
+            out = {"sources": {name: m.figures() for name, m in self.sources.items()}}
+            if self.monitor is not None:
+                out["monitor"] = {"outputs": list(self.monitor_outputs), **self.monitor.figures()}
+            return out

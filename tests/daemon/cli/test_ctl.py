@@ -1,0 +1,159 @@
+"""``controlroom ctl`` as a user runs it: a subprocess against a real OSC server on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import subprocess
+import sys
+import threading
+
+import pytest
+from osckit import make_controller, osc_config
+
+from controlroom.daemon.osc.server import OscServer
+
+PROCESS_TIMEOUT_S = 60
+
+
+@pytest.fixture
+def daemon():
+    """An ``OscServer`` on its own event loop in a background thread: ``(port, controller)``."""
+    controller = make_controller()
+    meters = {"sources": {"mix": {"peak_dbfs": [-3.5, None]}}, "limiter_gain_reduction_db": 0.0}
+
+    def report():
+        return {"state": controller.state.as_dict(), "engine": {"running": True, "callbacks": 42}, "meters": meters}
+
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    server = OscServer(controller, osc_config(), report)
+    asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
+    yield server.port, controller
+    loop.call_soon_threadsafe(server.close)
+    loop.call_soon_threadsafe(loop.stop)
+    thread.join(10)
+    loop.close()
+
+
+def ctl(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "controlroom", "ctl", *args],
+        capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S,
+    )
+
+
+def at(port: int) -> tuple[str, str]:
+    return ("--osc", f"127.0.0.1:{port}")
+
+
+@pytest.mark.parametrize(
+    "words, target, printed, value",
+    [
+        (["volume", "-12"], "volume", "volume -12.0 dB", -12.0),
+        (["volume", "-12.3"], "volume", "volume -12.3 dB", -12.3),  # exact: sent as a double
+        (["volume", "step", "-3"], "volume", "volume -23.0 dB", -23.0),
+        (["mute", "toggle"], "mute", "mute on", True),
+        (["dim", "on"], "dim", "dim on", True),
+        (["sub", "0"], "sub", "sub off", False),
+        (["speakers", "next"], "speakers", "speakers consumer", "consumer"),
+        (["speakers", "prev"], "speakers", "speakers crap", "crap"),
+        (["speakers", "crap"], "speakers", "speakers crap", "crap"),
+        (["source", "1"], "source", "source ref", "ref"),
+        (["solo", "side"], "solo", "solo side", "side"),
+        (["volume"], "volume", "volume -20.0 dB", -20.0),
+    ],
+)
+def test_ctl_sets_and_prints_the_result(daemon, words, target, printed, value):
+    port, controller = daemon
+    result = ctl(*at(port), *words)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == printed
+    assert getattr(controller.state, target) == value
+
+
+def test_ctl_prints_a_refusal_and_exits_1(daemon):
+    port, controller = daemon
+    result = ctl(*at(port), "volume", "0")  # above max_volume_db
+    assert result.returncode == 1
+    assert "refused" in result.stderr and "out of range" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert controller.state.volume == -20.0
+
+
+def test_ctl_json_prints_the_value(daemon):
+    port, _ = daemon
+    result = ctl(*at(port), "--json", "match", "hold")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout) == {"match": "hold"}
+
+
+def test_ctl_status_is_readable(daemon):
+    port, _ = daemon
+    result = ctl(*at(port), "status")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "state"
+    assert {"engine", "meters"} <= set(lines)
+    rows = {line.split()[0]: line.split(None, 1)[1] for line in lines if line.startswith("  ")}
+    assert rows["volume"] == "-20.0 dB"
+    assert rows["mute"] == "off"
+    assert rows["sub"] == "on"
+    assert rows["running"] == "yes"
+    assert rows["callbacks"] == "42"
+    assert rows["sources.mix.peak_dbfs"] == "-3.5  -inf"
+
+
+def test_ctl_status_json(daemon):
+    port, controller = daemon
+    result = ctl(*at(port), "status", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["state"] == controller.state.as_dict()
+    assert report["engine"]["callbacks"] == 42
+    assert report["engine"]["dropped"] == {}
+    assert report["meters"]["sources"]["mix"]["peak_dbfs"] == [-3.5, None]
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["volum", "-12"],
+        ["volume", "step"],
+        ["volume", "step", "loud"],
+        ["volume", "1", "2"],
+        ["status", "now"],
+        ["--osc", "localhost", "volume"],
+        ["--osc", "127.0.0.1:99999", "volume"],
+        ["--timeout", "0", "volume"],
+        ["insert", "measure"],
+        ["insert", "comp"],
+        ["insert", "measure", "comp", "now"],
+        [],
+    ],
+)
+def test_ctl_bad_usage_exits_2(words):
+    result = ctl(*words)
+    assert result.returncode == 2
+    assert result.stderr and "Traceback" not in result.stderr
+
+
+def test_ctl_without_a_daemon_times_out_clearly():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # bound, never answers
+        silent.bind(("127.0.0.1", 0))
+        result = ctl(*at(silent.getsockname()[1]), "--timeout", "0.5", "volume", "-12")
+    assert result.returncode == 1
+    assert "no answer from 127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_ctl_with_nothing_listening_says_so():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # free again once closed
+    result = ctl(*at(port), "status")
+    assert result.returncode == 1
+    assert "nothing is listening" in result.stderr or "no answer" in result.stderr
+    assert "Traceback" not in result.stderr
