@@ -18,7 +18,8 @@ import time
 import numpy as np
 from scipy import signal
 
-from controlroom.dsp.biquad import Biquad, linkwitz_riley4
+from controlroom.dsp.bands import Biquad
+from controlroom.dsp.biquad import coefficients, linkwitz_riley4
 from controlroom.dsp.control import Controls, PathBuffers, PathSpec, SetSpec, SourceSpec, SubSpec, db_to_gain
 from controlroom.dsp.path import render
 
@@ -76,7 +77,7 @@ class Peer:
 
     def __init__(self) -> None:
         spec = studio_spec()
-        self.eq = np.array([b.coefficients(FS) for b in STUDIO_EQ])
+        self.eq = np.array([coefficients(b, FS) for b in STUDIO_EQ])
         self.eq_sos = np.hstack([self.eq[:, :3], np.ones((len(self.eq), 1)), self.eq[:, 3:]])
         low, high = linkwitz_riley4(80.0, FS)
         as_sos = lambda c: np.hstack([c[:, :3], np.ones((len(c), 1)), c[:, 3:]])  # noqa: E731

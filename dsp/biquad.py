@@ -8,41 +8,18 @@ Every design returns normalised coefficients as a float64 array ``[b0, b1, b2, a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-#: Filter types of the cookbook, as named in configs.
-FILTER_TYPES = ("peak", "lowshelf", "highshelf", "lowpass", "highpass", "bandpass", "notch", "allpass")
-#: Types whose ``gain_db`` changes the response.
-GAIN_TYPES = ("peak", "lowshelf", "highshelf")
-#: Types that may take a shelf ``slope`` instead of ``q``.
-SHELF_TYPES = ("lowshelf", "highshelf")
+from controlroom.dsp.bands import BUTTERWORTH_Q, FILTER_TYPES, SHELF_TYPES, Biquad
 
 #: The pass-through section.
 IDENTITY = np.array([1.0, 0.0, 0.0, 0.0, 0.0])
 
-#: Q of a 2nd-order Butterworth section; two in cascade make one side of an LR4 crossover.
-BUTTERWORTH_Q = 1.0 / math.sqrt(2.0)
 
-
-@dataclass(frozen=True)
-class Biquad:
-    """One EQ band as configured: ``type``, ``freq_hz``, ``gain_db`` and either ``q`` or ``slope``.
-
-    ``q`` defaults to 1/sqrt(2) (and a shelf without ``q`` to slope 1, the steepest
-    monotonic shelf). ``slope`` applies to shelves only.
-    """
-
-    type: str
-    freq_hz: float
-    gain_db: float = 0.0
-    q: float | None = None
-    slope: float | None = None
-
-    def coefficients(self, samplerate: float) -> np.ndarray:
-        """Normalised ``[b0, b1, b2, a1, a2]`` at ``samplerate`` (Hz)."""
-        return design(self.type, self.freq_hz, samplerate, self.gain_db, self.q, self.slope)
+def coefficients(band: Biquad, samplerate: float) -> np.ndarray:
+    """Normalised ``[b0, b1, b2, a1, a2]`` of ``band`` at ``samplerate`` (Hz)."""
+    return design(band.type, band.freq_hz, samplerate, band.gain_db, band.q, band.slope)
 
 
 def design(

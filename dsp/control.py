@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from controlroom.dsp import layout
-from controlroom.dsp.biquad import Biquad, linkwitz_riley4
+from controlroom.dsp.bands import Biquad
+from controlroom.dsp.biquad import coefficients, linkwitz_riley4
 from controlroom.dsp.path import publish, settle
 
 #: Limiter release time constant (ms): slow enough not to modulate bass, quick enough to
@@ -214,7 +215,7 @@ def _pack_set(p: np.ndarray, b: int, s: SetSpec, fs: int) -> None:
     p[b + layout.K_MONO] = float(s.mono)
     p[b + layout.K_NBANDS] = len(s.eq)
     for j, band in enumerate(s.eq):
-        p[b + layout.K_BANDS + 5 * j:b + layout.K_BANDS + 5 * j + 5] = band.coefficients(fs)
+        p[b + layout.K_BANDS + 5 * j:b + layout.K_BANDS + 5 * j + 5] = coefficients(band, fs)
     if s.sub is None:
         p[b + layout.K_SUB_OUT] = -1.0
         return

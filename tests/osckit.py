@@ -18,12 +18,8 @@ from pythonosc.osc_message_builder import OscMessageBuilder
 from controlroom.daemon.config import OscConfig, parse_config
 from controlroom.daemon.core.controller import Controller
 from controlroom.daemon.core.targets import TARGETS, Vocabulary
-from controlroom.daemon.osc.server import (
-    ERROR_ADDRESS,
-    STATE_ADDRESS,
-    OscServer,
-    parse_packet,
-)
+from controlroom.daemon.osc.protocol import ERROR_ADDRESS, STATE_ADDRESS, parse_packet
+from controlroom.daemon.osc.server import OscServer
 
 CONFIG_TOML = """
 [audio]

@@ -28,7 +28,7 @@ from typing import Any
 from controlroom.daemon.core.inserts import MEASURE_TIMEOUT_S
 from controlroom.daemon.core.targets import TARGETS, WRITE_ONLY_TARGETS
 from controlroom.daemon.errors import RemoteError, UsageError
-from controlroom.daemon.osc.server import (
+from controlroom.daemon.osc.protocol import (
     ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
     PREFIX,

@@ -9,6 +9,7 @@ from controlroom.daemon.core.targets import MonitorState
 from controlroom.dsp import emulation
 from controlroom.dsp.control import Controls, InsertSpec, PathSpec, SetSpec, SourceSpec, SubSpec
 from controlroom.dsp.layout import MATRIX_LEFT, MATRIX_MONO, MATRIX_RIGHT, MATRIX_SIDE, MATRIX_STEREO
+from controlroom.dsp.profiles import PROFILES, Profile
 
 if TYPE_CHECKING:
     from controlroom.daemon.core.inserts import Inserts
@@ -44,7 +45,7 @@ def _set_spec(s, config) -> SetSpec:
     return SetSpec(s.outputs, trim, s.delay_ms, eq, sub, mono)
 
 
-def emulation_profile(config, name: str) -> tuple[emulation.Profile, float]:
+def emulation_profile(config, name: str) -> tuple[Profile, float]:
     """The profile ``name`` (user-defined ``[emulations.NAME]`` or built-in) and its loudness
     compensation (dB).
 
@@ -53,9 +54,9 @@ def emulation_profile(config, name: str) -> tuple[emulation.Profile, float]:
     """
     user = config.emulations.get(name)
     if user is None:
-        profile = emulation.PROFILES[name]
-        return profile, profile.compensation_db
-    profile = emulation.Profile(name, user.eq, user.mono)
+        profile = PROFILES[name]
+        return profile, emulation.compensation_db(profile)
+    profile = Profile(name, user.eq, user.mono)
     return profile, emulation.loudness_compensation_db(user.eq, config.audio.samplerate)
 
 

@@ -24,7 +24,8 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from controlroom.daemon.config import (
+from controlroom.daemon.config import SurfaceConfig, read_text, syntax_error
+from controlroom.daemon.config.values import (
     NAME_PATTERN,
     Choice,
     Integer,
@@ -33,13 +34,10 @@ from controlroom.daemon.config import (
     Number,
     Reader,
     Spec,
-    SurfaceConfig,
     Table,
     Text,
     join_key,
-    read_text,
     show_value,
-    syntax_error,
     wrong_type,
 )
 from controlroom.daemon.core.targets import (

@@ -1,4 +1,4 @@
-"""OSC control and feedback over UDP (DESIGN.md §6).
+"""The OSC server: control and feedback over UDP, on the daemon's event loop.
 
 Addresses (all under ``/controlroom/``), received:
 
@@ -42,28 +42,29 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from pythonosc.osc_message import OscMessage
-from pythonosc.osc_message import ParseError as MessageParseError
-from pythonosc.osc_message_builder import OscMessageBuilder
-from pythonosc.parsing import osc_types
-
 from controlroom.daemon.core import inserts
 from controlroom.daemon.core.inserts import InsertError, InsertResult
 from controlroom.daemon.core.targets import TARGETS, parse_bool
 from controlroom.daemon.errors import PortError, TargetError
+from controlroom.daemon.osc.protocol import (
+    ERROR_ADDRESS,
+    INSERT_MEASURE_ADDRESS,
+    MEASURE_FAILED,
+    METERS_PREFIX,
+    PREFIX,
+    STATE_ADDRESS,
+    TRIGGER_ACTIONS,
+    Address,
+    MalformedPacket,
+    build_message,
+    parse_packet,
+)
 
 if TYPE_CHECKING:
     from controlroom.daemon.config import OscConfig
     from controlroom.daemon.core.controller import Controller
 
 log = logging.getLogger(__name__)
-
-PREFIX = "/controlroom/"
-STATE_ADDRESS = PREFIX + "state"
-ERROR_ADDRESS = PREFIX + "error"
-METERS_PREFIX = PREFIX + "meters/"
-#: Actions that take no value: a button press triggers them.
-TRIGGER_ACTIONS = ("toggle", "next", "prev")
 
 SUBSCRIPTION_TTL_S = 60.0
 METER_INTERVAL_S = 0.1  # 10 Hz: enough for a meter display, light on Wi-Fi tablets
@@ -82,90 +83,12 @@ DROP_UNKNOWN_ADDRESS = "osc_unknown_address"
 DROP_BAD_VALUE = "osc_bad_value"
 DROP_INTERNAL = "osc_internal_error"
 #: The ``/controlroom/error`` reason of an insert measurement that failed (not a dropped message).
-MEASURE_FAILED = "measure_failed"
-INSERT_MEASURE_ADDRESS = PREFIX + "insert/measure"
-
-_BUNDLE_PREFIX = b"#bundle\x00"
-_BUNDLE_HEADER = len(_BUNDLE_PREFIX) + 8  # prefix and time tag (ignored: act on arrival)
-_MAX_BUNDLE_DEPTH = 8
-_TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")  # what pythonosc parses; others would misalign it
-
-#: A socket address as asyncio reports it: ``(host, port)``, or ``(host, port, flowinfo, scope_id)``.
-Address = tuple[Any, ...]
-
-
-class MalformedPacket(ValueError):
-    """A datagram that is not a well-formed OSC packet."""
-
-
 class _Drop(Exception):
     """A message that is dropped for ``reason`` (a ``DROP_*`` code); ``str()`` says why."""
 
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
-
-
-# --- packets ----------------------------------------------------------------------------------
-
-
-def parse_packet(dgram: bytes) -> list[OscMessage]:
-    """The messages of an OSC packet, bundles unpacked in order; raises ``MalformedPacket``.
-
-    Bundles are walked here rather than by pythonosc's ``OscBundle``, which logs a warning per
-    unknown element (a log flood) and loops forever on a negative element size.
-    """
-    return _parse(dgram, 0)
-
-
-def _parse(dgram: bytes, depth: int) -> list[OscMessage]:
-    if dgram.startswith(_BUNDLE_PREFIX):
-        return _parse_bundle(dgram, depth)
-    if dgram.startswith(b"/"):
-        return [_parse_message(dgram)]
-    raise MalformedPacket("neither an OSC message nor a bundle")
-
-
-def _parse_bundle(dgram: bytes, depth: int) -> list[OscMessage]:
-    if depth >= _MAX_BUNDLE_DEPTH:
-        raise MalformedPacket(f"bundles nested deeper than {_MAX_BUNDLE_DEPTH}")
-    if len(dgram) < _BUNDLE_HEADER:
-        raise MalformedPacket("bundle shorter than its header")
-    messages, index = [], _BUNDLE_HEADER
-    while index < len(dgram):
-        size = int.from_bytes(dgram[index : index + 4], "big", signed=True)
-        index += 4
-        if size <= 0 or size % 4 or index + size > len(dgram):
-            raise MalformedPacket(f"bundle element of {size} bytes at offset {index - 4}")
-        messages += _parse(dgram[index : index + size], depth + 1)
-        index += size
-    return messages
-
-
-def _parse_message(dgram: bytes) -> OscMessage:
-    try:
-        _, index = osc_types.get_string(dgram, 0)
-        if index < len(dgram):
-            tags, _ = osc_types.get_string(dgram, index)
-            if not tags.startswith(",") or not _TYPE_TAGS.issuperset(tags[1:]):
-                raise MalformedPacket(f"unsupported type tags {tags!r}")
-        return OscMessage(dgram)
-    except (osc_types.ParseError, MessageParseError, UnicodeDecodeError) as exc:
-        raise MalformedPacket(str(exc)) from None
-
-
-def build_message(address: str, *args: Any, float_tag: str = OscMessageBuilder.ARG_TYPE_FLOAT) -> bytes:
-    """An OSC message: bools as int 0/1 (every OSC app reads ints; not all read T/F), ints
-    as int32, floats as ``float_tag`` (float32 unless asked for ``"d"``), strings as strings."""
-    builder = OscMessageBuilder(address)
-    for arg in args:
-        if isinstance(arg, bool):
-            builder.add_arg(int(arg), OscMessageBuilder.ARG_TYPE_INT)
-        elif isinstance(arg, float):
-            builder.add_arg(arg, float_tag)
-        else:
-            builder.add_arg(arg)
-    return builder.build().dgram
 
 
 def feedback_messages(view: dict[str, Any]) -> Iterator[tuple[str, Any]]:

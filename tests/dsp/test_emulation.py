@@ -29,13 +29,14 @@ from scipy import signal
 from controlroom.daemon.config import EmulationConfig, parse_config
 from controlroom.daemon.core.path import path_spec
 from controlroom.daemon.errors import ConfigError
-from controlroom.dsp import emulation
-from controlroom.dsp.biquad import Biquad
+from controlroom.dsp import emulation, profiles
+from controlroom.dsp.bands import Biquad
+from controlroom.dsp.biquad import coefficients
 from controlroom.dsp.bs1770 import measure
 from controlroom.dsp.control import Controls, PathBuffers, PathSpec
 from controlroom.dsp.path import render
 
-PROFILES = emulation.PROFILE_NAMES
+PROFILES = profiles.PROFILE_NAMES
 #: One period of the pink noise: 2**19 frames, 10.9 s at 48 kHz.
 PERIOD = 1 << 19
 #: Level of the pink noise (dBFS RMS per channel): far below the limiter's ceiling even
@@ -136,7 +137,7 @@ def character_sos(name: str, fs: float) -> np.ndarray:
 
 def profile_sos(name: str, fs: float) -> np.ndarray:
     """The package profile's own coefficients as scipy sections ``[b0 b1 b2 1 a1 a2]``."""
-    c = np.array([band.coefficients(fs) for band in emulation.PROFILES[name].bands])
+    c = np.array([coefficients(band, fs) for band in profiles.PROFILES[name].bands])
     return np.column_stack([c[:, :3], np.ones(len(c)), c[:, 3:]])
 
 
@@ -156,7 +157,7 @@ def band_limit_db(name: str, freqs, fs: float) -> np.ndarray:
 def test_the_docstring_table_lists_every_profile_with_its_mono_flag():
     assert list(DOCUMENTED) == list(PROFILES)
     assert {name: DOCUMENTED[name]["mono"] for name in PROFILES} == {
-        name: p.mono for name, p in emulation.PROFILES.items()
+        name: p.mono for name, p in profiles.PROFILES.items()
     }
 
 
@@ -213,7 +214,7 @@ def test_the_path_plays_the_profile_with_its_compensation(profile_spec, name):
     n = np.arange(FS)
     measured = [to_db(abs(np.sum(y[:, 0] * np.exp(-2j * np.pi * f * n / FS))) / 0.01) for f in freqs]
     oracle = level_db(np.vstack([band_limits_sos(name, FS), character_sos(name, FS)]), freqs, FS)
-    np.testing.assert_allclose(measured, oracle + emulation.PROFILES[name].compensation_db, atol=0.02)
+    np.testing.assert_allclose(measured, oracle + emulation.compensation_db(profiles.PROFILES[name]), atol=0.02)
 
 
 def _correlated_pink() -> np.ndarray:
@@ -242,7 +243,7 @@ def test_uncorrelated_pink_noise_loses_3_db_through_mono_profiles_only(profile_s
     profile plays (L+R)/2, which halves the power of uncorrelated channels (-3.01 dB)."""
     x = _uncorrelated_pink()
     for k, name in enumerate(PROFILES):
-        expected = -3.01 if emulation.PROFILES[name].mono else 0.0
+        expected = -3.01 if profiles.PROFILES[name].mono else 0.0
         assert loudness_change(profile_spec, k + 1, x) == pytest.approx(expected, abs=0.5), name
 
 
@@ -252,7 +253,7 @@ def test_mono_profiles_play_identical_channels_and_stereo_profiles_keep_them_apa
     noise = np.random.default_rng(4).uniform(-0.1, 0.1, (FS // 2, 2))
     left_only = noise * [1.0, 0.0]
     y, y_left = play(profile_spec, k, noise), play(profile_spec, k, left_only)
-    if emulation.PROFILES[name].mono:
+    if profiles.PROFILES[name].mono:
         assert np.array_equal(y[:, 0], y[:, 1])
         assert np.array_equal(y_left[:, 0], y_left[:, 1]) and np.any(y_left[:, 1])
     else:
@@ -284,7 +285,7 @@ def test_a_user_profile_is_parsed_and_played_like_a_built_in():
     }
     sets = path_spec(config).sets
     assert (sets[1].eq, sets[1].mono) == (radio_eq, True)
-    assert (sets[2].mono, sets[3].eq) == (False, emulation.PROFILES["tv"].bands)
+    assert (sets[2].mono, sets[3].eq) == (False, profiles.PROFILES["tv"].bands)
     assert sets[1].trim_db == pytest.approx(emulation.loudness_compensation_db(radio_eq, FS))
     assert sets[1].trim_db > 2.0  # a telephone-band profile needs real make-up gain
 
@@ -353,6 +354,6 @@ def test_controlroom_check_reports_a_misspelt_user_profile_without_a_traceback(t
 
 
 def test_every_built_in_profile_fits_beside_a_full_set_eq():
-    from controlroom.daemon.config import MAX_EMULATION_BANDS
+    from controlroom.daemon.config.model import MAX_EMULATION_BANDS
 
-    assert max(len(p.bands) for p in emulation.PROFILES.values()) <= MAX_EMULATION_BANDS
+    assert max(len(p.bands) for p in profiles.PROFILES.values()) <= MAX_EMULATION_BANDS

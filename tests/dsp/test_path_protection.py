@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from pathkit import FS, SKIP, frames, gain, noise, run, run_blocks, sine, square, stereo_spec
 
 from controlroom.dsp import layout
-from controlroom.dsp.biquad import Biquad
+from controlroom.dsp.bands import Biquad
 from controlroom.dsp.control import Controls, PathBuffers, SetSpec, SourceSpec, SubSpec, float32_ceiling
 
 CEILINGS = [0.0, -0.3, -1.0, -6.0, -12.0]

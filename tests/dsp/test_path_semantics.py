@@ -31,7 +31,7 @@ from pathkit import (
 from scipy import signal
 
 from controlroom.dsp import layout
-from controlroom.dsp.biquad import Biquad
+from controlroom.dsp.bands import Biquad
 from controlroom.dsp.control import Controls, PathBuffers, SetSpec, SourceSpec, SubSpec
 from controlroom.dsp.path import process
 

@@ -13,7 +13,7 @@ import pytest
 from pathkit import FS, band_noise, frames, gain, max_step, noise, run, run_blocks, sine, square, stereo_spec
 
 from controlroom.dsp import layout
-from controlroom.dsp.biquad import Biquad
+from controlroom.dsp.bands import Biquad
 from controlroom.dsp.control import STARTUP_RAMP_MS, Controls, PathBuffers, SetSpec, SourceSpec, SubSpec
 
 STEP_ALLOWANCE = 0.01  # 1 % of full scale

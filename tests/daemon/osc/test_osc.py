@@ -35,15 +35,14 @@ from osckit import (
 
 from controlroom.daemon.core.targets import BOOL_TARGETS, ENUM_TARGETS, STATE_TARGETS, TARGETS, Vocabulary
 from controlroom.daemon.errors import PortError
+from controlroom.daemon.osc.protocol import ERROR_ADDRESS, STATE_ADDRESS
 from controlroom.daemon.osc.server import (
     DROP_BAD_VALUE,
     DROP_INTERNAL,
     DROP_MALFORMED,
     DROP_NOT_ALLOWED,
     DROP_UNKNOWN_ADDRESS,
-    ERROR_ADDRESS,
     METER_FLOOR_DB,
-    STATE_ADDRESS,
 )
 
 # --- setting targets --------------------------------------------------------------------------

@@ -1,0 +1,203 @@
+"""The configuration as the daemon uses it: frozen dataclasses, and the limits they keep to.
+
+Units: levels and gains in dB, frequencies in Hz, times in ms, channel numbers 1-based as
+printed on audio interfaces.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from controlroom.daemon.core.targets import MATCH
+from controlroom.dsp import layout
+from controlroom.dsp.bands import Biquad
+from controlroom.dsp.profiles import PROFILE_NAMES
+
+#: Audio backends: PortAudio hardware, or a self-clocked thread with no hardware.
+BACKENDS = ("portaudio", "virtual")
+#: Sample rates (Hz) the monitor path is designed for.
+SAMPLERATES = (44100, 48000, 88200, 96000, 176400, 192000)
+#: Block sizes (frames): powers of two from 16 to 4096.
+BLOCKSIZES = tuple(2**k for k in range(4, 13))
+#: Loudness-match modes of the ``[ab]`` pair (DESIGN.md §9): the ``match`` target's values.
+MATCH_MODES = MATCH
+#: Built-in emulation profiles a speaker set may ``emulate`` (defined with their filters in dsp).
+EMULATION_PROFILES = PROFILE_NAMES
+#: Highest 1-based channel number accepted anywhere: the engine's compiled limit.
+MAX_CHANNEL = layout.MAX_CHANNELS
+#: Most sources and speaker sets a config may define: the engine's compiled limits.
+MAX_NAMED = {"sources": layout.MAX_SOURCES, "speakers": layout.MAX_SETS}
+#: Configured EQ bands per speaker set (the engine adds an emulation profile's on top).
+MAX_EQ_BANDS = 16
+#: Bands of a user-defined emulation profile: whatever a set's EQ holds, the two fit the engine.
+MAX_EMULATION_BANDS = layout.MAX_BANDS - MAX_EQ_BANDS
+#: Words ``ctl`` and OSC use for relative steps; a name equal to one would be ambiguous.
+RESERVED_NAMES = ("next", "prev", "toggle", "step")
+
+#: A network of the OSC allowlist.
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """``[audio]``: the interface. Rates in Hz, block size in frames, channel counts."""
+
+    backend: str  # "portaudio" | "virtual"
+    device: str | int | None  # name substring or PortAudio index; None = system default
+    samplerate: int
+    blocksize: int
+    input_channels: int  # default: the highest input channel any source uses
+    output_channels: int  # default: the highest output any speaker set or sub uses
+
+
+@dataclass(frozen=True)
+class MonitorConfig:
+    """``[monitor]``: master level and protection. Levels in dB, times in ms."""
+
+    volume_db: float = -20.0  # initial volume when no state is saved
+    min_volume_db: float = -80.0
+    max_volume_db: float = 0.0  # volume never exceeds this, whatever a control sends
+    startup_max_volume_db: float = -20.0  # cap on the restored volume at start-up
+    dim_db: float = -20.0
+    ramp_ms: float = 20.0  # master gain ramp
+    crossfade_ms: float = 20.0  # source / speaker-set switch
+    ceiling_dbfs: float = -0.3  # output limiter and hard clip
+    reference_spl_db: float | None = None  # dB SPL at volume 0 dB with -20 dBFS RMS pink noise
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    """``[sources.NAME]``: 1 (mono) or 2 (stereo) 1-based input channels and a trim in dB."""
+
+    name: str
+    channels: tuple[int, ...]
+    trim_db: float = 0.0
+
+
+#: An EQ band as configured: the DSP layer's own description (type, freq_hz, gain_db, q, slope).
+EqBand = Biquad
+
+
+@dataclass(frozen=True)
+class SubConfig:
+    """A speaker set's subwoofer: 1-based output, LR4 crossover (Hz), trim (dB)."""
+
+    output: int
+    crossover_hz: float = 80.0
+    trim_db: float = 0.0
+
+
+@dataclass(frozen=True)
+class SpeakerSetConfig:
+    """``[speakers.NAME]``: 1 or 2 1-based outputs (one = mono sum), trim dB, delay ms, EQ."""
+
+    name: str
+    outputs: tuple[int, ...]
+    trim_db: float = 0.0
+    delay_ms: float = 0.0
+    eq: tuple[Biquad, ...] = ()
+    sub: SubConfig | None = None
+    emulate: str | None = None  # one of EMULATION_PROFILES or a user-defined [emulations.NAME]
+
+
+@dataclass(frozen=True)
+class InsertConfig:
+    """``[inserts.NAME]``: ``source`` is sent to the ``send`` outputs (1-based) of outboard
+    gear whose output comes back on the ``returns`` inputs (TOML key ``return``); the return
+    is a source named NAME. ``measure_dbfs``: peak level of the measurement noise."""
+
+    name: str
+    send: tuple[int, ...]
+    returns: tuple[int, ...]
+    source: str
+    measure_dbfs: float = -20.0
+
+
+@dataclass(frozen=True)
+class EmulationConfig:
+    """``[emulations.NAME]``: a user-defined emulation profile, EQ bands and a mono flag."""
+
+    name: str
+    eq: tuple[Biquad, ...] = ()
+    mono: bool = False  # play (L+R)/2 on every output, as a single-driver device does
+
+
+@dataclass(frozen=True)
+class AbConfig:
+    """``[ab]``: the compared pair of source names, loudness matching, boost cap (dB), and the
+    loudness window (s) matching compares."""
+
+    a: str
+    b: str
+    match: str = "auto"  # one of MATCH_MODES
+    max_boost_db: float = 6.0  # matching never raises a quieter source by more than this
+    window_s: float = 10.0  # gated loudness over this many seconds is what matching compares
+
+
+@dataclass(frozen=True)
+class OscConfig:
+    """``[osc]``: UDP listen address, sender allowlist, clients that always get feedback."""
+
+    host: str = "127.0.0.1"
+    port: int = 9000  # 0 = any free port
+    allow: tuple[IPNetwork, ...] = (
+        ipaddress.IPv4Network("127.0.0.0/8"),
+    )
+    clients: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass(frozen=True)
+class SurfaceConfig:
+    """``[[surfaces]]``: MIDI port names (substrings) and a mapping preset name or path."""
+
+    name: str
+    input: str | None
+    output: str | None
+    mapping: str
+
+
+@dataclass(frozen=True)
+class MidiConfig:
+    """``[midi]``: mido backend, e.g. ``mido.backends.rtmidi/UNIX_JACK``; None = MIDO_BACKEND."""
+
+    backend: str | None = None
+
+
+@dataclass(frozen=True)
+class StateConfig:
+    """``[state]``: where targets' values are saved; None = $STATE_DIRECTORY or XDG state dir."""
+
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated configuration. ``source`` is the file it came from (or ``<default>``)."""
+
+    source: str
+    audio: AudioConfig
+    monitor: MonitorConfig
+    sources: dict[str, SourceConfig]  # in file order
+    speakers: dict[str, SpeakerSetConfig]  # in file order
+    ab: AbConfig | None
+    osc: OscConfig
+    surfaces: tuple[SurfaceConfig, ...]
+    midi: MidiConfig
+    state: StateConfig
+    levels: dict[str, float]  # named listening levels (dB), within [min_volume_db, max_volume_db]
+    emulations: dict[str, EmulationConfig] = field(default_factory=dict)  # user-defined, file order
+    inserts: dict[str, InsertConfig] = field(default_factory=dict)  # their returns are in sources too
+
+    @property
+    def default_source(self) -> str:
+        """Name of the source heard when nothing else is known: the first one defined."""
+        return next(iter(self.sources))
+
+    @property
+    def default_speakers(self) -> str:
+        """Name of the speaker set played when nothing else is known: the first one defined."""
+        return next(iter(self.speakers))
+
+

@@ -1,0 +1,430 @@
+"""The schema of controlroom.toml: which sections and keys there are, and what each may hold.
+
+Each section is read by a function here into the dataclasses of ``model``; the kinds of value
+(and their limits, which docs/configuration.md lists) are the specs at the top. Rules between
+sections (channel counts, the A/B pair's sources, insert returns) are in ``rules``. Array
+indices in key paths (``eq[2]``) count from 0, as TOML tools do.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from controlroom.daemon.config.model import (
+    BACKENDS,
+    BLOCKSIZES,
+    EMULATION_PROFILES,
+    MATCH_MODES,
+    MAX_CHANNEL,
+    MAX_EMULATION_BANDS,
+    MAX_EQ_BANDS,
+    MAX_NAMED,
+    SAMPLERATES,
+    AbConfig,
+    AudioConfig,
+    Config,
+    EmulationConfig,
+    InsertConfig,
+    MidiConfig,
+    MonitorConfig,
+    OscConfig,
+    SourceConfig,
+    SpeakerSetConfig,
+    StateConfig,
+    SubConfig,
+    SurfaceConfig,
+)
+from controlroom.daemon.config.rules import channel_counts
+from controlroom.daemon.config.values import (
+    AbsolutePath,
+    Address,
+    Boolean,
+    Choice,
+    Device,
+    Integer,
+    ListOf,
+    Name,
+    Network,
+    Number,
+    Reader,
+    Spec,
+    Table,
+    Text,
+    as_is,
+    default_of,
+    join_key,
+    keys_of,
+)
+from controlroom.dsp import layout
+from controlroom.dsp.bands import FILTER_TYPES, GAIN_TYPES, SHELF_TYPES, Biquad
+
+_CHANNEL = Integer("a 1-based channel number", 1, MAX_CHANNEL)
+_CHANNELS = ListOf(_CHANNEL, "1-based channel numbers", 1, 2, distinct=True, example="[1, 2]")
+_CHANNEL_COUNT = Integer("a channel count", 1, MAX_CHANNEL)
+_NAME = Name()
+_BACKEND = Choice(BACKENDS, "a known backend")
+_SAMPLERATE = Integer("a sample rate in Hz", choices=SAMPLERATES)
+_BLOCKSIZE = Integer("a block size in frames", choices=BLOCKSIZES)
+_TRIM = Number(-24.0, 24.0, "dB")
+_MEASURE_LEVEL = Number(-60.0, -6.0, "dBFS")
+_VOLUME = Number(-144.0, 24.0, "dB")
+_DIM = Number(-80.0, 0.0, "dB", high_open=True)
+_RAMP = Number(0.0, 1000.0, "ms")
+_CEILING = Number(-60.0, 0.0, "dBFS")
+_SPL = Number(40.0, 130.0, "dB SPL")
+_DELAY = Number(0.0, 50.0, "ms")
+_FILTER_TYPE = Choice(FILTER_TYPES, "a filter type")
+_GAIN = Number(-24.0, 24.0, "dB")
+_Q = Number(0.0, 100.0, "", low_open=True)
+_SLOPE = Number(0.0, 1.0, "", low_open=True)
+_CROSSOVER = Number(20.0, 500.0, "Hz")
+_BOOLEAN = Boolean()
+_MATCH = Choice(MATCH_MODES, "a match mode")
+_MAX_BOOST = Number(0.0, 24.0, "dB")
+_MATCH_WINDOW = Number(1.0, 60.0, "s")
+_LISTEN = Address(Integer("a UDP port (0 = any free port)", 0, 65535))
+_ALLOW = ListOf(Network(), "CIDR networks", 1, example='["127.0.0.0/8", "192.168.1.0/24"]')
+_CLIENTS = ListOf(Address(Integer("a UDP port", 1, 65535)), '"host:port" addresses', example='["10.0.0.2:9001"]')
+_PORT_NAME = Text("a MIDI port name (substring)")
+
+
+# --- sections ------------------------------------------------------------------------------------
+
+_SECTIONS = (
+    "audio", "monitor", "sources", "speakers", "emulations", "inserts", "ab", "osc", "surfaces", "midi", "state",
+    "levels",
+)
+
+
+def read_document(reader: Reader, document: dict[str, Any]) -> Config:
+    reader.keys(document, "", _SECTIONS)
+    audio = _audio(reader, reader.section(document, "audio", keys_of(AudioConfig)))
+    monitor = _monitor(reader, reader.section(document, "monitor", keys_of(MonitorConfig)))
+    sources = _named(reader, document, "sources", _source)
+    emulations = _emulations(reader, document, audio.samplerate)
+    profiles = EMULATION_PROFILES + tuple(emulations)
+    speakers = _named(
+        reader, document, "speakers", partial(_speaker_set, samplerate=audio.samplerate, profiles=profiles)
+    )
+    inserts = _inserts(reader, document, sources, speakers)
+    sources = sources | {
+        name: SourceConfig(name, insert.returns) for name, insert in inserts.items() if name not in sources
+    }
+    midi = reader.section(document, "midi", keys_of(MidiConfig))
+    state = reader.section(document, "state", keys_of(StateConfig))
+    return Config(
+        source=reader.source,
+        audio=channel_counts(reader, audio, sources, speakers, inserts),
+        monitor=monitor,
+        sources=sources,
+        speakers=speakers,
+        ab=_ab(reader, document, tuple(sources)),
+        osc=_osc(reader, reader.section(document, "osc", ("listen", "allow", "clients"))),
+        surfaces=_surfaces(reader, document),
+        midi=MidiConfig(reader.get(midi, "midi", "backend", Text(), None)),
+        state=StateConfig(reader.get(state, "state", "path", AbsolutePath(), None)),
+        levels=_levels(reader, document, monitor),
+        emulations=emulations,
+        inserts=inserts,
+    )
+
+
+def _audio(reader: Reader, table: dict[str, Any]) -> AudioConfig:
+    """``[audio]`` as written; channel counts stay None when not given (see ``rules.channel_counts``)."""
+    return AudioConfig(
+        backend=reader.get(table, "audio", "backend", _BACKEND, "portaudio"),
+        device=reader.get(table, "audio", "device", Device(), None),
+        samplerate=reader.get(table, "audio", "samplerate", _SAMPLERATE, 48000),
+        blocksize=reader.get(table, "audio", "blocksize", _BLOCKSIZE, 64),
+        input_channels=reader.get(table, "audio", "input_channels", _CHANNEL_COUNT, None),
+        output_channels=reader.get(table, "audio", "output_channels", _CHANNEL_COUNT, None),
+    )
+
+
+def _monitor(reader: Reader, table: dict[str, Any]) -> MonitorConfig:
+    def get(key: str, spec: Spec) -> Any:
+        return reader.get(table, "monitor", key, spec, default_of(MonitorConfig, key))
+
+    low = get("min_volume_db", _VOLUME)
+    high = get("max_volume_db", _VOLUME)
+    if low is not None and high is not None and not low < high:
+        reader.error("monitor.min_volume_db", f"{low} is not below max_volume_db {high} (expected a lower level)")
+    span = _volume_span(low, high)
+
+    def level(key: str) -> Any:
+        # A default outside a narrowed range is clamped: an error about a key the user did not
+        # write would only confuse.
+        fallback = min(max(default_of(MonitorConfig, key), span.low), span.high)
+        return reader.get(table, "monitor", key, span, fallback)
+
+    return MonitorConfig(
+        volume_db=level("volume_db"),
+        min_volume_db=low,
+        max_volume_db=high,
+        startup_max_volume_db=level("startup_max_volume_db"),
+        dim_db=get("dim_db", _DIM),
+        ramp_ms=get("ramp_ms", _RAMP),
+        crossfade_ms=get("crossfade_ms", _RAMP),
+        ceiling_dbfs=get("ceiling_dbfs", _CEILING),
+        reference_spl_db=get("reference_spl_db", _SPL),
+    )
+
+
+def _volume_span(low: float | None, high: float | None) -> Number:
+    """Volumes from ``min_volume_db`` to ``max_volume_db`` when those are valid, else any volume."""
+    if low is None or high is None or not low < high:
+        return _VOLUME
+    return Number(low, high, "dB", low_name="min_volume_db", high_name="max_volume_db")
+
+
+def _named(
+    reader: Reader,
+    document: dict[str, Any],
+    section: str,
+    build: Callable[[Reader, str, str, dict[str, Any]], Any],
+) -> dict[str, Any]:
+    """``[section.NAME]`` tables, at least one, each built by ``build(reader, path, name, table)``."""
+    expected = f"at least one [{section}.NAME] table"
+    if section not in document:
+        reader.error(section, f"missing (expected {expected})")
+        return {}
+    tables = reader.check(Table(expected, as_is), section, document[section])
+    if tables == {}:
+        reader.error(section, f"none defined (expected {expected})")
+    if tables and len(tables) > MAX_NAMED[section]:
+        reader.error(section, f"{len(tables)} defined (expected at most {MAX_NAMED[section]})")
+    result = {}
+    for name, table in (tables or {}).items():
+        path = join_key(section, name)
+        reader.check(_NAME, path, name)
+        item = reader.check(Table(f"a table [{section}.{name}]", partial(build, name=name)), path, table)
+        if item is not None:
+            result[name] = item
+    return result
+
+
+def _source(reader: Reader, path: str, table: dict[str, Any], name: str) -> SourceConfig:
+    reader.keys(table, path, keys_of(SourceConfig))
+    return SourceConfig(
+        name=name,
+        channels=reader.get(table, path, "channels", _CHANNELS),
+        trim_db=reader.get(table, path, "trim_db", _TRIM, default_of(SourceConfig, "trim_db")),
+    )
+
+
+def _speaker_set(
+    reader: Reader, path: str, table: dict[str, Any], name: str, samplerate: int | None,
+    profiles: tuple[str, ...],
+) -> SpeakerSetConfig:
+    reader.keys(table, path, keys_of(SpeakerSetConfig))
+
+    def get(key: str, spec: Spec) -> Any:
+        return reader.get(table, path, key, spec, default_of(SpeakerSetConfig, key))
+
+    outputs = reader.get(table, path, "outputs", _CHANNELS)
+    trim_db, delay_ms = get("trim_db", _TRIM), get("delay_ms", _DELAY)
+    eq = get("eq", _eq(samplerate, MAX_EQ_BANDS))
+    sub = get("sub", Table("a table such as { output = 3, crossover_hz = 80.0 }", _sub))
+    if sub is not None and outputs and sub.output in outputs:
+        message = f"{sub.output} is also one of the set's outputs (expected an output of its own)"
+        reader.error(f"{path}.sub.output", message)
+    emulate = get("emulate", Choice(profiles, "an emulation profile"))
+    return SpeakerSetConfig(name, outputs, trim_db, delay_ms, eq, sub, emulate)
+
+
+def _eq(samplerate: int | None, most: int) -> ListOf:
+    """A list of up to ``most`` EQ bands, each below Nyquist at ``samplerate`` (Hz) when known."""
+    band = Table(
+        'an EQ band such as { type = "peak", freq_hz = 250.0, gain_db = -2.0, q = 4.0 }',
+        partial(_band, samplerate=samplerate),
+    )
+    return ListOf(band, "EQ bands (inline tables)", 0, most)
+
+
+def _emulations(
+    reader: Reader, document: dict[str, Any], samplerate: int | None
+) -> dict[str, EmulationConfig]:
+    """``[emulations.NAME]``: user-defined emulation profiles, any number (none required)."""
+    spec = Table("[emulations.NAME] tables", as_is)
+    tables = reader.check(spec, "emulations", document.get("emulations", {}))
+    result = {}
+    for name, table in (tables or {}).items():
+        path = join_key("emulations", name)
+        reader.check(_NAME, path, name)
+        if name in EMULATION_PROFILES:
+            reader.error(path, f'"{name}" is a built-in emulation profile (expected a name of its own)')
+        build = partial(_emulation, name=name, samplerate=samplerate)
+        item = reader.check(Table(f"a table [emulations.{name}]", build), path, table)
+        if item is not None:
+            result[name] = item
+    return result
+
+
+def _emulation(
+    reader: Reader, path: str, table: dict[str, Any], name: str, samplerate: int | None
+) -> EmulationConfig:
+    reader.keys(table, path, keys_of(EmulationConfig))
+    return EmulationConfig(
+        name=name,
+        eq=reader.get(table, path, "eq", _eq(samplerate, MAX_EMULATION_BANDS), default_of(EmulationConfig, "eq")),
+        mono=reader.get(table, path, "mono", _BOOLEAN, default_of(EmulationConfig, "mono")),
+    )
+
+
+def _band(reader: Reader, path: str, table: dict[str, Any], samplerate: int | None) -> Biquad:
+    """One EQ band. Frequency must lie below Nyquist; gain_db only for peak and shelves; slope
+    (0 < S <= 1: beyond 1 a shelf overshoots) only for shelves, and never together with q."""
+    reader.keys(table, path, keys_of(Biquad))
+    kind = reader.get(table, path, "type", _FILTER_TYPE)
+    frequency = Number(0.0, None, "Hz", low_open=True)
+    if samplerate is not None:
+        frequency = Number(
+            0.0, samplerate / 2, "Hz", low_open=True, high_open=True,
+            high_name="Nyquist", note=f" at samplerate {samplerate}",
+        )
+    band = Biquad(
+        type=kind,
+        freq_hz=reader.get(table, path, "freq_hz", frequency),
+        gain_db=reader.get(table, path, "gain_db", _GAIN, default_of(Biquad, "gain_db")),
+        q=reader.get(table, path, "q", _Q, None),
+        slope=reader.get(table, path, "slope", _SLOPE, None),
+    )
+    if kind is not None:
+        for key, types in (("gain_db", GAIN_TYPES), ("slope", SHELF_TYPES)):
+            if key in table and kind not in types:
+                expected = f"{key} only for {', '.join(types)}"
+                reader.error(join_key(path, key), f"does not apply to a {kind} band (expected {expected})")
+    if "q" in table and "slope" in table:
+        reader.error(path, "has both q and slope (expected one of them)")
+    return band
+
+
+def _sub(reader: Reader, path: str, table: dict[str, Any]) -> SubConfig:
+    reader.keys(table, path, keys_of(SubConfig))
+    return SubConfig(
+        output=reader.get(table, path, "output", _CHANNEL),
+        crossover_hz=reader.get(table, path, "crossover_hz", _CROSSOVER, default_of(SubConfig, "crossover_hz")),
+        trim_db=reader.get(table, path, "trim_db", _TRIM, default_of(SubConfig, "trim_db")),
+    )
+
+
+def _inserts(
+    reader: Reader,
+    document: dict[str, Any],
+    sources: dict[str, SourceConfig],
+    speakers: dict[str, SpeakerSetConfig],
+) -> dict[str, InsertConfig]:
+    """``[inserts.NAME]``: outboard inserts, at most the engine's limit; none required."""
+    tables = reader.check(Table("[inserts.NAME] tables", as_is), "inserts", document.get("inserts", {}))
+    if tables and len(tables) > layout.MAX_INSERTS:
+        reader.error("inserts", f"{len(tables)} defined (expected at most {layout.MAX_INSERTS})")
+    speaker_outputs = {
+        o: name
+        for name, s in speakers.items()
+        for o in (s.outputs or ()) + ((s.sub.output,) if s.sub is not None else ())
+    }
+    result = {}
+    for name, table in (tables or {}).items():
+        path = join_key("inserts", name)
+        reader.check(_NAME, path, name)
+        if name in sources:
+            reader.error(path, f'"{name}" is already a source (expected a name of its own: the return becomes a source)')
+        build = partial(_insert, name=name, sources=tuple(sources), speaker_outputs=speaker_outputs)
+        item = reader.check(Table(f"a table [inserts.{name}]", build), path, table)
+        if item is not None:
+            result[name] = item
+    return result
+
+
+def _insert(
+    reader: Reader,
+    path: str,
+    table: dict[str, Any],
+    name: str,
+    sources: tuple[str, ...],
+    speaker_outputs: dict[int, str],
+) -> InsertConfig:
+    reader.keys(table, path, ("send", "return", "source", "measure_dbfs"))
+    insert = InsertConfig(
+        name=name,
+        send=reader.get(table, path, "send", _CHANNELS),
+        returns=reader.get(table, path, "return", _CHANNELS),
+        source=reader.get(table, path, "source", Choice(sources, "a defined source")),
+        measure_dbfs=reader.get(table, path, "measure_dbfs", _MEASURE_LEVEL, default_of(InsertConfig, "measure_dbfs")),
+    )
+    for i, output in enumerate(insert.send or ()):
+        if output in speaker_outputs:
+            reader.error(
+                f"{path}.send[{i}]",
+                f"output {output} also feeds speakers.{speaker_outputs[output]} (expected an output of its own)",
+            )
+    return insert
+
+
+def _ab(reader: Reader, document: dict[str, Any], sources: tuple[str, ...]) -> AbConfig | None:
+    if "ab" not in document:
+        return None
+    table = reader.section(document, "ab", keys_of(AbConfig))
+    source = Choice(sources, "a defined source")
+    ab = AbConfig(
+        a=reader.get(table, "ab", "a", source),
+        b=reader.get(table, "ab", "b", source),
+        match=reader.get(table, "ab", "match", _MATCH, default_of(AbConfig, "match")),
+        max_boost_db=reader.get(table, "ab", "max_boost_db", _MAX_BOOST, default_of(AbConfig, "max_boost_db")),
+        window_s=reader.get(table, "ab", "window_s", _MATCH_WINDOW, default_of(AbConfig, "window_s")),
+    )
+    if ab.a is not None and ab.a == ab.b:
+        reader.error("ab.b", f'"{ab.b}" is also ab.a (expected two different sources)')
+    return ab
+
+
+def _osc(reader: Reader, table: dict[str, Any]) -> OscConfig:
+    listen = reader.get(table, "osc", "listen", _LISTEN, None)
+    host, port = listen or (default_of(OscConfig, "host"), default_of(OscConfig, "port"))
+    return OscConfig(
+        host=host,
+        port=port,
+        allow=reader.get(table, "osc", "allow", _ALLOW, default_of(OscConfig, "allow")),
+        clients=reader.get(table, "osc", "clients", _CLIENTS, default_of(OscConfig, "clients")),
+    )
+
+
+def _surfaces(reader: Reader, document: dict[str, Any]) -> tuple[SurfaceConfig, ...]:
+    surface = Table("a [[surfaces]] table with name, input and/or output, mapping", _surface)
+    surfaces = reader.get(document, "", "surfaces", ListOf(surface, "[[surfaces]] tables"), ()) or ()
+    first: dict[str, int] = {}
+    for i, item in enumerate(surfaces):
+        if item.name in first:
+            message = f'"{item.name}" is also surfaces[{first[item.name]}] (expected unique names)'
+            reader.error(f"surfaces[{i}].name", message)
+        first.setdefault(item.name, i)
+    return surfaces
+
+
+def _surface(reader: Reader, path: str, table: dict[str, Any]) -> SurfaceConfig:
+    reader.keys(table, path, ("name",) + keys_of(SurfaceConfig))
+    surface = SurfaceConfig(
+        name=reader.get(table, path, "name", _NAME),
+        input=reader.get(table, path, "input", _PORT_NAME, None),
+        output=reader.get(table, path, "output", _PORT_NAME, None),
+        mapping=reader.get(table, path, "mapping", Text("a mapping preset name or path")),
+    )
+    if "input" not in table and "output" not in table:
+        reader.error(path, "has neither input nor output (expected a MIDI port name in input, output or both)")
+    return surface
+
+
+def _levels(reader: Reader, document: dict[str, Any], monitor: MonitorConfig) -> dict[str, float]:
+    """``[levels]``: named listening levels (dB) within the volume range."""
+    spec = Table("a table of NAME = level in dB", as_is)
+    table = reader.check(spec, "levels", document.get("levels", {})) or {}
+    span = _volume_span(monitor.min_volume_db, monitor.max_volume_db)
+    levels = {}
+    for name in table:
+        reader.check(_NAME, join_key("levels", name), name)
+        levels[name] = reader.get(table, "levels", name, span)
+    return levels
+
+
