@@ -99,14 +99,19 @@ def program(n_in: int = 5) -> np.ndarray:
 
 @asynccontextmanager
 async def running(cfg, *, state_path: Path | None = None, program: np.ndarray | None = None):
-    """A started ``Daemon`` on the virtual backend, audio flowing; shut down after."""
+    """A running ``Daemon`` on the virtual backend, audio flowing; stopped after (as SIGTERM
+    stops it), and it must then exit cleanly."""
     daemon = Daemon(cfg, None, state_path=state_path, program=program)
-    await daemon.start()
+    serving = asyncio.create_task(daemon.run())
     try:
-        await until(lambda: daemon.host is not None and daemon.host.running, "audio flowing")
+        await until(lambda: serving.done() or (daemon.runner is not None and daemon.runner.running), "audio flowing")
+        if serving.done():
+            serving.result()  # raises what ended it
+            raise AssertionError("the daemon stopped by itself")
         yield daemon
     finally:
-        await daemon.shutdown()
+        daemon.stop()
+        assert await serving == 0
 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:

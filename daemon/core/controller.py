@@ -16,7 +16,6 @@ a label stands for and whether or not the source actually changes.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import random
 from collections import Counter
@@ -44,7 +43,6 @@ from controlroom.daemon.core.targets import (
     parse_number,
     step_choice,
 )
-from controlroom.dsp import layout
 from controlroom.dsp.control import STARTUP_RAMP_MS, PathBuffers
 
 log = logging.getLogger(__name__)
@@ -53,10 +51,9 @@ Listener = Callable[[dict[str, Any], str], None]
 ACTIONS = ("set", "toggle", "step", "next", "prev")
 #: A source index no source has: the kernel fades every source out (the way through silence).
 NO_SOURCE = -1
-#: Longest wait (s) for every source to fade out before the next one fades in (the engine may
-#: be stopped, and then nothing fades).
-SILENCE_TIMEOUT_S = 1.0
-SILENCE_POLL_S = 0.005
+#: Switches through silence: ``fader(release)`` calls ``release`` once every source has faded
+#: out (the engine runner does; with no engine nothing fades, and it is called at once).
+Fader = Callable[[Callable[[], None]], None]
 
 
 class Controller:
@@ -99,8 +96,9 @@ class Controller:
         self.listeners: list[Listener] = []
         self.dropped: Counter[str] = Counter()
         self.buffers: PathBuffers | None = None
+        self.fader: Fader = lambda release: release()
         self._silence_holds = 0  # fades through silence in progress: no source plays while > 0
-        self._silence_task: asyncio.Task | None = None
+        self._switching = False  # a blind or ABX switch is fading through silence
         self._stopping = False
 
     # --- engine side -----------------------------------------------------------------------
@@ -111,8 +109,13 @@ class Controller:
         self.buffers = PathBuffers(self.spec, self._controls(), master_ramp_ms=STARTUP_RAMP_MS)
         return self.buffers
 
+    def release_buffers(self) -> None:
+        """Forget the kernel buffers: their stream is closed (nothing is published until the
+        next ``start_buffers``)."""
+        self.buffers = None
+
     def cap_startup_volume(self) -> None:
-        """Apply the start-up cap (DESIGN §3): never come back louder than the cap."""
+        """Apply the start-up cap: never come back louder than ``startup_max_volume_db``."""
         cap = self.config.monitor.startup_max_volume_db
         if self.state.volume > cap:
             log.info("start-up volume capped at %.1f dB (saved %.1f dB)", cap, self.state.volume)
@@ -342,53 +345,28 @@ class Controller:
         self._silence_sources()
 
     def _silence_sources(self) -> None:
-        """Fade every source out now and the selected one in once all are silent."""
-        if self.buffers is None:
+        """Fade every source out now and the selected one in once all are silent (a later
+        switch during the fade only changes which one that is)."""
+        if self.buffers is None or self._switching:
             return
-        if self._silence_task is None or self._silence_task.done():
-            self._silence_holds += 1  # before the caller publishes: the fade-out starts now
-            self._silence_task = asyncio.get_running_loop().create_task(self._sound_again())
+        self._switching = True
+        self.hold_silence()  # before the caller publishes: the fade-out starts with the switch
 
-    async def _sound_again(self) -> None:
-        try:
-            await self.wait_faded()
-        finally:
-            self._silence_holds -= 1
-            self.publish()
+        def release() -> None:
+            self._switching = False
+            self.release_silence()
 
-    async def through_silence(self, change: Callable[[], None]) -> None:
-        """Fade every source out, make ``change`` and fade back in: for changes the path
-        cannot glide through, such as a jump in a source's alignment delay. Sources play
-        again however this ends (``change`` raising, cancellation), unless another fade
-        through silence still holds them."""
-        if self.buffers is None:
-            change()
-            return
+        self.fader(release)
+
+    def hold_silence(self) -> None:
+        """Keep every source silent until the matching ``release_silence`` (holds count)."""
         self._silence_holds += 1
-        try:
-            self.publish()
-            await self.wait_faded()
-            change()
-        finally:
-            self._silence_holds -= 1
-            self.publish()
+        self.publish()
 
-    async def wait_faded(self, source: str | None = None) -> None:
-        """Until ``source`` (None: every source) has faded out, at most ``SILENCE_TIMEOUT_S``
-        (the engine may be stopped, and then nothing fades)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SILENCE_TIMEOUT_S
-        while self.buffers is not None and not self._faded(source) and loop.time() < deadline:
-            await asyncio.sleep(SILENCE_POLL_S)
-
-    def _faded(self, source: str | None) -> bool:
-        """The kernel runs the latest parameters and ``source`` (None: every source) has
-        faded out (a source no longer configured has nothing to fade)."""
-        b = self.buffers
-        if b.counters[layout.C_APPLIED] != b.counters[layout.C_SEQ]:
-            return False
-        indices = [i for i, name in enumerate(self.config.sources) if source in (None, name)]
-        return not any(b.state[layout.T_SOURCES + i * layout.TS_STRIDE + layout.TS_FADE] for i in indices)
+    def release_silence(self) -> None:
+        """End one hold; the selected source fades in once none is left."""
+        self._silence_holds -= 1
+        self.publish()
 
     def _end_tests(self) -> None:
         """Stop a running blind or ABX test (its pair is gone)."""
@@ -423,11 +401,10 @@ class Controller:
 
     # --- reload ------------------------------------------------------------------------------
 
-    def reload(self, config) -> bool:
-        """Adopt a new config. Returns True when the stream must be rebuilt (device, rate,
-        channel counts or backend changed); parameter-only changes apply at once."""
+    def reload(self, config) -> None:
+        """Adopt a new config and publish its parameters (to the running kernel, if there is
+        one: when the stream is reopened, the runner releases the buffers first)."""
         old = self.config
-        rebuild = (old.audio != config.audio)
         before = self.view()
         if _pair(config) != _pair(old):
             self._end_tests()
@@ -441,12 +418,10 @@ class Controller:
         for w in self.inserts.reload(config):
             log.warning("after reload: %s", w)
         self.spec = path.path_spec(config)
-        if not rebuild:
-            self.publish()
+        self.publish()
         changes = _difference(before, self.view())
         if changes:
             self._announce(changes, "reload")
-        return rebuild
 
 
 def _pair(config) -> tuple[str, str] | None:

@@ -31,6 +31,12 @@ PA_NO_FLAG = 0
 _given_up: list[object] = []
 
 
+def refresh_devices() -> None:
+    """Read the device list afresh (a device or JACK server may have come back), on a new
+    PortAudio instance if the current one was given up. No stream may be open."""
+    library.renew()
+
+
 class PortAudioHost:
     """Runs ``kernel`` on a full-duplex PortAudio stream.
 
@@ -114,7 +120,7 @@ class PortAudioHost:
         device (or JACK server) that came back is found. The next ``start()`` reopens it.
         No other stream of this process may be open on the same PortAudio instance."""
         self.close()
-        library.renew()
+        refresh_devices()
 
     def __enter__(self) -> PortAudioHost:
         return self

@@ -18,10 +18,10 @@ import pytest
 from jackmidi import BACKEND, FakeSurface, RawSender, until
 from midikit import CONFIG_TOML, bend, cc, note, note_off
 
+from controlroom.daemon.cli import learn
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.core.controller import Controller
 from controlroom.daemon.core.targets import Vocabulary
-from controlroom.daemon.midi import learn
 from controlroom.daemon.midi.surface import SurfaceManager
 from controlroom.daemon.service.daemon import Daemon
 from controlroom.dsp import layout

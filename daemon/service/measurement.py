@@ -1,0 +1,199 @@
+"""Measuring an outboard insert's round trip on the running engine.
+
+``/controlroom/insert/measure NAME`` plays white noise out of the insert's sends for
+MEASURE_S, records the sends and the return from the kernel's tap (both in the same frames, so
+the interface's own latency counts too), and finds the latency to the sample and the gain
+(``dsp.alignment``); the result goes to the insert's bookkeeping (``core.inserts``).
+
+The noise never reaches the speakers or the loudness matching: the return is faded out before
+the noise starts and faded back in only once the noise in it has died away (the gear's latency
+and its own tail), and its meters start afresh then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+import numpy as np
+
+from controlroom.daemon.core.inserts import (
+    STEP_TIMEOUT_S,
+    InsertError,
+    InsertResult,
+    alignment_delays,
+    check,
+    max_latency,
+)
+from controlroom.daemon.service.loudness import TapOverrun
+from controlroom.daemon.service.runner import EngineRunner
+from controlroom.dsp import layout
+from controlroom.dsp.alignment import measure_insert
+
+log = logging.getLogger(__name__)
+
+#: Length of the measurement noise (s): long enough to average out hiss, short enough to wait.
+MEASURE_S = 0.5
+#: The return is back on the speakers once the noise in it has fallen this far (dB) ...
+TAIL_DROP_DB = 60.0
+#: ... or this long (s) after the noise stopped (hiss that never falls, a long reverb).
+TAIL_MAX_S = 2.0
+POLL_S = 0.005
+
+
+def columns(config, name: str) -> tuple[int, list[int]]:
+    """0-based tap columns of insert ``name``: its first send output, and its return inputs."""
+    insert = config.inserts[name]
+    n_in = config.audio.input_channels
+    return n_in + insert.send[0] - 1, [c - 1 for c in insert.returns]
+
+
+def analyse(config, name: str, recording: np.ndarray) -> InsertResult:
+    """The insert's latency and gain from a tap recording (frames, tap width) that starts with
+    the noise."""
+    send_col, return_cols = columns(config, name)
+    audio, insert = config.audio, config.inserts[name]
+    try:
+        m = measure_insert(recording[:, send_col], recording[:, return_cols], max_latency(audio.samplerate),
+                           audio.samplerate)
+    except ValueError as exc:
+        raise InsertError(f"insert {name}: {exc}") from None
+    return InsertResult(m.latency, round(m.gain_db, 2), round(m.coherence, 3), m.inverted, audio.samplerate,
+                        audio.blocksize, insert.send, insert.returns, insert.source)
+
+
+async def measure(runner: EngineRunner, name: str) -> InsertResult:
+    """Measure insert ``name`` on the running engine and apply the result.
+
+    Raises ``InsertError`` when the insert cannot be measured (unknown, already being
+    measured, no audio, no clear return, the engine restarted or the config reloaded
+    meanwhile); the previous measurement then stays in force.
+    """
+    config, controller = runner.config, runner.controller
+    check(config, name)
+    inserts = controller.inserts
+    if inserts.busy is not None:
+        raise InsertError(f"insert {inserts.busy} is being measured")
+    inserts.busy = name  # one at a time: set before the first await
+    try:
+        recording = await _record_noise(_Engine(runner), name)
+        result = await asyncio.to_thread(analyse, config, name, recording)
+
+        def apply() -> None:
+            if runner.config is not config:
+                raise InsertError("the config was reloaded during the measurement: measure again")
+            inserts.results[name] = result
+
+        if alignment_delays({**inserts.results, name: result}) != inserts.delay_samples():
+            # a delay line that jumps clicks: the sources fade out and back in around the change
+            await runner.through_silence(apply)
+        else:
+            apply()
+            controller.publish()
+    finally:
+        inserts.busy = None
+    log.info("insert %s: latency %d samples (%.2f ms), gain %+.2f dB%s", name, result.latency, result.latency_ms,
+             result.gain_db, ", polarity inverted" if result.inverted else "")
+    return result
+
+
+async def _record_noise(engine: _Engine, name: str) -> np.ndarray:
+    """Play the noise through insert ``name`` and record the tap from its first frame on.
+
+    The return is faded out first, and faded back in, its meters restarted, only once the
+    noise has stopped and died away in the return (the gear's latency and any tail of its
+    own) and every frame that carried it has been metered.
+    """
+    runner = engine.runner
+    controller, inserts = runner.controller, runner.controller.inserts
+    rate = runner.config.audio.samplerate
+    _, returns = columns(runner.config, name)
+    inserts.silenced = name
+    level = 0.0
+    try:
+        controller.publish()
+        await runner.wait_faded(name)
+        inserts.measuring = name
+        controller.publish()
+        await engine.until(engine.applied, "the engine to take the measurement")
+        recording = await engine.record(int(MEASURE_S * rate) + max_latency(rate), engine.tap_frame())
+        level = _rms(recording[:, returns])
+        return recording
+    finally:
+        inserts.measuring = None
+        controller.publish()
+        try:
+            await engine.until(engine.applied, "the engine to stop the noise")
+            await _wait_for_the_tail(engine, returns, level, rate)
+        except InsertError as exc:  # the measurement failed already, or cannot finish cleanly
+            log.debug("insert %s: %s", name, exc)
+        finally:
+            for monitor in {engine.monitor, runner.loudness} - {None}:
+                monitor.reset_source(name)
+            inserts.silenced = None
+            controller.publish()
+
+
+async def _wait_for_the_tail(engine: _Engine, returns: list[int], level: float, rate: int) -> None:
+    """Until the return (tap columns ``returns``) has fallen TAIL_DROP_DB below ``level``
+    (its RMS during the noise), at most TAIL_MAX_S after the noise stopped."""
+    chunk = rate // 20
+    position = engine.tap_frame()
+    floor = level * 10.0 ** (-TAIL_DROP_DB / 20.0)
+    for _ in range(round(TAIL_MAX_S * rate / chunk)):
+        block = await engine.record(chunk, position)
+        position += chunk
+        if _rms(block[:, returns]) <= floor:
+            return
+
+
+def _rms(block: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(block, dtype=np.float64)))) if block.size else 0.0
+
+
+class _Engine:
+    """The audio engine a measurement started on: its buffers and tap reader. Every wait
+    fails with ``InsertError`` once that engine has stopped or been replaced (a device loss, a
+    reload that rebuilds the stream)."""
+
+    def __init__(self, runner: EngineRunner) -> None:
+        if runner.loudness is None or not runner.running:
+            raise InsertError("audio is not running")
+        self.runner = runner
+        self.buffers = runner.controller.buffers
+        self.monitor = runner.loudness
+
+    def applied(self) -> bool:
+        """The kernel runs the latest published parameters."""
+        return self.buffers.counters[layout.C_APPLIED] == self.buffers.counters[layout.C_SEQ]
+
+    def tap_frame(self) -> int:
+        """Frames the kernel has written into the tap so far."""
+        return int(self.buffers.counters[layout.C_TAP_WRITE])
+
+    def check(self) -> None:
+        r = self.runner
+        if r.controller.buffers is not self.buffers or r.loudness is not self.monitor or not r.running:
+            raise InsertError("the audio engine stopped or restarted during the measurement: measure again")
+
+    async def until(self, condition: Callable[[], bool], what: str) -> None:
+        """Poll ``condition`` every POLL_S; InsertError naming ``what`` after STEP_TIMEOUT_S."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + STEP_TIMEOUT_S
+        while not condition():
+            self.check()
+            if loop.time() > deadline:
+                raise InsertError(f"no audio while waiting for {what}")
+            await asyncio.sleep(POLL_S)
+
+    async def record(self, frames: int, start: int) -> np.ndarray:
+        """``frames`` frames of the tap from tap frame ``start``."""
+        recording = self.monitor.record(frames, start)
+        try:
+            await self.until(recording.done, "the recording")
+            return recording.result()
+        except TapOverrun:
+            raise InsertError("the meters fell behind and lost audio: measure again") from None
+        finally:
+            recording.cancel()

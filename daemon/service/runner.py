@@ -1,0 +1,413 @@
+"""The engine runner: the one owner of the audio host's life cycle.
+
+Only this module creates, starts, stops, reopens and closes the audio host (the PortAudio
+stream or the virtual backend's thread), and it does so from one loop, one request at a time:
+
+- a **reload** (SIGHUP) re-reads the config and applies it by how it differs from the running
+  one (``config.diff``): parameters are published to the running kernel; a new device, rate,
+  block size or channel count reopens the stream on fresh buffers. A reload asked for while one
+  waits in the queue replaces it (the file is read once, when its turn comes);
+- a **fade through silence**: every source fades out, a change is made (a jump in an insert's
+  alignment delay, a blind test's switch), the sources fade back in;
+- **device loss**: between requests the loop watches the stream; when audio stops unasked it
+  closes the host and reopens it with a fresh device list, backing off from 0.5 s to 4 s;
+- **stop** (SIGTERM): ramp to silence, close the host, end the loop.
+
+The engine's state is one value, ``EngineState``, with ``reason`` saying why audio is not
+running. See docs/design.md for how the runner sits in the service.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from controlroom.daemon.config import Config, diff
+from controlroom.daemon.core import matching
+from controlroom.daemon.core.controller import Controller
+from controlroom.daemon.errors import EngineError
+from controlroom.daemon.service.loudness import LoudnessMonitor
+from controlroom.dsp import layout
+from controlroom.dsp.path import process
+
+log = logging.getLogger("controlroom")
+
+#: How often the running stream's health is checked (s).
+SUPERVISE_S = 0.25
+#: Delays between attempts to reopen a lost device (s); then every last one.
+BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
+#: Longest wait for the ramp to silence before the stream stops (s).
+FADE_TIMEOUT_S = 1.0
+#: Longest wait for the sources to fade out (s): a stalled engine fades nothing.
+SILENCE_TIMEOUT_S = 1.0
+#: Longest wait for a reopened stream's first callbacks (s).
+RESUME_TIMEOUT_S = 2.0
+POLL_S = 0.005
+
+
+class EngineState(enum.Enum):
+    """Where the engine is in its life cycle."""
+
+    STARTING = "starting"  # opening the stream
+    RUNNING = "running"  # the stream is open and started (audio flows unless ``running`` says otherwise)
+    WAITING = "waiting"  # no stream: the device is gone or would not open; retrying
+    STOPPED = "stopped"  # shut down
+
+
+#: Loads the config for a reload: the new config, or None when it was rejected (and said so).
+ConfigLoader = Callable[[], Awaitable[Config | None]]
+#: Called after a reload is applied to the engine: ``(old, new, changes)``.
+ReloadHook = Callable[[Config, Config, Any], Awaitable[None]]
+
+
+@dataclass
+class _Silence:
+    """A fade through silence: ``change`` is made once every source is silent; ``done`` (if
+    any) learns how it went."""
+
+    change: Callable[[], None]
+    done: asyncio.Future | None = None
+
+
+@dataclass
+class _Queue:
+    silences: deque[_Silence] = field(default_factory=deque)
+    reload: ConfigLoader | None = None  # one pending reload at most: a newer one replaces it
+    stop: bool = False
+
+
+class EngineRunner:
+    """Runs the audio engine of one daemon.
+
+    Args:
+        config: the running config; a reload replaces it.
+        controller: the controller whose kernel buffers the engine plays (the runner gives it
+            fresh buffers for every stream it opens).
+        program: the virtual backend's input, (frames, inputs) float32 played in a loop; None
+            plays silence.
+        on_reload: awaited after a reload has been applied to the engine, with the old config,
+            the new one and their ``diff``, so that the daemon restarts what else changed.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        controller: Controller,
+        *,
+        program: np.ndarray | None = None,
+        on_reload: ReloadHook | None = None,
+    ) -> None:
+        self.config = config
+        self.controller = controller
+        self.program = program
+        self.on_reload = on_reload
+        self.host = None
+        self.loudness: LoudnessMonitor | None = None
+        self.state = EngineState.STARTING
+        self.reason: str | None = None  # why audio is not running
+        self.restarts = 0  # streams opened after the first
+        self.failed_starts = 0  # attempts to open a stream that failed
+        self.ready = asyncio.Event()  # set once audio first runs
+        self.heartbeat = time.monotonic()  # the loop's last turn: the systemd watchdog watches it
+        self._queue = _Queue()
+        self._wake = asyncio.Event()
+        self._opened = 0
+        self._failures = 0  # attempts since audio last ran
+        self._due = 0.0  # time.monotonic() of the next attempt while WAITING
+        self._last_error: str | None = None
+        controller.fader = self.switch_through_silence
+
+    # --- requests: from any task or callback ------------------------------------------------
+
+    def request_reload(self, load: ConfigLoader) -> None:
+        """Reload with the config ``load()`` returns, when the loop gets to it."""
+        self._queue.reload = load
+        self._wake.set()
+
+    def request_stop(self) -> None:
+        """Ramp to silence, close the host and end ``run()``."""
+        self._queue.stop = True
+        self._wake.set()
+
+    async def through_silence(self, change: Callable[[], None]) -> None:
+        """Fade every source out, make ``change`` and fade back in: for changes the path cannot
+        glide through, such as a jump in a source's alignment delay. Raises what ``change``
+        raises, or EngineError when the engine stops first."""
+        done = asyncio.get_running_loop().create_future()
+        self._queue.silences.append(_Silence(change, done))
+        self._wake.set()
+        await done
+
+    def switch_through_silence(self, release: Callable[[], None]) -> None:
+        """The controller's switch through silence (a blind or ABX test): it already holds the
+        sources silent; ``release`` lets them play again once every one has faded out."""
+        self._queue.silences.append(_Silence(release))
+        self._wake.set()
+
+    async def wait_faded(self, source: str | None = None) -> None:
+        """Until ``source`` (None: every source) has faded out, at most ``SILENCE_TIMEOUT_S``;
+        at once when no audio runs (nothing fades then)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SILENCE_TIMEOUT_S
+        while self.running and not self._faded(source) and loop.time() < deadline:
+            await asyncio.sleep(POLL_S)
+
+    # --- observation --------------------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        """Audio is flowing."""
+        return self.state is EngineState.RUNNING and self.host is not None and self.host.running
+
+    def stats(self) -> dict[str, Any]:
+        """The engine statistics of the state report (``docs/operations.md``)."""
+        host = self.host
+        stats = host.stats() if host is not None else {"backend": self.config.audio.backend, "running": False}
+        c = self.controller.buffers.counters if self.controller.buffers is not None else None
+        stats.update(
+            running=self.running,
+            state=self.state.value,
+            nonfinite_replaced=int(c[layout.C_NONFINITE]) if c is not None else 0,
+            limited_frames=int(c[layout.C_LIMITED]) if c is not None else 0,
+            clipped_samples=int(c[layout.C_CLIPPED]) if c is not None else 0,
+            restarts=self.restarts,
+            failed_starts=self.failed_starts,
+            dropped=dict(self.controller.dropped),
+        )
+        if self.reason:
+            stats["error"] = self.reason
+        return stats
+
+    # --- the loop -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Open the stream, then serve requests and watch the stream until asked to stop.
+        Whatever ends the loop (a stop, a cancellation, a bug), the host is closed."""
+        try:
+            await self._open(refresh=False)
+            while True:
+                self.heartbeat = time.monotonic()
+                try:
+                    await asyncio.wait_for(self._wake.wait(), self._next_check_s())
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+                q = self._queue
+                if q.stop:
+                    break
+                if q.silences:
+                    await self._fade_through_silence(q.silences.popleft())
+                elif q.reload is not None:
+                    load, q.reload = q.reload, None
+                    await self._reload(load)
+                await self._supervise()
+                if q.silences or q.reload is not None:
+                    self._wake.set()
+        finally:
+            await self._shut_down()
+
+    def _next_check_s(self) -> float:
+        if self.state is EngineState.WAITING:
+            return BACKOFF_S[min(self._failures, len(BACKOFF_S)) - 1] if self._failures else 0.0
+        return SUPERVISE_S
+
+    async def _supervise(self) -> None:
+        """Notice a lost stream; retry a waiting one once its backoff has passed."""
+        if self.state is EngineState.RUNNING and not self.host.running:
+            log.warning("audio stopped (device gone or stream failed); retrying")
+            await self._close()
+            self.state, self.reason = EngineState.WAITING, "the audio device stopped (unplugged, or its server quit)"
+            self._failures = 0
+            self._due = time.monotonic() + BACKOFF_S[0]
+        elif self.state is EngineState.WAITING and time.monotonic() >= self._due:
+            self._failures += 1
+            if await self._open(refresh=True):
+                await self._until(lambda: self.host.running, RESUME_TIMEOUT_S)
+                if self.host.running:
+                    log.info("audio resumed after %d attempt(s)", self._failures)
+                    self._failures = 0
+            else:
+                self._due = time.monotonic() + BACKOFF_S[min(self._failures, len(BACKOFF_S)) - 1]
+
+    async def _open(self, refresh: bool) -> bool:
+        """Open and start a stream on fresh buffers, ramping in from silence; False (state
+        WAITING, ``reason`` set) when it cannot. ``refresh``: read the device list afresh
+        first (a device may have come back)."""
+        self.state = EngineState.STARTING
+        audio = self.config.audio
+        buffers = self.controller.start_buffers()
+        loudness = LoudnessMonitor(buffers, self.config, matching.window_s(self.config))
+        loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].outputs)
+        opening = asyncio.ensure_future(asyncio.to_thread(self._start_host, buffers.arrays, refresh))
+        try:
+            host = await asyncio.shield(opening)
+        except asyncio.CancelledError:
+            # the worker thread opens the stream whatever happens here: wait for it, so that
+            # the shutdown that follows closes it
+            with contextlib.suppress(EngineError, OSError, RuntimeError):
+                self.host = await opening
+            raise
+        except (EngineError, OSError, RuntimeError) as exc:
+            self.controller.release_buffers()
+            self.failed_starts += 1
+            self.state, self.reason = EngineState.WAITING, str(exc)
+            # a retry that fails the same way again is news to nobody
+            level = logging.DEBUG if str(exc) == self._last_error else logging.ERROR
+            log.log(level, "audio engine not running: %s", exc)
+            self._last_error = str(exc)
+            self._due = time.monotonic() + BACKOFF_S[min(max(self._failures, 1), len(BACKOFF_S)) - 1]
+            return False
+        self.host, self.loudness = host, loudness
+        self.state, self.reason, self._last_error = EngineState.RUNNING, None, None
+        self.restarts += 1 if self._opened else 0
+        self._opened += 1
+        log.info("audio running: %s, %d Hz, %d frames", audio.backend, audio.samplerate, audio.blocksize)
+        self.ready.set()
+        return True
+
+    def _start_host(self, arrays, refresh: bool):
+        """Build and start the host (in a worker thread: compiling the callback and opening a
+        device take long, and a device may not answer). The host is closed again if it does
+        not start."""
+        audio = self.config.audio
+        if audio.backend == "virtual":
+            from controlroom.daemon.engine.virtual import VirtualHost
+
+            host = VirtualHost(
+                process, arrays, audio.samplerate, audio.blocksize, audio.input_channels, audio.output_channels,
+                program=self.program,
+            )
+        else:
+            from controlroom.daemon.engine.portaudio import PortAudioHost, refresh_devices
+
+            if refresh:
+                refresh_devices()
+            host = PortAudioHost(
+                process, arrays, audio.device, audio.samplerate, audio.blocksize, audio.input_channels,
+                audio.output_channels,
+            )
+        try:
+            host.start()
+        except BaseException:
+            _close_quietly(host)
+            raise
+        return host
+
+    async def _close(self) -> None:
+        """Stop and close the host (it gives up a stream whose device is gone); the buffers go
+        with it."""
+        host, self.host, self.loudness = self.host, None, None
+        self.controller.release_buffers()
+        if host is not None:
+            await asyncio.to_thread(_close_quietly, host)
+
+    async def _fade_out(self) -> None:
+        """Ramp the master gain to silence and wait (bounded) until the kernel reaches it."""
+        self.controller.fade_out()
+        buffers = self.controller.buffers
+
+        def silent() -> bool:
+            c = buffers.counters
+            return c[layout.C_APPLIED] == c[layout.C_SEQ] and buffers.state[layout.T_MASTER] == 0.0
+
+        if self.running:
+            await self._until(silent, FADE_TIMEOUT_S)
+
+    async def _until(self, condition: Callable[[], bool], timeout_s: float) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not condition() and loop.time() < deadline:
+            await asyncio.sleep(POLL_S if timeout_s <= FADE_TIMEOUT_S else 0.02)
+
+    def _faded(self, source: str | None) -> bool:
+        """The kernel runs the latest parameters and ``source`` (None: every source) has faded
+        out (a source no longer configured has nothing to fade)."""
+        b = self.controller.buffers
+        if b is None:
+            return True
+        if b.counters[layout.C_APPLIED] != b.counters[layout.C_SEQ]:
+            return False
+        indices = [i for i, name in enumerate(self.config.sources) if source in (None, name)]
+        return not any(b.state[layout.T_SOURCES + i * layout.TS_STRIDE + layout.TS_FADE] for i in indices)
+
+    async def _fade_through_silence(self, silence: _Silence) -> None:
+        controller = self.controller
+        waiter = silence.done
+        if waiter is not None and waiter.cancelled():
+            return  # nobody waits for it any more: nothing to change
+        if waiter is not None:
+            controller.hold_silence()  # a blind switch holds the sources itself
+        try:
+            await self.wait_faded()
+            if waiter is None or not waiter.cancelled():
+                silence.change()
+        except Exception as exc:
+            if waiter is None:
+                raise
+            if not waiter.done():
+                waiter.set_exception(exc)
+        else:
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None)
+        finally:
+            if waiter is not None:
+                controller.release_silence()
+
+    async def _reload(self, load: ConfigLoader) -> None:
+        config = await load()
+        if config is None:
+            return
+        old, changes = self.config, diff(self.config, config)
+        reopen = changes.stream and self.state is not EngineState.WAITING
+        if reopen:
+            log.info("reload: audio settings changed (%s), reopening the stream", ", ".join(changes.stream))
+            await self._fade_out()
+            await self._close()
+        self.config = config
+        self.controller.reload(config)
+        if reopen:
+            await self._open(refresh=changes.device)
+            self._failures = 0
+        elif self.state is not EngineState.WAITING:
+            if changes.sources and self.controller.buffers is not None:
+                # what the loudness meters and matching measure follows the sources
+                self.loudness = LoudnessMonitor(self.controller.buffers, config, matching.window_s(config))
+            self.follow_speakers()
+            log.info("reload: applied without interrupting audio")
+        if self.on_reload is not None:
+            await self.on_reload(old, config, changes)
+
+    def follow_speakers(self) -> None:
+        """Point the monitor-output loudness meter at the selected set's outputs."""
+        if self.loudness is not None:
+            self.loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].outputs)
+
+    async def _shut_down(self) -> None:
+        """Ramp to silence, close the host, and let every waiting request go."""
+        if self.host is not None:
+            await self._fade_out()
+        await self._close()
+        self.state = EngineState.STOPPED
+        q = self._queue
+        while q.silences:
+            silence = q.silences.popleft()
+            if silence.done is None:
+                silence.change()  # a blind switch's release: nothing fades any more
+            elif not silence.done.done():
+                silence.done.set_exception(EngineError("the audio engine stopped"))
+
+
+def _close_quietly(host) -> None:
+    try:
+        host.close()
+    except (EngineError, OSError, RuntimeError) as exc:
+        log.debug("closing the audio host: %s", exc)
