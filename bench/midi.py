@@ -36,7 +36,7 @@ import mido
 import rtmidi
 
 from controlroom.daemon.config import parse_config
-from controlroom.daemon.service.daemon import Daemon
+from controlroom.daemon.service import Daemon
 
 BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 FLOOD_RATE = 5000

@@ -1,4 +1,4 @@
-"""Benchmark: the daemon's real-time behaviour on a JACK dummy server (DESIGN.md §2, §11).
+"""Benchmark: the daemon's real-time behaviour on a JACK dummy server.
 
 One run, one machine, one JACK server (its own: dummy driver, 48 kHz, 64-frame blocks):
 

@@ -1,7 +1,7 @@
 """The control-plane side of the monitor path: what to play, packed for the kernel.
 
 ``PathSpec`` describes the path's structure (sources, speaker sets, filters), ``Controls`` the
-momentary settings (the targets of DESIGN.md §4 reduced to numbers). ``pack`` turns both into
+momentary settings (the targets reduced to numbers). ``pack`` turns both into
 the kernel's parameter vector; ``PathBuffers`` owns the kernel's arrays and publishes new
 parameters through the seqlock. Channel numbers are 1-based here, as in configs.
 """

@@ -1,7 +1,7 @@
 """Memory layout of the monitor path: where each value lives in the kernel's flat buffers.
 
 The compiled kernel (``dsp/path.py``) sees five preallocated arrays and nothing else, so that a
-numba ``@cfunc`` PortAudio callback can hand them over as raw pointers (DESIGN.md §2):
+numba ``@cfunc`` PortAudio callback can hand them over as raw pointers:
 
 ``shared``   float64[P_LEN]       parameters the control plane publishes (seqlock on C_SEQ)
 ``params``   float64[2, P_LEN]    the kernel's private double-buffered copy of ``shared``

@@ -1,6 +1,6 @@
 """The monitor path: one compiled kernel for the live callback, the virtual host and ``render``.
 
-``process(inp, out, shared, params, state, meters, counters)`` runs DESIGN.md §3 steps 1-6 on
+``process(inp, out, shared, params, state, meters, counters)`` runs the monitor path's steps 1-6 (docs/monitor-path.md) on
 one block. Buffers and their layout are described in ``dsp/layout.py``. The kernel allocates
 nothing, takes no locks and touches no Python object, so a numba ``@cfunc`` can call it from
 PortAudio's real-time thread without the GIL.

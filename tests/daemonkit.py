@@ -11,7 +11,7 @@ import numpy as np
 
 from controlroom.daemon.cli.program import pink_noise
 from controlroom.daemon.config import parse_config
-from controlroom.daemon.service.daemon import Daemon
+from controlroom.daemon.service import Daemon
 from controlroom.dsp import layout
 from controlroom.dsp.bs1770 import measure
 from controlroom.dsp.tap import read_tap

@@ -1,4 +1,4 @@
-"""A JACK dummy server and a recording/playing JACK client for integration tests (DESIGN.md §10).
+"""A JACK dummy server and a recording/playing JACK client for integration tests.
 
 ``JackServer`` runs ``jackd -n NAME -S -d dummy`` and can be killed and restarted by a test
 (device-loss tests). ``JackHarness`` is a JACK client whose output ports play looped signals

@@ -1,4 +1,4 @@
-"""``controlroom ctl``: control a running daemon over OSC (DESIGN.md §6, §7).
+"""``controlroom ctl``: control a running daemon over OSC.
 
 ``ctl TARGET VALUE`` sends ``/controlroom/TARGET VALUE``; ``toggle``, ``next``, ``prev`` and
 ``step DELTA`` send ``/controlroom/TARGET/<action>``; ``ctl TARGET`` alone only asks. Each is

@@ -15,7 +15,7 @@ import sys
 from controlroom.daemon.cli import logsetup
 from controlroom.daemon.cli.program import demo_inputs
 from controlroom.daemon.config import default_config
-from controlroom.daemon.service.daemon import Daemon
+from controlroom.daemon.service import Daemon
 
 VIEW_INTERVAL_S = 0.1
 

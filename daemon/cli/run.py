@@ -7,7 +7,7 @@ import asyncio
 import logging
 
 from controlroom.daemon.cli import logsetup, options
-from controlroom.daemon.service.daemon import Daemon
+from controlroom.daemon.service import Daemon
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -23,7 +23,7 @@ SYSTEM_CONFIG = Path("/etc/controlroom/config.toml")
 
 
 def find_config(explicit: str | None) -> Path | None:
-    """The config file to use (DESIGN.md §5), or None for the built-in default.
+    """The config file to use, or None for the built-in default.
 
     Order: ``explicit`` (``-c``), ``$CONTROLROOM_CONFIG``, ``./controlroom.toml``,
     ``$XDG_CONFIG_HOME/controlroom/config.toml`` (``~/.config`` when unset),

@@ -21,7 +21,7 @@ BACKENDS = ("portaudio", "virtual")
 SAMPLERATES = (44100, 48000, 88200, 96000, 176400, 192000)
 #: Block sizes (frames): powers of two from 16 to 4096.
 BLOCKSIZES = tuple(2**k for k in range(4, 13))
-#: Loudness-match modes of the ``[ab]`` pair (DESIGN.md §9): the ``match`` target's values.
+#: Loudness-match modes of the ``[ab]`` pair: the ``match`` target's values.
 MATCH_MODES = MATCH
 #: Built-in emulation profiles a speaker set may ``emulate`` (defined with their filters in dsp).
 EMULATION_PROFILES = PROFILE_NAMES

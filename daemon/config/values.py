@@ -211,7 +211,7 @@ class Boolean(Spec):
 
 
 class Name(Spec):
-    """A name that becomes an OSC address part and MQTT topic level (see module docstring)."""
+    """A name that becomes an OSC address part (see module docstring)."""
 
     def describe(self) -> str:
         return "a name of lower-case letters, digits, '-' and '_', starting with a letter or digit"

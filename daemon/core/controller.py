@@ -1,6 +1,6 @@
 """The controller: the one place where targets change and the engine hears of it.
 
-Every origin (OSC, MIDI surfaces, MQTT, the state file at start-up) calls ``apply``. A change is
+Every origin (OSC, MIDI surfaces, the state file at start-up) calls ``apply``. A change is
 validated by the vocabulary, published to the kernel through the seqlock and announced to every
 listener (feedback to surfaces and OSC subscribers, the state saver) with its origin.
 

@@ -1,4 +1,4 @@
-"""Loudness matching of compared sources (DESIGN.md §9).
+"""Loudness matching of compared sources.
 
 Every source is measured continuously (``LoudnessMonitor``: gated BS.1770 loudness over the last
 ``[ab] window_s`` seconds, before the match gain). With ``match = auto``, at each switch of the

@@ -1,6 +1,6 @@
-"""The one target vocabulary (DESIGN.md §4): names, types, value parsing and state changes.
+"""The one target vocabulary: names, types, value parsing and state changes.
 
-OSC, MIDI, MQTT, the state file, ``ctl`` and ``render --set`` all go through this module, so a
+OSC, MIDI, the state file, ``ctl`` and ``render --set`` all go through this module, so a
 value means the same thing whichever way it arrives. Every invalid value raises
 ``TargetError`` with a reason and leaves the state untouched.
 """

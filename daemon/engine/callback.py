@@ -4,7 +4,7 @@
 state, meters, counters)``, a C function with PortAudio's ``PaStreamCallback`` signature.
 ``userData`` is a ``PointerTable`` address; the callback rebuilds the kernel's arrays from it,
 calls the kernel, and keeps the host statistics (``stats.record_block``). It touches no Python
-object, so a busy or blocked interpreter cannot delay it (DESIGN.md §2).
+object, so a busy or blocked interpreter cannot delay it.
 """
 
 from __future__ import annotations

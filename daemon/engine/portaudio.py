@@ -1,8 +1,8 @@
 """The PortAudio host: the kernel runs in a GIL-free ``@cfunc`` stream callback.
 
 The stream is opened with PortAudio's own ``Pa_OpenStream`` (through sounddevice's cffi
-declarations) so that its callback is the compiled C function of ``callback.make_callback``
-(DESIGN.md §2). The host keeps its statistics in ``counters[host_base:]`` (``stats``).
+declarations) so that its callback is the compiled C function of ``callback.make_callback``.
+The host keeps its statistics in ``counters[host_base:]`` (``stats``).
 
 Device loss: when the stream stops delivering callbacks without being asked to, ``running``
 turns false. The stream and its PortAudio instance are then given up rather than closed (see

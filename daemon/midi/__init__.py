@@ -1,4 +1,4 @@
-"""MIDI control surfaces (DESIGN.md §8): mappings, their interpretation, feedback, ports, learn.
+"""MIDI control surfaces: mappings, their interpretation, feedback, ports, learn.
 
 Pure modules (no I/O): ``mapping`` (TOML files -> typed controls), ``taper`` (control positions
 <-> target values), ``interpret`` (MIDI messages -> controller actions), ``feedback`` (state ->

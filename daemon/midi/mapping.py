@@ -1,4 +1,4 @@
-"""Mapping files (DESIGN.md §8): TOML in, typed controls out, every error at once.
+"""Mapping files: TOML in, typed controls out, every error at once.
 
 A mapping has an optional ``name``, an optional ``include`` (a preset name or a path relative
 to the including file: its controls come first, and a control of the including file replaces

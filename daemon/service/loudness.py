@@ -4,7 +4,7 @@ The kernel copies its inputs and outputs into the tap ring (``dsp/layout.py``); 
 drains the ring outside the audio thread (``drain`` runs GIL-free numba code and is called from
 a worker thread) into one streaming meter per source and one for the selected speaker set's
 outputs. Each source also keeps a window of momentary loudness values (one per 100 ms) whose
-gated mean is what level matching compares (DESIGN.md §9): pauses are gated out like in
+gated mean is what level matching compares: pauses are gated out like in
 integrated loudness, so a break in the music does not skew the match.
 """
 

@@ -1,8 +1,14 @@
 """The state file: targets' values survive restarts and power cuts.
 
-Saved as JSON by atomic replace (write a temporary file, fsync, rename, fsync the directory)
-shortly after each change, so a power cut leaves either the old or the new file, never half of
-one. A missing or corrupt file means defaults and a warning, never a crash.
+One JSON document, ``{"version": N, "targets": {...}, "match_db": {...}, "inserts": {...}}``,
+saved by atomic replace (write a temporary file, fsync, rename, fsync the directory) shortly
+after each change, so a power cut leaves either the old or the new file, never half of one.
+
+A document of an older version is brought up to date by ``MIGRATIONS`` when read; one of a newer
+version (after a downgrade) is restored as far as this version understands it. A file that
+cannot be used — corrupt, of an unexpected shape, without a valid version — is renamed to
+``state.json.corrupt.<time>`` (kept for the user, never overwritten) and reported; the daemon
+starts from the config's defaults. Nothing here ever raises for what the file holds.
 """
 
 from __future__ import annotations
@@ -12,12 +18,18 @@ import json
 import logging
 import os
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
+#: The version ``save`` writes.
 FORMAT_VERSION = 1
+#: ``MIGRATIONS[n]`` turns a version-n document into version n + 1 (none yet: version 1 is the
+#: first; a file without a version is read as version 1, which it is).
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 #: Quiet time before a save (s): a knob turned for a while is written once, not per tick.
 DEBOUNCE_S = 0.5
 #: Longest a change may wait while changes keep coming (s).
@@ -36,7 +48,8 @@ def default_path(configured: Path | None) -> Path:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """The saved document, or ``{}`` (with a warning logged) when missing or unusable."""
+    """The saved document at the current version, or ``{}`` (with a warning logged, and an
+    unusable file set aside) when missing or unusable."""
     try:
         data = path.read_bytes()
     except FileNotFoundError:
@@ -50,12 +63,34 @@ def load(path: Path) -> dict[str, Any]:
         # too, not a reason to crash
         doc = json.loads(data.decode("utf-8"))
     except (ValueError, RecursionError) as exc:
-        log.warning("state file %s is corrupt (%s): starting from defaults", path, str(exc)[:200])
-        return {}
+        return _set_aside(path, f"is corrupt ({str(exc)[:200]})")
     if not isinstance(doc, dict) or not isinstance(doc.get("targets", {}), dict):
-        log.warning("state file %s has an unexpected shape: starting from defaults", path)
-        return {}
+        return _set_aside(path, "has an unexpected shape")
+    version = doc.get("version", 1)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        return _set_aside(path, f"has no valid version ({str(version)[:20]})")
+    if version > FORMAT_VERSION:
+        # a downgrade: every value is checked as it is restored, unknown ones are ignored
+        log.warning("state file %s is of version %d, newer than this controlroom's %d: restoring what it knows",
+                    path, version, FORMAT_VERSION)
+    while version < FORMAT_VERSION:
+        doc = MIGRATIONS[version](doc)
+        version += 1
+        doc["version"] = version
     return doc
+
+
+def _set_aside(path: Path, problem: str) -> dict[str, Any]:
+    """Rename the unusable file at ``path`` out of the way (the next save writes a new one)
+    and say so; ``{}``."""
+    aside = path.with_name(f"{path.name}.corrupt.{time.strftime('%Y%m%dT%H%M%S')}")
+    try:
+        path.rename(aside)
+    except OSError as exc:
+        log.warning("state file %s %s, and cannot be set aside (%s): starting from defaults", path, problem, exc)
+    else:
+        log.warning("state file %s %s: kept as %s; starting from defaults", path, problem, aside)
+    return {}
 
 
 def save(path: Path, doc: dict[str, Any]) -> None:

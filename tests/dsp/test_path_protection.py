@@ -1,4 +1,4 @@
-"""Specification tests for the monitor path's protection (DESIGN.md §3 steps 1 and 6-7).
+"""Specification tests for the monitor path's protection.
 
 No sample ever leaves above the ceiling, whatever the EQ, trims or input; non-finite input
 becomes 0 and is counted; the limiter leaves signals below the ceiling bit-exact; the output

@@ -1,4 +1,4 @@
-"""Specification tests for the monitor path (DESIGN.md §3): what each stage does to real signals.
+"""Specification tests for the monitor path: what each stage does to real signals.
 
 Levels are measured on the steady state (after SKIP) with a least-squares sine fit and
 compared with dB arithmetic; filters with ``scipy.signal`` (freqz / sosfreqz / sosfilt) of
@@ -469,7 +469,7 @@ def test_delay_shifts_the_whole_set_including_eq_and_sub():
 
 
 def test_delay_longer_than_50ms_is_refused():
-    """DESIGN.md §3: delay up to 50 ms; the ring buffers hold no more. A longer delay must be
+    """Delay up to 50 ms; the ring buffers hold no more. A longer delay must be
     refused where the path is described, like every other limit of PathSpec."""
     with pytest.raises(ValueError):
         stereo_spec(sets=[SetSpec((1, 2), delay_ms=layout.MAX_DELAY_MS + 10.0)])

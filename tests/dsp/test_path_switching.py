@@ -1,4 +1,4 @@
-"""Specification tests for changes while the monitor path runs (DESIGN.md §2-§3).
+"""Specification tests for changes while the monitor path runs.
 
 Parameters cross through the seqlock and apply at the next block; gains ramp, switches
 crossfade: no change produces a step in the output larger than the program's own largest
@@ -81,7 +81,7 @@ def crossfade_gains(y, x_out, x_in, at, length):
 @pytest.mark.parametrize("crossfade_ms", [5.0, 20.0, 50.0])
 def test_source_crossfade_is_equal_power_over_crossfade_ms(crossfade_ms):
     """Source A plays only on the left, source B only on the right: the two output channels
-    show the two crossfade gains, which must keep gA^2 + gB^2 = 1 (DESIGN.md §3 step 2)."""
+    show the two crossfade gains, which must keep gA^2 + gB^2 = 1 (equal-power crossfade)."""
     spec = stereo_spec(n_in=4, sources=[SourceSpec((1, 2)), SourceSpec((3, 4))], crossfade_ms=crossfade_ms)
     length = round(crossfade_ms * FS / 1000)
     n = FS // 2

@@ -1,4 +1,4 @@
-"""The configuration file (DESIGN.md §5) and ``controlroom check``.
+"""The configuration file and ``controlroom check``.
 
 Valid files become the documented objects with the documented defaults; broken files are
 rejected by the real command line with exit status 2, one ``FILE: key.path: reason`` line per

@@ -1,4 +1,4 @@
-"""Loudness matching (DESIGN.md §9): the controller's arithmetic with an injected measurement,
+"""Loudness matching: the controller's arithmetic with an injected measurement,
 the state file round trip, and the whole chain through the real kernel on the virtual backend.
 
 End-to-end, the daemon plays generated noise of known loudness and tone; the monitor output is

@@ -1,4 +1,4 @@
-"""Fake MIDI devices on a JACK server (DESIGN.md §10), for the surface integration tests.
+"""Fake MIDI devices on a JACK server, for the surface integration tests.
 
 ``FakeSurface``: mido virtual ports through rtmidi's JACK API — an output the daemon reads and
 an input collecting what the daemon sends back. ``RawSender``: a JACK client writing arbitrary

@@ -1,4 +1,4 @@
-"""Surfaces through real JACK MIDI (DESIGN.md §10): a fake surface with rtmidi virtual ports
+"""Surfaces through real JACK MIDI: a fake surface with rtmidi virtual ports
 talks to a running SurfaceManager and Controller; one test runs a whole Daemon on the virtual
 audio backend. Every wait is a condition with a timeout: state reached, bytes received. Absence
 of feedback is shown by a later message that does arrive (feedback keeps its order)."""
@@ -23,7 +23,7 @@ from controlroom.daemon.config import parse_config
 from controlroom.daemon.core.controller import Controller
 from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.midi.surface import SurfaceManager
-from controlroom.daemon.service.daemon import Daemon
+from controlroom.daemon.service import Daemon
 from controlroom.dsp import layout
 
 pytestmark = pytest.mark.jack

@@ -1,4 +1,4 @@
-"""Mapping files: the format of DESIGN.md §8, errors in the config's style, includes, presets,
+"""Mapping files: the documented format (docs/surfaces.md), errors in the config's style, includes, presets,
 and binding to a config's vocabulary."""
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.errors import ConfigError
 from controlroom.daemon.midi.mapping import Address, bind, load_surface_mapping, preset_names
 
-DESIGN_EXAMPLE = """
+DOCUMENTED_EXAMPLE = """
 name = "Behringer X-Touch Mini (standard mode, layer A)"
 [[control]]
 midi = { type = "cc", channel = 11, control = 1 }   # channels 1-16
@@ -42,7 +42,7 @@ def errors(text: str) -> list[str]:
 
 
 def test_the_design_example_parses_into_typed_controls():
-    m = mapping(DESIGN_EXAMPLE)
+    m = mapping(DOCUMENTED_EXAMPLE)
     assert m.name == "Behringer X-Touch Mini (standard mode, layer A)"
     volume, dim, crap = m.controls
     assert volume.midi == Address("cc", 11, 1, 7)
@@ -268,7 +268,7 @@ def test_includes_are_one_level_deep(tmp_path):
 
 
 def test_a_mapping_path_is_relative_to_the_config_file(tmp_path):
-    (tmp_path / "desk.toml").write_text(DESIGN_EXAMPLE)
+    (tmp_path / "desk.toml").write_text(DOCUMENTED_EXAMPLE)
     m = load_surface_mapping(_surface("desk.toml"), 0, str(tmp_path / "c.toml"), tmp_path)
     assert len(m.controls) == 3
 

@@ -1,4 +1,4 @@
-"""The OSC endpoint (DESIGN.md §6) over real UDP on loopback.
+"""The OSC endpoint over real UDP on loopback.
 
 Ordering is the synchronisation: the server handles datagrams in arrival order and answers a
 ``/controlroom/state`` query only after everything sent before it, so ``Peer.barrier()`` (a state

@@ -1,4 +1,4 @@
-"""The daemon end to end on a real JACK dummy server (DESIGN.md §2, §3, §5, §6, §10).
+"""The daemon end to end on a real JACK dummy server.
 
 ``controlroom run -c CFG`` runs as a subprocess with the portaudio backend on device
 ``system`` (the session's JACK dummy server). A harness JACK client plays a sine of its own

@@ -147,7 +147,7 @@ def test_a_measurement_is_answered_when_done_and_a_failure_is_reported_not_count
     run(scenario)
 
 
-# --- measuring an insert end to end on JACK (DESIGN.md §10) -------------------------------------
+# --- measuring an insert end to end on JACK -------------------------------------
 #
 # The daemon runs as a subprocess on the JACK dummy server. A harness client plays pink noise
 # into the dry source (inputs 1-2), records the monitor outputs (1-2), and is the gear in the

@@ -227,7 +227,7 @@ def test_a_background_task_that_fails_is_logged_and_ends_the_service_with_status
         raise RuntimeError("meter bug")
 
     async def scenario():
-        from controlroom.daemon.service.daemon import Daemon
+        from controlroom.daemon.service import Daemon
 
         monkeypatch.setattr(readout, "read", broken)
         daemon = Daemon(matching_config(), None, state_path=None)

@@ -1,4 +1,4 @@
-"""The state file (DESIGN.md §5): atomic and durable saves, debouncing, and a daemon that starts
+"""The state file: atomic and durable saves, debouncing, and a daemon that starts
 from defaults (with a warning) whatever it finds in the file. No JACK: the ``statefile`` module
 directly, or ``controlroom run`` on the ``virtual`` backend.
 """
@@ -267,6 +267,7 @@ CORRUPT = {
     "nested too deep": b"[" * 200_000,
     "a list": b"[1, 2, 3]",
     "targets not a table": b'{"version": 1, "targets": 5}',
+    "no valid version": b'{"version": "one", "targets": {"volume": -3.0}}',
 }
 
 
@@ -290,6 +291,10 @@ def test_a_corrupt_state_file_means_defaults_and_a_warning(daemon_with_state, co
     doc = wait_for(saved, 10.0, "a valid state file")
     assert doc["targets"]["volume"] == DEFAULTS["volume"]
     assert daemon.terminate() == 0
+    # the unusable file was kept, as it was, for the user to look at
+    [aside] = tmp_path.glob("state.json.corrupt.*")
+    assert aside.read_bytes() == content
+    assert f"kept as {aside}" in log
 
 
 def test_invalid_saved_values_fall_back_one_by_one(daemon_with_state):
@@ -350,3 +355,17 @@ def test_changes_over_osc_are_saved_and_restored(daemon_with_state, tmp_path):
     daemon, report = daemon_with_state(None)
     assert subset(report["state"], {"volume": -30.0, "speakers": "alt", "mute": True}) == {
         "volume": -30.0, "speakers": "alt", "mute": True}
+
+
+def test_an_older_document_is_migrated_when_read(tmp_path, monkeypatch):
+    def rename_level(doc):  # a made-up version 2 that renamed a key
+        doc["targets"]["volume_db"] = doc["targets"].pop("volume")
+        return doc
+
+    monkeypatch.setattr(statefile, "FORMAT_VERSION", 2)
+    monkeypatch.setattr(statefile, "MIGRATIONS", {1: rename_level})
+    path = tmp_path / "state.json"
+    path.write_text(json.dumps({"version": 1, "targets": {"volume": -12.0}}))
+    assert statefile.load(path) == {"version": 2, "targets": {"volume_db": -12.0}}
+    path.write_text(json.dumps({"targets": {"volume": -6.0}}))  # no version: the first one
+    assert statefile.load(path)["targets"] == {"volume_db": -6.0}
