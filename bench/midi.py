@@ -209,7 +209,7 @@ async def measure(trips: int, seconds: float) -> list[dict]:
     loop = asyncio.get_running_loop()
     device = Device(loop)
     daemon = Daemon(parse_config(CONFIG, "bench"), state_path=False)
-    await daemon.start()
+    serving = asyncio.create_task(daemon.run())
     try:
         while not (daemon.ready.is_set() and daemon.surfaces.surfaces["desk"].connected):
             await asyncio.sleep(0.01)
@@ -225,7 +225,8 @@ async def measure(trips: int, seconds: float) -> list[dict]:
             if n > dropped_before.get(k, 0)
         }
     finally:
-        await daemon.shutdown()
+        daemon.stop()
+        await serving
         device.close()
     results = []
     for name, q in (("button_to_led_p50_ms", 0.5), ("button_to_led_p99_ms", 0.99)):

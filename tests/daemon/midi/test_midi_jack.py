@@ -15,6 +15,7 @@ from pathlib import Path
 
 import mido
 import pytest
+from daemonkit import running
 from jackmidi import BACKEND, FakeSurface, RawSender, until
 from midikit import CONFIG_TOML, bend, cc, note, note_off
 
@@ -23,7 +24,6 @@ from controlroom.daemon.config import parse_config
 from controlroom.daemon.core.controller import Controller
 from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.midi.surface import SurfaceManager
-from controlroom.daemon.service import Daemon
 from controlroom.dsp import layout
 
 pytestmark = pytest.mark.jack
@@ -261,11 +261,9 @@ def test_a_flood_of_5000_messages_a_second_keeps_state_in_range_and_the_loop_res
 def test_a_daemon_on_the_virtual_backend_hears_the_surface_in_its_kernel(fake, tmp_path):
     async def scenario():
         config = parse_config(CONFIG_TOML + surface_config(fake.name, "behringer-xtouch-mini"), "test.toml")
-        daemon = Daemon(config, state_path=False)
-        await daemon.start()
-        try:
+        async with running(config) as daemon:
             await until(
-                lambda: daemon.ready.is_set() and daemon.surfaces.surfaces["desk"].connected, "the daemon"
+                lambda: daemon.surfaces.surfaces["desk"].connected, "the daemon"
             )
             buffers = daemon.controller.buffers
 
@@ -278,8 +276,6 @@ def test_a_daemon_on_the_virtual_backend_hears_the_surface_in_its_kernel(fake, t
             await until(lambda: applied(layout.P_SET) == 2.0, "the kernel playing set 3 (crap)")
             fake.send(note(11, 17), note_off(11, 17))  # mute
             await until(lambda: applied(layout.P_MASTER) == 0.0, "the kernel's master gain at 0")
-        finally:
-            await daemon.shutdown()
 
     run(scenario)
 
