@@ -29,21 +29,32 @@ BLOCKSIZES = (32, 64, 256, 1024)
 STUDIO_EQ = tuple(
     Biquad(t, f, g, q=q)
     for t, f, g, q in [
-        ("lowshelf", 60.0, 2.0, 0.7), ("peak", 120.0, -3.0, 4.0), ("peak", 250.0, -2.0, 4.0),
-        ("peak", 500.0, 1.0, 1.0), ("peak", 1000.0, -1.0, 2.0), ("peak", 3000.0, 1.5, 1.5),
-        ("peak", 8000.0, -2.0, 2.0), ("highshelf", 12000.0, -1.0, 0.7),
+        ("lowshelf", 60.0, 2.0, 0.7),
+        ("peak", 120.0, -3.0, 4.0),
+        ("peak", 250.0, -2.0, 4.0),
+        ("peak", 500.0, 1.0, 1.0),
+        ("peak", 1000.0, -1.0, 2.0),
+        ("peak", 3000.0, 1.5, 1.5),
+        ("peak", 8000.0, -2.0, 2.0),
+        ("highshelf", 12000.0, -1.0, 0.7),
     ]
 )
 CONSUMER_EQ = tuple(
     Biquad(t, f, g, q=q)
-    for t, f, g, q in [("peak", 100.0, 3.0, 1.0), ("peak", 800.0, -2.0, 1.0),
-                       ("peak", 4000.0, 2.0, 1.0), ("highshelf", 10000.0, -3.0, 0.7)]
+    for t, f, g, q in [
+        ("peak", 100.0, 3.0, 1.0),
+        ("peak", 800.0, -2.0, 1.0),
+        ("peak", 4000.0, 2.0, 1.0),
+        ("highshelf", 10000.0, -3.0, 0.7),
+    ]
 )
 
 
 def studio_spec() -> PathSpec:
     return PathSpec(
-        samplerate=FS, n_in=8, n_out=8,
+        samplerate=FS,
+        n_in=8,
+        n_out=8,
         sources=(SourceSpec((1, 2)), SourceSpec((3, 4), trim_db=-2.0)),
         sets=(
             SetSpec((1, 2), trim_db=-1.0, delay_ms=1.5, eq=STUDIO_EQ, sub=SubSpec(3, 80.0, -2.0)),
@@ -102,7 +113,7 @@ class Peer:
         mains, self.zi_high = signal.sosfilt(self.high, mains, axis=0, zi=self.zi_high)
         lanes = np.column_stack([mains, sub * self.sub_gain])
         delayed = np.vstack([self.delay, lanes])
-        self.delay = delayed[-self.delay.shape[0]:]
+        self.delay = delayed[-self.delay.shape[0] :]
         lanes = delayed[: lanes.shape[0]]
         peak = np.abs(lanes).max(axis=1)
         gain = np.minimum(1.0, self.ceiling / np.maximum(peak, 1e-30))
@@ -117,7 +128,7 @@ def time_peer(x: np.ndarray, blocksize: int) -> float:
     y = np.zeros((x.shape[0], 8), dtype=np.float32)
     t = time.perf_counter()
     for start in range(0, x.shape[0], blocksize):
-        peer.block(x[start:start + blocksize], y[start:start + blocksize])
+        peer.block(x[start : start + blocksize], y[start : start + blocksize])
     return time.perf_counter() - t
 
 
@@ -155,13 +166,15 @@ def main() -> None:
         ours = time_ours(x, bs)
         peer = time_peer(x, bs)
         frames = x.shape[0]
-        results.append({
-            "blocksize": bs,
-            "ns_per_frame": round(ours / frames * 1e9, 2),
-            "realtime_factor": round(args.seconds / ours, 1),
-            "baseline_ns_per_frame": round(peer / frames * 1e9, 2),
-            "speedup": round(peer / ours, 1),
-        })
+        results.append(
+            {
+                "blocksize": bs,
+                "ns_per_frame": round(ours / frames * 1e9, 2),
+                "realtime_factor": round(args.seconds / ours, 1),
+                "baseline_ns_per_frame": round(peer / frames * 1e9, 2),
+                "speedup": round(peer / ours, 1),
+            }
+        )
     ratio = denormal_ratio(rng)
     if args.json:
         print(json.dumps({"results": results, "silence_after_burst_vs_noise": round(ratio, 3)}))
@@ -169,8 +182,10 @@ def main() -> None:
     print(f"monitor path, {args.seconds:g} s of 8-channel audio at {FS} Hz, one core")
     print(f"{'blocksize':>9} {'ns/frame':>9} {'x realtime':>11} {'peer ns/frame':>14} {'speedup':>8}")
     for r in results:
-        print(f"{r['blocksize']:>9} {r['ns_per_frame']:>9.1f} {r['realtime_factor']:>11.1f} "
-              f"{r['baseline_ns_per_frame']:>14.1f} {r['speedup']:>8.1f}")
+        print(
+            f"{r['blocksize']:>9} {r['ns_per_frame']:>9.1f} {r['realtime_factor']:>11.1f} "
+            f"{r['baseline_ns_per_frame']:>14.1f} {r['speedup']:>8.1f}"
+        )
     print(f"silence after a loud burst costs {ratio:.2f} x noise (denormal guard)")
 
 

@@ -76,15 +76,22 @@ def wall_time(command: list[str], repeats: int) -> float:
 
 def integrated_by_each(path: Path, ffmpeg: str) -> dict:
     """Each tool's integrated loudness (LUFS) of ``path``: a check that all measure the same."""
-    ours = json.loads(subprocess.run(
-        [sys.executable, "-m", "controlroom", "meter", "--json", str(path)], check=True, capture_output=True, text=True
-    ).stdout)["integrated_lufs"]
-    pyln = float(subprocess.run(
-        [sys.executable, "-c", PYLOUDNORM, str(path)], check=True, capture_output=True, text=True
-    ).stdout)
+    ours = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "controlroom", "meter", "--json", str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )["integrated_lufs"]
+    pyln = float(
+        subprocess.run([sys.executable, "-c", PYLOUDNORM, str(path)], check=True, capture_output=True, text=True).stdout
+    )
     err = subprocess.run(
         [ffmpeg, "-nostats", "-i", str(path), "-af", "ebur128=peak=true", "-f", "null", "-"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stderr
     ff = float(re.findall(r"I:\s+(-?[\d.]+) LUFS", err)[-1])
     return {"ours": ours, "pyloudnorm": pyln, "ffmpeg": ff}
@@ -144,8 +151,10 @@ def main() -> None:
     print(f"{'controlroom meter (full report)':<34} {ours:>8.2f} {1.0:>8.2f} {lufs['ours']:>11.2f}")
     print(f"{'pyloudnorm (integrated only)':<34} {pyln:>8.2f} {pyln / ours:>8.2f} {lufs['pyloudnorm']:>11.2f}")
     print(f"{'ffmpeg ebur128=peak=true':<34} {ff:>8.2f} {ff / ours:>8.2f} {lufs['ffmpeg']:>11.2f}")
-    print(f"streaming meter, 64-frame blocks: {streaming:.1f} ns per stereo frame "
-          f"({1e9 / streaming / FS:.0f} x real time on one core)")
+    print(
+        f"streaming meter, 64-frame blocks: {streaming:.1f} ns per stereo frame "
+        f"({1e9 / streaming / FS:.0f} x real time on one core)"
+    )
 
 
 if __name__ == "__main__":

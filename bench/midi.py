@@ -160,15 +160,9 @@ def flood(device: Device, seconds: float, stop: threading.Event) -> int:
             rng.choice(
                 [
                     mido.Message("control_change", channel=10, control=9, value=rng.randrange(128)),  # fader
-                    mido.Message(
-                        "control_change", channel=10, control=1, value=rng.randrange(128)
-                    ),  # encoder 1
-                    mido.Message(
-                        "note_on", channel=10, note=rng.randrange(8, 24), velocity=rng.choice([0, 127])
-                    ),
-                    mido.Message(
-                        "control_change", channel=3, control=rng.randrange(128), value=rng.randrange(128)
-                    ),
+                    mido.Message("control_change", channel=10, control=1, value=rng.randrange(128)),  # encoder 1
+                    mido.Message("note_on", channel=10, note=rng.randrange(8, 24), velocity=rng.choice([0, 127])),
+                    mido.Message("control_change", channel=3, control=rng.randrange(128), value=rng.randrange(128)),
                 ]
             )
             for _ in range(FLOOD_RATE // 100)
@@ -262,18 +256,14 @@ async def measure(trips: int, seconds: float) -> list[dict]:
 
 
 def _quantile(values: list[float], q: float) -> float:
-    return (
-        statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1] if q < 1 else max(values)
-    )
+    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1] if q < 1 else max(values)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object with a results list")
     parser.add_argument("--trips", type=int, default=300, help="button round trips per side (default 300)")
-    parser.add_argument(
-        "--seconds", type=float, default=5.0, help="length of the idle and flood runs (default 5)"
-    )
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of the idle and flood runs (default 5)")
     args = parser.parse_args()
     with jack_server():
         results = asyncio.run(measure(args.trips, args.seconds))

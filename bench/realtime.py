@@ -123,8 +123,7 @@ class Results:
     def __init__(self) -> None:
         self.rows: list[dict] = []
 
-    def add(self, name: str, value, unit: str = "", target: str | None = None, ok: bool | None = None,
-            **extra) -> None:
+    def add(self, name: str, value, unit: str = "", target: str | None = None, ok: bool | None = None, **extra) -> None:
         row = {"name": name, "value": value, "unit": unit}
         if target is not None:
             row["target"] = target
@@ -159,8 +158,10 @@ def percentile(values, q: float) -> float | None:
 
 
 def compile_baseline(directory: Path) -> Path:
-    needed = "gcc and the JACK headers are needed to build the baseline JACK client " \
-             "(apt-get install --no-install-recommends gcc libc6-dev libjack-jackd2-dev)"
+    needed = (
+        "gcc and the JACK headers are needed to build the baseline JACK client "
+        "(apt-get install --no-install-recommends gcc libc6-dev libjack-jackd2-dev)"
+    )
     if shutil.which("gcc") is None:
         raise SystemExit(needed)
     source = directory / "baseline.c"
@@ -244,7 +245,9 @@ class Daemon:
         self.started = started = time.monotonic()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "controlroom", "run", "-c", str(config)],
-            stdout=self.log, stderr=subprocess.STDOUT, env={**env, "NOTIFY_SOCKET": str(self.notify_path)},
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            env={**env, "NOTIFY_SOCKET": str(self.notify_path)},
         )
         self.ready_s = self._wait_ready(started)
         self.port = self._port()
@@ -376,8 +379,11 @@ class Traffic:
         me = [sys.executable, str(Path(__file__).resolve())]
         self.senders = [
             # 5 % over the rate asked for: what arrives is at least that
-            subprocess.Popen([*me, "_sender", str(port), mode, str(1.05 * rate / 2), str(seconds), str(seed)],
-                             stdout=subprocess.PIPE, text=True)
+            subprocess.Popen(
+                [*me, "_sender", str(port), mode, str(1.05 * rate / 2), str(seconds), str(seed)],
+                stdout=subprocess.PIPE,
+                text=True,
+            )
             for seed in (1, 2)
         ]
         self.subscribers = [
@@ -453,7 +459,7 @@ class Recorder:
             self.origin = now
         index = (now - self.origin) & 0xFFFFFFFF
         if index + frames <= self.buffer.shape[0]:
-            self.buffer[index:index + frames] = self.port.get_array()
+            self.buffer[index : index + frames] = self.port.get_array()
             self.times[index // BLOCKSIZE] = entered
             self.written = index + frames
 
@@ -522,7 +528,7 @@ def measure_latency(peer: OscPeer, recorder: Recorder, steps: int, rng: random.R
         peer.set("volume", volume_db)
         here = max(recorder.frame(), 0)
         recorder.wait_until(here + SAMPLERATE // 10)
-        return float(np.mean(recorder.buffer[here + SAMPLERATE // 20: here + SAMPLERATE // 10]))
+        return float(np.mean(recorder.buffer[here + SAMPLERATE // 20 : here + SAMPLERATE // 10]))
 
     levels = {STEP_LOW_DB: steady(STEP_LOW_DB), STEP_HIGH_DB: steady(STEP_HIGH_DB)}
     onset, done = [], []
@@ -536,7 +542,7 @@ def measure_latency(peer: OscPeer, recorder: Recorder, steps: int, rng: random.R
         sent_ns = time.monotonic_ns()
         peer.send("/controlroom/volume", float(target))
         recorder.wait_until(first + SAMPLERATE // 10)
-        window = recorder.buffer[first: first + SAMPLERATE // 10].astype(np.float64)
+        window = recorder.buffer[first : first + SAMPLERATE // 10].astype(np.float64)
         with np.errstate(divide="ignore", invalid="ignore"):
             from_old = np.abs(20 * np.log10(np.abs(window) / abs(levels[current])))
             to_new = np.abs(20 * np.log10(np.abs(window) / abs(levels[target])))
@@ -566,7 +572,7 @@ def main() -> int:
         return 0
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--json", action="store_true", help="print one JSON object {\"results\": [...]}")
+    parser.add_argument("--json", action="store_true", help='print one JSON object {"results": [...]}')
     parser.add_argument("--seconds", type=float, default=60.0, help="length of each phase (default 60)")
     parser.add_argument("--steps", type=int, default=50, help="volume steps per latency run (default 50)")
     parser.add_argument("--rate", type=float, default=2000.0, help="flood: OSC messages/s in all (default 2000)")
@@ -582,8 +588,12 @@ def main() -> int:
     os.environ["JACK_DEFAULT_SERVER"] = server.name
     env = {**os.environ, "JACK_DEFAULT_SERVER": server.name, "NUMBA_CACHE_DIR": str(work / "numba")}
     block_ms = BLOCKSIZE / SAMPLERATE * 1e3
-    print(f"controlroom realtime: JACK dummy {SAMPLERATE} Hz / {BLOCKSIZE} frames "
-          f"(block {block_ms * 1e3:.0f} µs), phases of {args.seconds:g} s", file=sys.stderr, flush=True)
+    print(
+        f"controlroom realtime: JACK dummy {SAMPLERATE} Hz / {BLOCKSIZE} frames "
+        f"(block {block_ms * 1e3:.0f} µs), phases of {args.seconds:g} s",
+        file=sys.stderr,
+        flush=True,
+    )
     daemon = harness = player = recorder = None
     try:
         server.start()
@@ -591,8 +601,14 @@ def main() -> int:
 
         # 1. baseline alone
         base = Baseline(binary, args.seconds).result()
-        results.add("baseline C client alone: delivered", 100 * base["delivered"], "%",
-                    callbacks=base["callbacks"], expected=base["expected"], xruns=base["xruns"])
+        results.add(
+            "baseline C client alone: delivered",
+            100 * base["delivered"],
+            "%",
+            callbacks=base["callbacks"],
+            expected=base["expected"],
+            xruns=base["xruns"],
+        )
 
         # 2. start-up, cold then warm
         config = studio_config(work)
@@ -615,8 +631,14 @@ def main() -> int:
         cpu1, after_idle = cpu_seconds(daemon.pid), engine(peer)
         idle_base = alongside.result()
         idle, idle_cb, idle_exp = delivered(before, after_idle)
-        results.add("idle: callbacks delivered", 100 * idle, "%", callbacks=idle_cb, expected=idle_exp,
-                    xruns=xruns(before, after_idle))
+        results.add(
+            "idle: callbacks delivered",
+            100 * idle,
+            "%",
+            callbacks=idle_cb,
+            expected=idle_exp,
+            xruns=xruns(before, after_idle),
+        )
         results.add("idle: C client alongside delivered", 100 * idle_base["delivered"], "%")
         results.add("idle: daemon CPU", 100 * (cpu1 - cpu0) / args.seconds, "%")
 
@@ -630,13 +652,25 @@ def main() -> int:
         flood, flood_cb, flood_exp = delivered(before, after_flood)
         sent = sum(s["sent"] for s in counts["sent"])
         seconds = max(s["seconds"] for s in counts["sent"])
-        results.add("flood: OSC messages/s sent (2 senders)", sent / seconds, "msg/s", f">= {args.rate:g}",
-                    sent / seconds >= args.rate)
+        results.add(
+            "flood: OSC messages/s sent (2 senders)",
+            sent / seconds,
+            "msg/s",
+            f">= {args.rate:g}",
+            sent / seconds >= args.rate,
+        )
         for k, got in enumerate(counts["received"], start=1):
-            results.add(f"flood: subscriber {k} received feedback / meters",
-                        f"{got['feedback']} / {got['meters']}", "msgs")
-        results.add("flood: callbacks delivered", 100 * flood, "%", callbacks=flood_cb, expected=flood_exp,
-                    xruns=xruns(before, after_flood))
+            results.add(
+                f"flood: subscriber {k} received feedback / meters", f"{got['feedback']} / {got['meters']}", "msgs"
+            )
+        results.add(
+            "flood: callbacks delivered",
+            100 * flood,
+            "%",
+            callbacks=flood_cb,
+            expected=flood_exp,
+            xruns=xruns(before, after_flood),
+        )
         results.add("flood: C client alongside delivered", 100 * flood_base["delivered"], "%")
         results.add("flood: daemon CPU", 100 * (cpu1 - cpu0) / args.seconds, "%")
         results.add("flood delivered / idle delivered", 100 * flood / idle, "%", ">= 99 %", flood >= 0.99 * idle)
@@ -644,8 +678,13 @@ def main() -> int:
         results.add("flood delivered / baseline alone", 100 * flood / base["delivered"], "%")
         durations = after_flood["duration_us"]
         results.add("callback duration p50 (since stream start)", durations["p50"], "µs")
-        results.add("callback duration p99 (since stream start)", durations["p99"], "µs",
-                    f"<= {0.1 * BLOCK_US:.0f} µs", durations["p99"] is not None and durations["p99"] <= 0.1 * BLOCK_US)
+        results.add(
+            "callback duration p99 (since stream start)",
+            durations["p99"],
+            "µs",
+            f"<= {0.1 * BLOCK_US:.0f} µs",
+            durations["p99"] is not None and durations["p99"] <= 0.1 * BLOCK_US,
+        )
         results.add("callback duration max (since stream start)", durations["max"], "µs")
         results.add("OSC messages dropped by the daemon (junk)", sum(after_flood["dropped"].values()), "")
 
@@ -655,9 +694,16 @@ def main() -> int:
         harness = jack.Client("bench-wiring", servername=server.name, no_start_server=True)
         player, recorder = Player(server.name), Recorder(server.name, 60.0)
         wire(harness, player, recorder)
-        for target, value in [("mute", False), ("dim", False), ("mono", False), ("solo", "off"),
-                              ("polarity", False), ("match", "hold"), ("source", "mix"),
-                              ("speakers", "crap")]:
+        for target, value in [
+            ("mute", False),
+            ("dim", False),
+            ("mono", False),
+            ("solo", "off"),
+            ("polarity", False),
+            ("match", "hold"),
+            ("source", "mix"),
+            ("speakers", "crap"),
+        ]:
             peer.set(target, value)
         budget = 2 * block_ms + ramp_ms
         for label, mode in [("quiet", None), ("under flood", "quiet-output")]:
@@ -672,8 +718,13 @@ def main() -> int:
             results.add(f"OSC-to-audio onset p50 ({label})", percentile(onset, 50), "ms")
             results.add(f"OSC-to-audio onset p99 ({label})", percentile(onset, 99), "ms")
             results.add(f"OSC-to-audio done p50 ({label}, {len(done)} steps)", percentile(done, 50), "ms")
-            results.add(f"OSC-to-audio done p99 ({label}, {len(done)} steps)", p99, "ms",
-                        f"<= {budget:.2f} ms", p99 is not None and p99 <= budget and len(done) == args.steps)
+            results.add(
+                f"OSC-to-audio done p99 ({label}, {len(done)} steps)",
+                p99,
+                "ms",
+                f"<= {budget:.2f} ms",
+                p99 is not None and p99 <= budget and len(done) == args.steps,
+            )
 
         # 6. memory
         memory = memory_kib(daemon.pid)

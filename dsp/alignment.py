@@ -84,8 +84,8 @@ def transfer_function(x: np.ndarray, y: np.ndarray, samplerate: float) -> tuple[
     hop = SEGMENT // 2
     starts = range(0, len(x) - SEGMENT + 1, hop)
     window = 0.5 - 0.5 * np.cos(2.0 * np.pi * np.arange(SEGMENT) / SEGMENT)  # periodic Hann
-    spectra_x = np.array([np.fft.rfft(window * x[s:s + SEGMENT]) for s in starts])
-    spectra_y = np.array([np.fft.rfft(window * y[s:s + SEGMENT]) for s in starts])
+    spectra_x = np.array([np.fft.rfft(window * x[s : s + SEGMENT]) for s in starts])
+    spectra_y = np.array([np.fft.rfft(window * y[s : s + SEGMENT]) for s in starts])
     pxx = np.mean(np.abs(spectra_x) ** 2, axis=0)
     pyy = np.mean(np.abs(spectra_y) ** 2, axis=0)
     pxy = np.mean(np.conj(spectra_x) * spectra_y, axis=0)

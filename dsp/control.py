@@ -215,15 +215,15 @@ def _pack_set(p: np.ndarray, b: int, s: SetSpec, fs: int) -> None:
     p[b + layout.K_MONO] = float(s.mono)
     p[b + layout.K_NBANDS] = len(s.eq)
     for j, band in enumerate(s.eq):
-        p[b + layout.K_BANDS + 5 * j:b + layout.K_BANDS + 5 * j + 5] = coefficients(band, fs)
+        p[b + layout.K_BANDS + 5 * j : b + layout.K_BANDS + 5 * j + 5] = coefficients(band, fs)
     if s.sub is None:
         p[b + layout.K_SUB_OUT] = -1.0
         return
     low, high = linkwitz_riley4(s.sub.crossover_hz, fs)
     p[b + layout.K_SUB_OUT] = s.sub.output - 1
     p[b + layout.K_SUB_GAIN] = db_to_gain(s.sub.trim_db)
-    p[b + layout.K_HIGHPASS:b + layout.K_HIGHPASS + 10] = high.ravel()
-    p[b + layout.K_LOWPASS:b + layout.K_LOWPASS + 10] = low.ravel()
+    p[b + layout.K_HIGHPASS : b + layout.K_HIGHPASS + 10] = high.ravel()
+    p[b + layout.K_LOWPASS : b + layout.K_LOWPASS + 10] = low.ravel()
 
 
 class PathBuffers:

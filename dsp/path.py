@@ -415,8 +415,8 @@ def mix_sources(inp, start, n, p, state, meters, counters):
     br = T_BUS + BUS_R * CHUNK
     sl = T_BUS + LANE_L * CHUNK  # the set lanes are free until the sets play
     sr = T_BUS + LANE_R * CHUNK
-    state[bl:bl + n] = 0.0
-    state[br:br + n] = 0.0
+    state[bl : bl + n] = 0.0
+    state[br : br + n] = 0.0
     selected = int(p[P_SOURCE])
     step = 1.0 / max(p[P_XFADE], 1.0)
     coherent = p[P_COHERENT_XFADE] > 0.5
@@ -601,7 +601,7 @@ def play_set(k, n, p, state):
     cascade(state, ll, n, p, base + K_BANDS, int(p[base + K_NBANDS]), state, tb + TK_BANDS, stereo)
     two = p[base + K_NOUT] > 1.0
     if not stereo:
-        state[lr:lr + n] = state[ll:ll + n]
+        state[lr : lr + n] = state[ll : ll + n]
     has_sub = p[base + K_SUB_OUT] >= 0.0
     if has_sub:
         bass_management(n, p, base, tb, state, two)
@@ -652,13 +652,13 @@ def bass_management(n, p, base, tb, state, two):
         for i in range(n):
             state[ls + i] = state[ll + i] + state[ll + CHUNK + i]
     else:
-        state[ls:ls + n] = state[ll:ll + n]
+        state[ls : ls + n] = state[ll : ll + n]
     cascade(state, ls, n, p, base + K_LOWPASS, 2, state, tb + TK_LOWPASS, False)
     ramp_to(state, tb + TK_SUB_GAIN, p[base + K_SUB_GAIN], p[P_RAMP])
     for i in range(n):
         state[ls + i] *= state[mix + i] * ramp_next(state, tb + TK_SUB_GAIN)
-    state[dry:dry + n] = state[ll:ll + n]
-    state[dry + CHUNK:dry + CHUNK + n] = state[ll + CHUNK:ll + CHUNK + n]
+    state[dry : dry + n] = state[ll : ll + n]
+    state[dry + CHUNK : dry + CHUNK + n] = state[ll + CHUNK : ll + CHUNK + n]
     cascade(state, ll, n, p, base + K_HIGHPASS, 2, state, tb + TK_HIGHPASS, True)
     for lane in range(2):
         lo = ll + lane * CHUNK
@@ -699,21 +699,21 @@ def ring_copy(state, buf, ring, cap, pos, n, into_ring):
     """Copy ``n`` samples between a bus and a ring buffer starting at ring position ``pos``."""
     first = min(n, cap - pos)
     if into_ring:
-        state[ring + pos:ring + pos + first] = state[buf:buf + first]
-        state[ring:ring + n - first] = state[buf + first:buf + n]
+        state[ring + pos : ring + pos + first] = state[buf : buf + first]
+        state[ring : ring + n - first] = state[buf + first : buf + n]
     else:
-        state[buf:buf + first] = state[ring + pos:ring + pos + first]
-        state[buf + first:buf + n] = state[ring:ring + n - first]
+        state[buf : buf + first] = state[ring + pos : ring + pos + first]
+        state[buf + first : buf + n] = state[ring : ring + n - first]
 
 
 @njit(**JIT)
 def clear_set(k, p, state):
     """Forget a silent set's filter and delay history so it re-enters cleanly later."""
     tb = T_SETS + k * TK_STRIDE
-    state[tb + TK_HIGHPASS:tb + TK_STRIDE] = 0.0
+    state[tb + TK_HIGHPASS : tb + TK_STRIDE] = 0.0
     cap = int(p[P_DELAY_CAP])
     ring = T_DELAY + k * 3 * cap
-    state[ring:ring + 3 * cap] = 0.0
+    state[ring : ring + 3 * cap] = 0.0
 
 
 @njit(**JIT)
@@ -726,7 +726,7 @@ def limit_and_write(out, start, n, p, state, meters, counters):
     n_out = out.shape[1]
     peaks = T_BUS + BUS_DRY * CHUNK  # the lanes' scratch is free again by now
     gains = T_BUS + BUS_DRY_R * CHUNK
-    state[peaks:peaks + n] = 0.0
+    state[peaks : peaks + n] = 0.0
     for o in range(n_out):
         if p[OUTS_BASE + o] > 0.5 or state[T_TOUCHED + o] == 0.0:
             continue  # an insert send (outboard gear is not the speakers), or silence
@@ -753,7 +753,7 @@ def limit_and_write(out, start, n, p, state, meters, counters):
     clipped = 0
     for o in range(n_out):
         if state[T_TOUCHED + o] == 0.0:
-            out[start:start + n, o] = 0.0  # its meters stay as they are: adding silence
+            out[start : start + n, o] = 0.0  # its meters stay as they are: adding silence
             continue
         ob = T_OUT + o * CHUNK
         mb = M_OUTPUTS + o * MS_STRIDE
@@ -770,7 +770,7 @@ def limit_and_write(out, start, n, p, state, meters, counters):
             sq += v * v
         meters[mb + MS_PEAK] = pk
         meters[mb + MS_SUMSQ] += sq
-        state[ob:ob + n] = 0.0  # ready for the next chunk to add to
+        state[ob : ob + n] = 0.0  # ready for the next chunk to add to
         state[T_TOUCHED + o] = 0.0
     counters[C_CLIPPED] += clipped
 

@@ -27,7 +27,7 @@ def tap(inp, out, meters, counters):
     width = n_in + n_out
     if meters.shape[0] < M_TAP + tap_words(width):
         return  # built without a tap
-    ring = meters[M_TAP:M_TAP + tap_words(width)].view(np.float32)
+    ring = meters[M_TAP : M_TAP + tap_words(width)].view(np.float32)
     row = counters[C_TAP_WRITE] % TAP_FRAMES
     done = 0
     while done < frames:
@@ -64,7 +64,7 @@ def read_tap(meters, counters, read, width, dst):
         lost = write - read - TAP_FRAMES
         read = write - TAP_FRAMES
     n = min(write - read, dst.shape[0])
-    ring = meters[M_TAP:M_TAP + tap_words(width)].view(np.float32)
+    ring = meters[M_TAP : M_TAP + tap_words(width)].view(np.float32)
     for i in range(n):
         at = ((read + i) % TAP_FRAMES) * width
         for c in range(width):

@@ -150,7 +150,7 @@ class OutputTap:
             b = self.buffers
             n, self.read, lost = read_tap(b.meters, b.counters, self.read, self.width, self.scratch)
             assert lost == 0
-            chunks.append(self.scratch[:n, self.n_in:self.n_in + 2].copy())
+            chunks.append(self.scratch[:n, self.n_in : self.n_in + 2].copy())
             got += n
         return np.concatenate(chunks)[:frames]
 

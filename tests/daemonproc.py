@@ -107,6 +107,7 @@ class OscPeer:
 
     def wait(self, condition: Callable[[dict[str, Any]], bool], timeout: float, what: str) -> dict[str, Any]:
         """Poll the report until ``condition(report)``; that report."""
+
         def satisfied():
             try:
                 report = self.query()
@@ -120,8 +121,9 @@ class OscPeer:
 class DaemonProcess:
     """``python -m controlroom run -c CONFIG`` with its log in ``log_path``."""
 
-    def __init__(self, config: Path, log_path: Path, env: dict[str, str] | None = None,
-                 args: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, config: Path, log_path: Path, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    ) -> None:
         self.config = Path(config)
         self.log_path = Path(log_path)
         self.env = {**os.environ, **(env or {})}
@@ -134,13 +136,24 @@ class DaemonProcess:
 
     def start(self) -> DaemonProcess:
         """Start it and return once its OSC port is known (not yet running audio)."""
+        self.spawn()
+        return self.wait_osc()
+
+    def spawn(self) -> DaemonProcess:
+        """Start the process and return at once (``wait_osc()`` waits for its OSC port)."""
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "controlroom", "run", "-c", str(self.config), *self.args],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=self.env,
             )
-        found = self.wait_log(r"OSC listening on \S+:(\d+)", START_TIMEOUT_S)
+        return self
+
+    def wait_osc(self, timeout: float = START_TIMEOUT_S) -> DaemonProcess:
+        """Wait until the spawned daemon logged the OSC port it bound (``port``)."""
+        found = self.wait_log(r"OSC listening on \S+:(\d+)", timeout)
         self.port = int(found.group(1))
         return self
 
@@ -193,8 +206,9 @@ class DaemonProcess:
         def found():
             match = regex.search(self.log(), after)
             if match is None and not self.alive:
-                raise RuntimeError(f"the daemon exited ({self.process.returncode}) before logging "
-                                   f"{pattern!r}:\n{self.log()[-3000:]}")
+                raise RuntimeError(
+                    f"the daemon exited ({self.process.returncode}) before logging {pattern!r}:\n{self.log()[-3000:]}"
+                )
             return match
 
         try:
@@ -208,6 +222,46 @@ class DaemonProcess:
     def wait_running(self, peer: OscPeer, timeout: float = START_TIMEOUT_S) -> dict[str, Any]:
         """Poll the report until ``engine.running``; that report."""
         return peer.wait(lambda r: r["engine"].get("running"), timeout, "engine.running")
+
+    def wait_report(
+        self, peer: OscPeer, condition: Callable[[dict[str, Any]], bool], timeout: float, what: str
+    ) -> dict[str, Any]:
+        """Poll the report until ``condition(report)``; that report. Unlike ``peer.wait`` this
+        gives up at once when the process exits (RuntimeError naming its exit status), and
+        both errors carry the log's tail and the last report seen."""
+        last: list[dict[str, Any]] = []
+
+        def satisfied():
+            if not self.alive:
+                raise RuntimeError(f"{what}: the daemon exited ({self.exit_status()}) first; the log:\n{self.tail()}")
+            try:
+                report = peer.query()
+            except TimeoutError:
+                return None
+            last[:] = [report]
+            return report if condition(report) else None
+
+        try:
+            return wait_for(satisfied, timeout, what)
+        except TimeoutError as exc:
+            seen = json.dumps(last[0]["engine"]) if last else "no answer"
+            raise TimeoutError(f"{exc}; last engine report: {seen}; the log:\n{self.tail()}") from None
+
+    def tail(self, characters: int = 3000) -> str:
+        """The end of this run's log (for failure messages)."""
+        return self.log()[-characters:]
+
+    def exit_status(self) -> str:
+        """``running``, ``exit status N`` or ``killed by SIGNAME`` (for failure messages)."""
+        code = None if self.process is None else self.process.poll()
+        if code is None:
+            return "running"
+        if code < 0:
+            try:
+                return f"killed by {signal.Signals(-code).name}"
+            except ValueError:
+                return f"killed by signal {-code}"
+        return f"exit status {code}"
 
 
 def write_config(path: Path, text: str) -> Path:

@@ -64,8 +64,20 @@ class JackServer:
         ``READY_TIMEOUT_S`` or if jackd exits)."""
         self.remove_shm()
         command = [
-            "jackd", "-n", self.name, "-S", "-d", "dummy", "-r", str(self.samplerate),
-            "-p", str(self.period), "-C", str(self.channels), "-P", str(self.channels),
+            "jackd",
+            "-n",
+            self.name,
+            "-S",
+            "-d",
+            "dummy",
+            "-r",
+            str(self.samplerate),
+            "-p",
+            str(self.period),
+            "-C",
+            str(self.channels),
+            "-P",
+            str(self.channels),
         ]
         with open(self.log, "ab") as log:
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
@@ -94,10 +106,17 @@ class JackServer:
 
     def stop(self) -> None:
         """Stop the server gracefully, freeing its registry slot; start it first if it was
-        killed, because only a live server can give its slot back."""
-        if not self.alive:
-            self.start()
-        self._end(signal.SIGTERM)
+        killed, because only a live server can give its slot back.
+
+        A server that does not exit 0 on SIGTERM has not given its slot back either (jackd
+        dies of SIGPIPE when it notifies a client that crashed; one that hangs is killed after
+        ``READY_TIMEOUT_S``), so it is started and stopped again (at most twice more)."""
+        for _ in range(3):
+            if not self.alive:
+                self.start()
+            self._end(signal.SIGTERM)
+            if self.process.returncode == 0:
+                return
 
     def _end(self, signum: int) -> None:
         self.close_harnesses()
@@ -124,6 +143,16 @@ class JackServer:
         for pattern in (f"jack_{self.name}_*", f"jack_sem.*_{self.name}_*"):
             for path in SHM.glob(pattern):
                 path.unlink(missing_ok=True)
+
+    def ports(self, client_prefix: str) -> list[str]:
+        """The names of the audio ports of every client named ``client_prefix``* (JACK names a
+        second client of a taken name ``NAME-01``), listed by a client opened and closed here."""
+        client = jack.Client("port-lister", servername=self.name, no_start_server=True)
+        try:
+            pattern = f"^{re.escape(client_prefix)}[^:]*:"
+            return sorted(port.name for port in client.get_ports(pattern, is_audio=True))
+        finally:
+            client.close()
 
     def harness(self, n_play: int, n_record: int, name: str = "harness") -> JackHarness:
         """A new ``JackHarness`` on this server (closed by ``kill()``)."""
@@ -274,7 +303,6 @@ class JackHarness:
         self._recorded += count
         if self._recorded == self._recording.shape[0]:
             self._done.set()
-
 
 
 class _Outboard:

@@ -30,4 +30,3 @@ def outboard_eq():
     hb, ha = signal.butter(2, 40.0, "highpass", fs=FS)
     pb, pa = signal.iirpeak(3000.0, 2.0, fs=FS)
     return np.polymul(hb, np.polyadd(pa, pb)), np.polymul(ha, pa)
-

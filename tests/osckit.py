@@ -179,5 +179,7 @@ def errors(messages: list[tuple[str, list[Any]]]) -> list[str]:
 def ctl(port: int, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{port}", *args],
-        capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT_S,
     )

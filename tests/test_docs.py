@@ -22,7 +22,9 @@ DOCS = Path(__file__).resolve().parents[1] / "docs"
 SOURCE = "limits.toml"
 #: What an error about a value beyond a documented limit says (as opposed to a rule between
 #: keys, such as a channel above ``audio.input_channels``).
-BEYOND = re.compile(r"out of range|is at or (above|below)|expected at most|expected at least|entries \(expected|is not supported")
+BEYOND = re.compile(
+    r"out of range|is at or (above|below)|expected at most|expected at least|entries \(expected|is not supported"
+)
 
 #: A config that uses every key of the table once: NAME and [N] in a key stand for its first entry.
 BASE = {

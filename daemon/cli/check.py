@@ -52,7 +52,9 @@ def surface_lines(config: Config, config_dir: Path) -> list[str]:
         bound = bind(mapping, vocabulary)
         errors += bound.errors
         unused = f", {len(bound.unused)} unused (beyond the sets or sources defined)" if bound.unused else ""
-        lines.append(f"surface {surface.name}: {mapping.name} ({_plural(len(bound.mapping.controls), 'control')}{unused})")
+        lines.append(
+            f"surface {surface.name}: {mapping.name} ({_plural(len(bound.mapping.controls), 'control')}{unused})"
+        )
     if errors:
         raise ConfigError(errors)
     return lines

@@ -57,12 +57,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the answer (default: 2)")
     parser.add_argument(
-        "target", metavar="TARGET",
+        "target",
+        metavar="TARGET",
         help="volume, dim, mute, mono, solo, polarity, speakers, sub, source, ab, match, blind, level; "
         "or abx, insert, status",
     )
     parser.add_argument(
-        "words", nargs="*", metavar="VALUE", help="a value, toggle, next, prev or step DELTA; none: print the current value"
+        "words",
+        nargs="*",
+        metavar="VALUE",
+        help="a value, toggle, next, prev or step DELTA; none: print the current value",
     )
 
 
@@ -155,22 +159,34 @@ def insert(endpoint: tuple[str, int], words: list[str], timeout: float, as_json:
             return json.dumps({"inserts": inserts}) if as_json else format_inserts(inserts)
         case ["measure", name]:
             # the daemon answers once the measurement is done: allow for it on top of the timeout
-            params = exchange(endpoint, [build_message(INSERT_MEASURE_ADDRESS, name)], INSERT_MEASURE_ADDRESS,
-                              timeout + MEASURE_TIMEOUT_S)
+            params = exchange(
+                endpoint,
+                [build_message(INSERT_MEASURE_ADDRESS, name)],
+                INSERT_MEASURE_ADDRESS,
+                timeout + MEASURE_TIMEOUT_S,
+            )
             if len(params) != 6:
                 raise RemoteError(f"the daemon's measurement answer has {len(params)} values, expected 6")
             name, latency, latency_ms, gain_db, coherence, inverted = params
             # OSC floats are float32: print the figures to the precision they carry
-            result = {"name": name, "latency": latency, "latency_ms": round(latency_ms, 3),
-                      "gain_db": round(gain_db, 2), "coherence": round(coherence, 3), "inverted": bool(inverted)}
+            result = {
+                "name": name,
+                "latency": latency,
+                "latency_ms": round(latency_ms, 3),
+                "gain_db": round(gain_db, 2),
+                "coherence": round(coherence, 3),
+                "inverted": bool(inverted),
+            }
             return json.dumps(result) if as_json else format_measurement(result)
     raise UsageError(f"insert {' '.join(words)}: expected nothing (show the measurements) or measure NAME")
 
 
 def format_measurement(m: dict[str, Any]) -> str:
     """One insert's measurement in one line."""
-    line = (f"insert {m['name']}: latency {m['latency']} samples ({m['latency_ms']:.2f} ms), "
-            f"gain {m['gain_db']:+.2f} dB, coherence {m['coherence']:.3f}")
+    line = (
+        f"insert {m['name']}: latency {m['latency']} samples ({m['latency_ms']:.2f} ms), "
+        f"gain {m['gain_db']:+.2f} dB, coherence {m['coherence']:.3f}"
+    )
     return line + (", polarity inverted" if m["inverted"] else "")
 
 
@@ -186,8 +202,10 @@ def format_abx(abx: dict[str, Any] | None) -> str:
     if abx is None:
         return "abx: no test yet"
     state = "running" if abx["running"] else "finished" if abx["done"] == abx["trials"] else "stopped"
-    return (f"abx {abx['a']} vs {abx['b']} {state}: {abx['correct']} of {abx['done']} correct "
-            f"({abx['trials']} trials), p = {abx['p_value']:.4g}")
+    return (
+        f"abx {abx['a']} vs {abx['b']} {state}: {abx['correct']} of {abx['done']} correct "
+        f"({abx['trials']} trials), p = {abx['p_value']:.4g}"
+    )
 
 
 def _number(text: str) -> float | None:

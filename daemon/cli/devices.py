@@ -53,8 +53,10 @@ def run(args: argparse.Namespace) -> int:
         if "error" in d:
             print(f"  {d['error']}")
             continue
-        print(f"  {d['index']:>3}  {d['name']}  [{d['hostapi']}]  in {d['inputs']}  out {d['outputs']}  "
-              f"{d['default_samplerate']:g} Hz")
+        print(
+            f"  {d['index']:>3}  {d['name']}  [{d['hostapi']}]  in {d['inputs']}  out {d['outputs']}  "
+            f"{d['default_samplerate']:g} Hz"
+        )
     print(f"MIDI ports ({midi['backend']}):")
     if "error" in midi:
         print(f"  {midi['error']}")

@@ -18,9 +18,12 @@ from controlroom.daemon.midi.learn import control_fields, listen, recognise, sav
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_config(parser)
-    parser.add_argument("--surface", metavar="NAME", help="the surface to listen to (default: the only one with an input)")
     parser.add_argument(
-        "--value", metavar="V",
+        "--surface", metavar="NAME", help="the surface to listen to (default: the only one with an input)"
+    )
+    parser.add_argument(
+        "--value",
+        metavar="V",
         help="what a button sets when pressed, e.g. a speaker set, a source or a level in dB "
         "(default: toggle a switch, next choice)",
     )
@@ -78,5 +81,3 @@ def _value(config: Config, target: str, value: str | None) -> Any:
         return Vocabulary(config).parse(target, value)
     except TargetError as exc:
         raise UsageError(str(exc)) from None
-
-

@@ -60,12 +60,12 @@ def set_responses(spec: PathSpec, index: int, freqs_hz: np.ndarray) -> dict[str,
     base = layout.SETS_BASE + index * layout.SET_STRIDE
     fs = spec.samplerate
     n_bands = int(p[base + layout.K_NBANDS])
-    bands = p[base + layout.K_BANDS:base + layout.K_BANDS + 5 * n_bands].reshape(-1, 5)
+    bands = p[base + layout.K_BANDS : base + layout.K_BANDS + 5 * n_bands].reshape(-1, 5)
     mains = p[base + layout.K_GAIN] * cascade_response(bands, freqs_hz, fs)
     if p[base + layout.K_SUB_OUT] < 0.0:
         return {"mains": mains}
-    high = p[base + layout.K_HIGHPASS:base + layout.K_HIGHPASS + 10].reshape(2, 5)
-    low = p[base + layout.K_LOWPASS:base + layout.K_LOWPASS + 10].reshape(2, 5)
+    high = p[base + layout.K_HIGHPASS : base + layout.K_HIGHPASS + 10].reshape(2, 5)
+    low = p[base + layout.K_LOWPASS : base + layout.K_LOWPASS + 10].reshape(2, 5)
     # the sub is fed the sum of the mains' lanes: L + R with two outputs, the mono lane with one
     feed = p[base + layout.K_NOUT] * p[base + layout.K_SUB_GAIN]
     return {
@@ -120,12 +120,22 @@ def draw(lines: list[Curve], title: str) -> Figure:
     ax = fig.add_subplot()
     for curve in lines:
         ax.plot(
-            curve.freqs_hz, curve.level_db, label=curve.label, color=f"C{curve.group % 10}",
-            linestyle="--" if curve.sub else "-", linewidth=1.6,
+            curve.freqs_hz,
+            curve.level_db,
+            label=curve.label,
+            color=f"C{curve.group % 10}",
+            linestyle="--" if curve.sub else "-",
+            linewidth=1.6,
         )
     top = 6.0 * math.ceil((max(float(np.max(c.level_db)) for c in lines) + 1.0) / 6.0)
-    ax.set(xscale="log", xlim=(LOW_HZ, HIGH_HZ), ylim=(top - Y_SPAN_DB, top), title=title,
-           xlabel="Frequency (Hz)", ylabel="Level per output (dB re input, same signal on L and R)")
+    ax.set(
+        xscale="log",
+        xlim=(LOW_HZ, HIGH_HZ),
+        ylim=(top - Y_SPAN_DB, top),
+        title=title,
+        xlabel="Frequency (Hz)",
+        ylabel="Level per output (dB re input, same signal on L and R)",
+    )
     ax.xaxis.set_major_locator(FixedLocator(_TICKS_HZ))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda f, _: f"{f / 1000:g}k" if f >= 1000 else f"{f:g}"))
     ax.xaxis.set_minor_formatter(NullFormatter())
@@ -139,7 +149,10 @@ def draw(lines: list[Curve], title: str) -> Figure:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_config(parser)
     parser.add_argument(
-        "--speakers", action="append", default=[], metavar="NAME",
+        "--speakers",
+        action="append",
+        default=[],
+        metavar="NAME",
         help="plot this speaker set (repeatable; default: every set)",
     )
     parser.add_argument(

@@ -41,7 +41,11 @@ def apply_sets(vocabulary: Vocabulary, assignments: list[str]):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_config(parser)
     parser.add_argument(
-        "--set", dest="sets", action="append", default=[], metavar="TARGET=VALUE",
+        "--set",
+        dest="sets",
+        action="append",
+        default=[],
+        metavar="TARGET=VALUE",
         help="set a target for the whole render (repeatable), e.g. --set speakers=crap",
     )
     parser.add_argument("input", metavar="IN", help="input file (WAV, FLAC, AIFF); channel k is input k")
@@ -97,10 +101,17 @@ def render_file(inp: str, out: str, subtype: str, spec, ctl, blocksize: int) -> 
     x = np.zeros((CHUNK_FRAMES, spec.n_in), dtype=np.float32)
     y = np.zeros((CHUNK_FRAMES, spec.n_out), dtype=np.float32)
     peak = 0.0
-    with sf.SoundFile(inp) as src, sf.SoundFile(
-        out, "w", samplerate=src.samplerate, channels=spec.n_out, subtype=subtype,
-        format=_format_of(out, src.format),
-    ) as dst:
+    with (
+        sf.SoundFile(inp) as src,
+        sf.SoundFile(
+            out,
+            "w",
+            samplerate=src.samplerate,
+            channels=spec.n_out,
+            subtype=subtype,
+            format=_format_of(out, src.format),
+        ) as dst,
+    ):
         used = min(src.channels, spec.n_in)
         for block in src.blocks(blocksize=CHUNK_FRAMES, dtype="float32", always_2d=True):
             n = block.shape[0]

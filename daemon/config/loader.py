@@ -94,5 +94,3 @@ def syntax_error(source: str, exc: tomllib.TOMLDecodeError) -> str:
         if match.group(2):
             where = f"line {match.group(2)}, column {match.group(3)}"
     return f"{source}: {where}: invalid TOML ({message[:1].lower()}{message[1:]})"
-
-

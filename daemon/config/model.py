@@ -142,9 +142,7 @@ class OscConfig:
 
     host: str = "127.0.0.1"
     port: int = 9000  # 0 = any free port
-    allow: tuple[IPNetwork, ...] = (
-        ipaddress.IPv4Network("127.0.0.0/8"),
-    )
+    allow: tuple[IPNetwork, ...] = (ipaddress.IPv4Network("127.0.0.0/8"),)
     clients: tuple[tuple[str, int], ...] = ()
 
 
@@ -199,5 +197,3 @@ class Config:
     def default_speakers(self) -> str:
         """Name of the speaker set played when nothing else is known: the first one defined."""
         return next(iter(self.speakers))
-
-

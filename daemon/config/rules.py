@@ -69,19 +69,23 @@ def channel_counts(
         for name, source in sources.items()
         for i, channel in enumerate(source.channels or ())
     ]
-    outputs = [
-        (f"{join_key('speakers', name)}.outputs[{i}]", channel)
-        for name, speaker_set in speakers.items()
-        for i, channel in enumerate(speaker_set.outputs or ())
-    ] + [
-        (f"{join_key('speakers', name)}.sub.output", speaker_set.sub.output)
-        for name, speaker_set in speakers.items()
-        if speaker_set.sub is not None and speaker_set.sub.output is not None
-    ] + [
-        (f"{join_key('inserts', name)}.send[{i}]", channel)
-        for name, insert in inserts.items()
-        for i, channel in enumerate(insert.send or ())
-    ]
+    outputs = (
+        [
+            (f"{join_key('speakers', name)}.outputs[{i}]", channel)
+            for name, speaker_set in speakers.items()
+            for i, channel in enumerate(speaker_set.outputs or ())
+        ]
+        + [
+            (f"{join_key('speakers', name)}.sub.output", speaker_set.sub.output)
+            for name, speaker_set in speakers.items()
+            if speaker_set.sub is not None and speaker_set.sub.output is not None
+        ]
+        + [
+            (f"{join_key('inserts', name)}.send[{i}]", channel)
+            for name, insert in inserts.items()
+            for i, channel in enumerate(insert.send or ())
+        ]
+    )
     return replace(
         audio,
         input_channels=_count(reader, "input_channels", audio.input_channels, inputs),
@@ -96,5 +100,3 @@ def _count(reader: Reader, key: str, given: int | None, used: list[tuple[str, in
         if channel > given:
             reader.error(path, f"{channel} is above audio.{key} (expected a channel from 1 to {given})")
     return given
-
-

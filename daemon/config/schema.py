@@ -93,7 +93,17 @@ _PORT_NAME = Text("a MIDI port name (substring)")
 # --- sections ------------------------------------------------------------------------------------
 
 _SECTIONS = (
-    "audio", "monitor", "sources", "speakers", "emulations", "inserts", "ab", "osc", "surfaces", "midi", "state",
+    "audio",
+    "monitor",
+    "sources",
+    "speakers",
+    "emulations",
+    "inserts",
+    "ab",
+    "osc",
+    "surfaces",
+    "midi",
+    "state",
     "levels",
 )
 
@@ -215,7 +225,11 @@ def _source(reader: Reader, path: str, table: dict[str, Any], name: str) -> Sour
 
 
 def _speaker_set(
-    reader: Reader, path: str, table: dict[str, Any], name: str, samplerate: int | None,
+    reader: Reader,
+    path: str,
+    table: dict[str, Any],
+    name: str,
+    samplerate: int | None,
     profiles: tuple[str, ...],
 ) -> SpeakerSetConfig:
     reader.keys(table, path, keys_of(SpeakerSetConfig))
@@ -243,9 +257,7 @@ def _eq(samplerate: int | None, most: int) -> ListOf:
     return ListOf(band, "EQ bands (inline tables)", 0, most)
 
 
-def _emulations(
-    reader: Reader, document: dict[str, Any], samplerate: int | None
-) -> dict[str, EmulationConfig]:
+def _emulations(reader: Reader, document: dict[str, Any], samplerate: int | None) -> dict[str, EmulationConfig]:
     """``[emulations.NAME]``: user-defined emulation profiles, any number (none required)."""
     spec = Table("[emulations.NAME] tables", as_is)
     tables = reader.check(spec, "emulations", document.get("emulations", {}))
@@ -262,9 +274,7 @@ def _emulations(
     return result
 
 
-def _emulation(
-    reader: Reader, path: str, table: dict[str, Any], name: str, samplerate: int | None
-) -> EmulationConfig:
+def _emulation(reader: Reader, path: str, table: dict[str, Any], name: str, samplerate: int | None) -> EmulationConfig:
     reader.keys(table, path, keys_of(EmulationConfig))
     return EmulationConfig(
         name=name,
@@ -281,8 +291,13 @@ def _band(reader: Reader, path: str, table: dict[str, Any], samplerate: int | No
     frequency = Number(0.0, None, "Hz", low_open=True)
     if samplerate is not None:
         frequency = Number(
-            0.0, samplerate / 2, "Hz", low_open=True, high_open=True,
-            high_name="Nyquist", note=f" at samplerate {samplerate}",
+            0.0,
+            samplerate / 2,
+            "Hz",
+            low_open=True,
+            high_open=True,
+            high_name="Nyquist",
+            note=f" at samplerate {samplerate}",
         )
     band = Biquad(
         type=kind,
@@ -330,7 +345,9 @@ def _inserts(
         path = join_key("inserts", name)
         reader.check(_NAME, path, name)
         if name in sources:
-            reader.error(path, f'"{name}" is already a source (expected a name of its own: the return becomes a source)')
+            reader.error(
+                path, f'"{name}" is already a source (expected a name of its own: the return becomes a source)'
+            )
         build = partial(_insert, name=name, sources=tuple(sources), speaker_outputs=speaker_outputs)
         item = reader.check(Table(f"a table [inserts.{name}]", build), path, table)
         if item is not None:
@@ -426,5 +443,3 @@ def _levels(reader: Reader, document: dict[str, Any], monitor: MonitorConfig) ->
         reader.check(_NAME, join_key("levels", name), name)
         levels[name] = reader.get(table, "levels", name, span)
     return levels
-
-

@@ -29,6 +29,7 @@ NAME_PATTERN = re.compile(r"[a-z0-9][a-z0-9_-]*")
 _BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 _HOSTNAME = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)(\.(?!-)[A-Za-z0-9-]{1,63}(?<!-))*\.?")
 
+
 class Invalid(Exception):
     """What is wrong with one value: ``"... (expected ...)"``."""
 
@@ -352,9 +353,6 @@ class Table(Spec):
         return self.build(reader, path, value)
 
 
-
-
-
 class Reader:
     """Walks a TOML document, collecting ``FILE: key.path: message`` lines."""
 
@@ -411,5 +409,3 @@ def default_of(cls: type, name: str) -> Any:
 def keys_of(cls: type) -> tuple[str, ...]:
     """TOML keys of a table that maps onto ``cls``: its fields except ``name``, which is the key."""
     return tuple(f.name for f in fields(cls) if f.name != "name")
-
-

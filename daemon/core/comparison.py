@@ -83,6 +83,7 @@ class Concealment:
     def _without(self, per_source: dict[str, Any]) -> dict[str, Any]:
         return {name: value for name, value in per_source.items() if name not in self.hidden}
 
+
 # --- ABX ----------------------------------------------------------------------------------------
 
 #: The labels of an ABX test, in the order the ``ab`` target steps through them.
@@ -138,9 +139,17 @@ class AbxTest:
         self.done += 1
         self.correct += right
         record = {
-            "time": _now(), "test": self.started, "a": self.a, "b": self.b,
-            "trial": self.done, "trials": self.trials, "x": self.x, "answer": label, "correct": right,
-            "score": self.correct, "p_value": p_value(self.correct, self.done),
+            "time": _now(),
+            "test": self.started,
+            "a": self.a,
+            "b": self.b,
+            "trial": self.done,
+            "trials": self.trials,
+            "x": self.x,
+            "answer": label,
+            "correct": right,
+            "score": self.correct,
+            "p_value": p_value(self.correct, self.done),
         }
         self.x = self.rng.choice(ANSWERS)
         return record
@@ -148,8 +157,13 @@ class AbxTest:
     def summary(self) -> dict[str, Any]:
         """The state report's ``abx`` object."""
         return {
-            "running": self.running, "a": self.a, "b": self.b, "trials": self.trials,
-            "done": self.done, "correct": self.correct, "p_value": p_value(self.correct, self.done),
+            "running": self.running,
+            "a": self.a,
+            "b": self.b,
+            "trials": self.trials,
+            "done": self.done,
+            "correct": self.correct,
+            "p_value": p_value(self.correct, self.done),
         }
 
 

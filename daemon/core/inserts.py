@@ -64,8 +64,12 @@ class InsertResult:
 
     def as_dict(self) -> dict[str, Any]:
         """As saved and reported (JSON types), with the latency in ms too."""
-        return {**asdict(self), "send": list(self.send), "returns": list(self.returns),
-                "latency_ms": round(self.latency_ms, 3)}
+        return {
+            **asdict(self),
+            "send": list(self.send),
+            "returns": list(self.returns),
+            "latency_ms": round(self.latency_ms, 3),
+        }
 
 
 class Inserts:
@@ -176,8 +180,17 @@ def _result(entry: Any) -> InsertResult:
     if not isinstance(entry["inverted"], bool) or not isinstance(entry["source"], str):
         raise TypeError("inverted or source of the wrong type")
     send, returns = (tuple(_channels(entry[key])) for key in ("send", "returns"))
-    return InsertResult(whole["latency"], gain_db, coherence, entry["inverted"], whole["samplerate"],
-                        whole["blocksize"], send, returns, entry["source"])
+    return InsertResult(
+        whole["latency"],
+        gain_db,
+        coherence,
+        entry["inverted"],
+        whole["samplerate"],
+        whole["blocksize"],
+        send,
+        returns,
+        entry["source"],
+    )
 
 
 def _channels(value: Any) -> list[int]:

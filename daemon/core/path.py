@@ -27,8 +27,7 @@ def path_spec(config) -> PathSpec:
         sources=tuple(SourceSpec(s.channels, s.trim_db) for s in config.sources.values()),
         sets=tuple(_set_spec(s, config) for s in config.speakers.values()),
         inserts=tuple(
-            InsertSpec(list(config.sources).index(i.source), i.send, i.measure_dbfs)
-            for i in config.inserts.values()
+            InsertSpec(list(config.sources).index(i.source), i.send, i.measure_dbfs) for i in config.inserts.values()
         ),
         ramp_ms=mon.ramp_ms,
         crossfade_ms=mon.crossfade_ms,
@@ -70,7 +69,10 @@ def insert_offsets(config, match_db: dict[str, float], inserts: Inserts | None) 
 
 
 def controls(
-    config, state: MonitorState, match_db: dict[str, float] | None = None, inserts: Inserts | None = None,
+    config,
+    state: MonitorState,
+    match_db: dict[str, float] | None = None,
+    inserts: Inserts | None = None,
 ) -> Controls:
     """The kernel's momentary settings for ``state``; ``match_db`` maps source -> offset (dB);
     ``inserts`` gives the measured inserts' alignment delays and gain compensation."""

@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterable
 from types import FunctionType, ModuleType
 
 
-def bind_kernel(
-    template: FunctionType, kernel: Callable, dependencies: Iterable[ModuleType]
-) -> FunctionType:
+def bind_kernel(template: FunctionType, kernel: Callable, dependencies: Iterable[ModuleType]) -> FunctionType:
     """A copy of ``template`` whose global ``_KERNEL`` is the njit ``kernel``.
 
     ``dependencies``: the modules of the other numba functions ``template`` calls.

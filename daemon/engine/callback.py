@@ -47,9 +47,7 @@ PA_ABORT = 2
 #:     const PaStreamCallbackTimeInfo *timeInfo, PaStreamCallbackFlags statusFlags, void *userData)
 #: Pointers are taken as intp (passed in the same registers on LP64) so that the intrinsics of
 #: dsp/pointers.py can type them; unsigned long is 64-bit on Linux x86_64/aarch64.
-CALLBACK_SIGNATURE = types.int32(
-    types.intp, types.intp, types.uint64, types.intp, types.uint64, types.intp
-)
+CALLBACK_SIGNATURE = types.int32(types.intp, types.intp, types.uint64, types.intp, types.uint64, types.intp)
 
 #: PaStreamCallbackTimeInfo: inputBufferAdcTime, currentTime, outputBufferDacTime (s)
 _TIME_INFO_LEN = 3
@@ -90,7 +88,12 @@ def _callback(input_buffer, output_buffer, frame_count, time_info, status_flags,
     times = carray(float64_pointer(time_info), (_TIME_INFO_LEN,))
     stream_ns = np.int64(times[_CURRENT_TIME] * 1e9)
     record_block(
-        counters, table[T_HOST_BASE], frames, np.int64(status_flags), start, monotonic_ns(),
+        counters,
+        table[T_HOST_BASE],
+        frames,
+        np.int64(status_flags),
+        start,
+        monotonic_ns(),
         stream_ns,
     )
     return PA_CONTINUE

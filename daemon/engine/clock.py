@@ -35,9 +35,7 @@ _NS_PER_S = 1_000_000_000
 
 
 def _libc_function(builder, name: str, return_type, argument_types):
-    return cgutils.get_or_insert_function(
-        builder.module, ir.FunctionType(return_type, argument_types), name
-    )
+    return cgutils.get_or_insert_function(builder.module, ir.FunctionType(return_type, argument_types), name)
 
 
 @intrinsic
@@ -45,9 +43,7 @@ def monotonic_ns(typingctx):
     """CLOCK_MONOTONIC now, in ns (the same clock as ``time.monotonic_ns()``)."""
 
     def codegen(context, builder, signature, args):
-        clock_gettime = _libc_function(
-            builder, "clock_gettime", _I32, [_I32, _TIMESPEC.as_pointer()]
-        )
+        clock_gettime = _libc_function(builder, "clock_gettime", _I32, [_I32, _TIMESPEC.as_pointer()])
         spec = cgutils.alloca_once(builder, _TIMESPEC)
         builder.call(clock_gettime, [_I32(CLOCK_MONOTONIC), spec])
         seconds = builder.load(cgutils.gep_inbounds(builder, spec, 0, 0))

@@ -65,8 +65,7 @@ def find_device(
     fitting = [d for d in candidates if _fits(d, n_in, n_out)]
     if not fitting:
         raise EngineError(
-            f"audio device {spec!r} has too few channels for {n_in} in and {n_out} out:\n"
-            + _listing(candidates)
+            f"audio device {spec!r} has too few channels for {n_in} in and {n_out} out:\n" + _listing(candidates)
         )
     exact = [d for d in fitting if str(spec).lower() == d["name"].lower()]
     return (exact or fitting)[0]

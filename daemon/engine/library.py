@@ -107,9 +107,7 @@ def call_with_timeout(function: Callable[..., int], *args, timeout: float = CALL
     """``function(*args)`` in a helper thread; None if it did not return within ``timeout``
     seconds (it then finishes, or not, on its own; the thread keeps ``args`` alive)."""
     result: list[int] = []
-    thread = threading.Thread(
-        target=lambda: result.append(function(*args)), name="controlroom-portaudio", daemon=True
-    )
+    thread = threading.Thread(target=lambda: result.append(function(*args)), name="controlroom-portaudio", daemon=True)
     thread.start()
     thread.join(timeout)
     return result[0] if result else None

@@ -144,9 +144,7 @@ class PortAudioHost:
         ``callbacks``, ``expected_callbacks`` (from the stream clock), ``frames``, ``xruns``
         by kind (PortAudio status flags seen; JACK reports an xrun as output underflow plus
         input overflow) and ``duration_us`` p50/p99/max of the callbacks."""
-        summary = stats.summarise(
-            self.arrays.counters, self.host_base, self.samplerate, self.blocksize
-        )
+        summary = stats.summarise(self.arrays.counters, self.host_base, self.samplerate, self.blocksize)
         return {"backend": self.backend, "device": self.device_name, "running": self.running, **summary}
 
     # -- internals ---------------------------------------------------------------------------

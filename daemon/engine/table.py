@@ -65,8 +65,7 @@ def host_base_for(counters: np.ndarray, host_base: int, host_len: int) -> int:
     """``host_base`` checked: the host's ``host_len`` counters fit after it in ``counters``."""
     if not 0 <= host_base <= len(counters) - host_len:
         raise ValueError(
-            f"counters: the host needs {host_len} slots from index {host_base}, "
-            f"but only {len(counters)} exist"
+            f"counters: the host needs {host_len} slots from index {host_base}, but only {len(counters)} exist"
         )
     return host_base
 
@@ -74,9 +73,7 @@ def host_base_for(counters: np.ndarray, host_base: int, host_len: int) -> int:
 class PointerTable:
     """The int64 pointer table for ``arrays`` with ``n_in``/``n_out`` interleaved channels."""
 
-    def __init__(
-        self, arrays: KernelArrays | tuple, n_in: int, n_out: int, host_base: int = layout.HOST_BASE
-    ) -> None:
+    def __init__(self, arrays: KernelArrays | tuple, n_in: int, n_out: int, host_base: int = layout.HOST_BASE) -> None:
         self.arrays = check_arrays(arrays)
         table = np.zeros(TABLE_LEN, dtype=np.int64)
         a = self.arrays

@@ -131,9 +131,7 @@ class VirtualHost:
     def stats(self) -> dict:
         """As ``PortAudioHost.stats()``; the stream clock is CLOCK_MONOTONIC since start and
         ``xruns.output_underflow`` counts blocks that started more than a period late."""
-        summary = stats.summarise(
-            self.arrays.counters, self.host_base, self.samplerate, self.blocksize
-        )
+        summary = stats.summarise(self.arrays.counters, self.host_base, self.samplerate, self.blocksize)
         return {"backend": self.backend, "device": None, "running": self.running, **summary}
 
     def latest_output(self, frames: int) -> np.ndarray:
@@ -151,8 +149,14 @@ class VirtualHost:
     def _arguments(self) -> tuple:
         period_ns = self.blocksize * 1e9 / self.samplerate
         return (
-            self.program, self._input, self._block, self.output, self._tap, *self.arrays,
-            self.host_base, period_ns,
+            self.program,
+            self._input,
+            self._block,
+            self.output,
+            self._tap,
+            *self.arrays,
+            self.host_base,
+            period_ns,
         )
 
     def _compile(self) -> None:
@@ -169,9 +173,7 @@ def _loop_for(kernel: Callable) -> Callable:
     return _loops[kernel]
 
 
-def _run_blocks(
-    program, inp, out, tap, tapping, shared, params, state, meters, counters, base, period_ns
-):
+def _run_blocks(program, inp, out, tap, tapping, shared, params, state, meters, counters, base, period_ns):
     """Process blocks until ``counters[base + H_STOP]`` is set, one per ``period_ns``."""
     frames_total = program.shape[0]
     blocksize = inp.shape[0]

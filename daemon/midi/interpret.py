@@ -233,9 +233,7 @@ class Interpreter:
             msb = self._msb.get((channel, number - 32))
             if msb is None:
                 return Outcome()
-            return self._positions(
-                ("cc14", channel, number - 32), (msb << 7 | value) / _FULL_14, 1 / _FULL_14, view
-            )
+            return self._positions(("cc14", channel, number - 32), (msb << 7 | value) / _FULL_14, 1 / _FULL_14, view)
         return None
 
     def _nrpn_cc(self, channel: int, number: int, value: int, view: View, now: float) -> Outcome | None:
@@ -256,9 +254,7 @@ class Interpreter:
         if number == _DATA_MSB:
             nrpn.data_msb = value
             seven = [i for i in indices if self.controls[i].midi.bits == 7]
-            return Outcome(
-                tuple(a for i in seven if (a := self._position(i, value / _FULL_7, 1 / _FULL_7, view)))
-            )
+            return Outcome(tuple(a for i in seven if (a := self._position(i, value / _FULL_7, 1 / _FULL_7, view))))
         if nrpn.data_msb is None:
             return Outcome()
         fourteen = [i for i in indices if self.controls[i].midi.bits == 14]

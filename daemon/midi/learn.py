@@ -147,9 +147,7 @@ def _recognise_turn(address: Address, values: list[int]) -> Learned:
     chosen = both_ways or fitting
     note = ""
     if len(chosen) > 1:
-        note = (
-            f"it could also be {' or '.join(chosen[1:])}: turn it both ways when learning to tell them apart"
-        )
+        note = f"it could also be {' or '.join(chosen[1:])}: turn it both ways when learning to tell them apart"
     return Learned(address, encoder=chosen[0], note=note)
 
 
@@ -259,9 +257,7 @@ def listen(config: Config, surface: SurfaceConfig, timeout_s: float) -> list[mid
         ports = Ports(api_for(config.midi.backend))
         name = find(ports.inputs(), surface.input)
         if name is None:
-            raise UsageError(
-                f"no MIDI input matching {surface.input!r} (found: {', '.join(ports.inputs()) or 'none'})"
-            )
+            raise UsageError(f"no MIDI input matching {surface.input!r} (found: {', '.join(ports.inputs()) or 'none'})")
         port = ports.open_input(name, f"{surface.name} learn")
     except PortError as exc:
         raise UsageError(str(exc)) from None
@@ -296,9 +292,7 @@ def save(
     """Add the binding to the surface's user mapping file (made, and the config pointed at
     it, for a surface on a preset); the file is validated before it is written. Returns it."""
     preset = is_preset(surface.mapping)
-    target = (
-        config_dir / f"{surface.name}.mapping.toml" if preset else Path(locate(surface.mapping, config_dir))
-    )
+    target = config_dir / f"{surface.name}.mapping.toml" if preset else Path(locate(surface.mapping, config_dir))
     if target.exists():
         text = target.read_text(encoding="utf-8")
     elif preset:
@@ -309,7 +303,5 @@ def save(
     parse_mapping(text, str(target), target.parent)  # ConfigError: nothing written
     _replace(target, text)
     if preset:
-        _replace(
-            config_path, point_config_at(config_path.read_text(encoding="utf-8"), surface.name, target.name)
-        )
+        _replace(config_path, point_config_at(config_path.read_text(encoding="utf-8"), surface.name, target.name))
     return target

@@ -161,13 +161,7 @@ class Control:
 
     def describe(self) -> str:
         """E.g. ``an absolute encoder``, ``a toggle button``, ``an output``."""
-        kind = (
-            f"{self.encoder} encoder"
-            if self.encoder
-            else f"{self.button} button"
-            if self.button
-            else "output"
-        )
+        kind = f"{self.encoder} encoder" if self.encoder else f"{self.button} button" if self.button else "output"
         return ("an " if kind[0] in "aeiou" else "a ") + kind
 
 
@@ -262,9 +256,7 @@ def parse_mapping(text: str, source: str, base_dir: Path, *, nested: bool = Fals
     lcd = Table("an [[lcd]] table", partial(_lcd, source=source))
     lcds = reader.get(document, "", "lcd", ListOf(lcd, "[[lcd]] tables"), ()) or ()
     if include is not None and nested:
-        reader.error(
-            "include", f"{show_value(include)} is in an included mapping (expected includes one level deep)"
-        )
+        reader.error("include", f"{show_value(include)} is in an included mapping (expected includes one level deep)")
     if reader.errors:
         raise ConfigError(reader.errors)
     mapping = Mapping(name or Path(source).stem, source, controls, lcds)
@@ -313,9 +305,7 @@ class _Ascii(Spec):
         if not isinstance(value, str):
             raise wrong_type(value, self)
         if not all(" " <= ch <= "~" for ch in value):
-            raise Invalid(
-                f"{show_value(value)} has characters an LCD cannot show (expected {self.describe()})"
-            )
+            raise Invalid(f"{show_value(value)} has characters an LCD cannot show (expected {self.describe()})")
         return value
 
 
@@ -401,17 +391,13 @@ def _feedback(reader: Reader, path: str, table: dict[str, Any]) -> Feedback:
     return feedback
 
 
-def _values(
-    reader: Reader, path: str, table: dict[str, Any], address: Address
-) -> tuple[tuple[str, int], ...]:
+def _values(reader: Reader, path: str, table: dict[str, Any], address: Address) -> tuple[tuple[str, int], ...]:
     spec = Integer("a data value", 0, address.maximum if address.type != "program" else 127)
     return tuple((name, reader.get(table, path, name, spec)) for name in table)
 
 
 _FEEDBACK = Table('a MIDI destination such as { type = "note", channel = 1, note = 8 }', _feedback)
-_TOUCH = Table(
-    'a touch note such as { type = "note", channel = 1, note = 112 }', partial(_address, types=("note",))
-)
+_TOUCH = Table('a touch note such as { type = "note", channel = 1, note = 112 }', partial(_address, types=("note",)))
 
 _CONTROL_KEYS = (
     "midi",
@@ -489,9 +475,7 @@ def _kind(
         return control
     if midi.type in ("note", "program"):
         if encoder is not None:
-            reader.error(
-                join_key(path, "encoder"), f"does not apply to a {midi.type} source (expected button)"
-            )
+            reader.error(join_key(path, "encoder"), f"does not apply to a {midi.type} source (expected button)")
         return replace(control, button=button or _default_button(reader, path, table, target))
     if midi.type in ("pitchbend", "nrpn") or midi.bits == 14:
         if button is not None:
@@ -530,9 +514,7 @@ _APPLIES: dict[str, tuple[Any, str]] = {
     "value": (lambda c: c.button in ("press", "momentary"), "only for press and momentary buttons"),
     "step_db": (
         lambda c: (
-            c.encoder in RELATIVE_ENCODERS
-            or c.button == "step"
-            or (c.midi is not None and c.midi.type == "nrpn")
+            c.encoder in RELATIVE_ENCODERS or c.button == "step" or (c.midi is not None and c.midi.type == "nrpn")
         ),
         "only for relative encoders, NRPN controls and step buttons",
     ),
@@ -627,9 +609,7 @@ def _check_feedback(reader: Reader, path: str, control: Control) -> None:
     if target in BOOL_TARGETS:
         for name, _ in feedback.values:
             if name not in ("on", "off"):
-                reader.error(
-                    join_key(join_key(path, "values"), name), "is not a switch position (expected on or off)"
-                )
+                reader.error(join_key(join_key(path, "values"), name), "is not a switch position (expected on or off)")
 
 
 def _lcd(reader: Reader, path: str, table: dict[str, Any], source: str) -> Lcd:

@@ -205,14 +205,10 @@ class Surface:
         """Close ports that vanished from ``inputs``/``outputs``; open matching ones that are missing."""
         name = self.config.name
         if self.input is not None and self.input.name not in inputs:
-            log.warning(
-                "surface %s: MIDI input %r is gone; waiting for it to come back", name, self.input.name
-            )
+            log.warning("surface %s: MIDI input %r is gone; waiting for it to come back", name, self.input.name)
             self._close_input(poller)
         if self.output is not None and self.output.name not in outputs:
-            log.warning(
-                "surface %s: MIDI output %r is gone; waiting for it to come back", name, self.output.name
-            )
+            log.warning("surface %s: MIDI output %r is gone; waiting for it to come back", name, self.output.name)
             self._close_output()
         if self.config.input is not None and self.input is None:
             port = await self._open(ports.open_input, inputs, self.config.input, "in")

@@ -120,5 +120,3 @@ def build_message(address: str, *args: Any, float_tag: str = OscMessageBuilder.A
         else:
             builder.add_arg(arg)
     return builder.build().dgram
-
-

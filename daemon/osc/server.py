@@ -82,6 +82,8 @@ DROP_MALFORMED = "osc_malformed"
 DROP_UNKNOWN_ADDRESS = "osc_unknown_address"
 DROP_BAD_VALUE = "osc_bad_value"
 DROP_INTERNAL = "osc_internal_error"
+
+
 #: The ``/controlroom/error`` reason of an insert measurement that failed (not a dropped message).
 class _Drop(Exception):
     """A message that is dropped for ``reason`` (a ``DROP_*`` code); ``str()`` says why."""
@@ -357,7 +359,9 @@ class OscServer(asyncio.DatagramProtocol):
             log.warning("insert measurement failed: %s", exc)
             self._send(sender, ERROR_ADDRESS, MEASURE_FAILED, str(exc))
             return
-        self._send(sender, INSERT_MEASURE_ADDRESS, name, r.latency, r.latency_ms, r.gain_db, r.coherence, int(r.inverted))
+        self._send(
+            sender, INSERT_MEASURE_ADDRESS, name, r.latency, r.latency_ms, r.gain_db, r.coherence, int(r.inverted)
+        )
 
     def _drop(self, reason: str, detail: str, sender: Address, reply: bool = True) -> None:
         self.controller.drop(reason)
@@ -367,8 +371,9 @@ class OscServer(asyncio.DatagramProtocol):
         now = time.monotonic()
         if now - self._last_warning.get(reason, -math.inf) >= WARN_INTERVAL_S:
             self._last_warning[reason] = now
-            log.warning("OSC: dropped a message from %s (%s): %s (more of these at debug level)",
-                        sender[0], reason, detail)
+            log.warning(
+                "OSC: dropped a message from %s (%s): %s (more of these at debug level)", sender[0], reason, detail
+            )
         if reply:  # never answer senders outside the allowlist
             self._send(sender, ERROR_ADDRESS, reason, detail)
 

@@ -41,7 +41,7 @@ class SourceMeter:
         done = 0
         while done < x.shape[0]:
             room = self.segment - int(self.state[bs1770.POS])
-            piece = x[done:done + room]
+            piece = x[done : done + room]
             bs1770.meter_process(self.state, piece)
             done += piece.shape[0]
             if int(self.state[bs1770.POS]) == 0:
@@ -102,10 +102,12 @@ class _Recording:
             return True
         if first > self.start + self.have:
             if self.have:  # a gap in the middle: the ring overran
-                self.loop.call_soon_threadsafe(self._fail, TapOverrun(f"tap frames {self.start + self.have}-{first} lost"))
+                self.loop.call_soon_threadsafe(
+                    self._fail, TapOverrun(f"tap frames {self.start + self.have}-{first} lost")
+                )
                 return True
             self.start = first  # drained before the recording was asked for: it starts here
-        block = block[max(0, self.start + self.have - first):]
+        block = block[max(0, self.start + self.have - first) :]
         if block.shape[0] == 0:
             return False
         self.blocks.append(block.copy())

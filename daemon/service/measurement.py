@@ -55,12 +55,22 @@ def analyse(config, name: str, recording: np.ndarray) -> InsertResult:
     send_col, return_cols = columns(config, name)
     audio, insert = config.audio, config.inserts[name]
     try:
-        m = measure_insert(recording[:, send_col], recording[:, return_cols], max_latency(audio.samplerate),
-                           audio.samplerate)
+        m = measure_insert(
+            recording[:, send_col], recording[:, return_cols], max_latency(audio.samplerate), audio.samplerate
+        )
     except ValueError as exc:
         raise InsertError(f"insert {name}: {exc}") from None
-    return InsertResult(m.latency, round(m.gain_db, 2), round(m.coherence, 3), m.inverted, audio.samplerate,
-                        audio.blocksize, insert.send, insert.returns, insert.source)
+    return InsertResult(
+        m.latency,
+        round(m.gain_db, 2),
+        round(m.coherence, 3),
+        m.inverted,
+        audio.samplerate,
+        audio.blocksize,
+        insert.send,
+        insert.returns,
+        insert.source,
+    )
 
 
 async def measure(runner: EngineRunner, name: str) -> InsertResult:
@@ -93,8 +103,14 @@ async def measure(runner: EngineRunner, name: str) -> InsertResult:
             controller.publish()
     finally:
         inserts.busy = None
-    log.info("insert %s: latency %d samples (%.2f ms), gain %+.2f dB%s", name, result.latency, result.latency_ms,
-             result.gain_db, ", polarity inverted" if result.inverted else "")
+    log.info(
+        "insert %s: latency %d samples (%.2f ms), gain %+.2f dB%s",
+        name,
+        result.latency,
+        result.latency_ms,
+        result.gain_db,
+        ", polarity inverted" if result.inverted else "",
+    )
     return result
 
 

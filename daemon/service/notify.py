@@ -24,9 +24,7 @@ class Notifier:
             # full (net.unix.max_dgram_qlen, 10 by default), which would freeze the event loop
             # (OSC, signals, everything) for as long as the receiver does not read. A
             # notification that does not fit is dropped and logged instead.
-            self._sock = socket.socket(
-                socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK
-            )
+            self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC | socket.SOCK_NONBLOCK)
 
     @property
     def enabled(self) -> bool:

@@ -283,7 +283,12 @@ class EngineRunner:
             from controlroom.daemon.engine.virtual import VirtualHost
 
             host = VirtualHost(
-                process, arrays, audio.samplerate, audio.blocksize, audio.input_channels, audio.output_channels,
+                process,
+                arrays,
+                audio.samplerate,
+                audio.blocksize,
+                audio.input_channels,
+                audio.output_channels,
                 program=self.program,
             )
         else:
@@ -292,7 +297,12 @@ class EngineRunner:
             if refresh:
                 refresh_devices()
             host = PortAudioHost(
-                process, arrays, audio.device, audio.samplerate, audio.blocksize, audio.input_channels,
+                process,
+                arrays,
+                audio.device,
+                audio.samplerate,
+                audio.blocksize,
+                audio.input_channels,
                 audio.output_channels,
             )
         try:

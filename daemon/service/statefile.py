@@ -71,8 +71,12 @@ def load(path: Path) -> dict[str, Any]:
         return _set_aside(path, f"has no valid version ({str(version)[:20]})")
     if version > FORMAT_VERSION:
         # a downgrade: every value is checked as it is restored, unknown ones are ignored
-        log.warning("state file %s is of version %d, newer than this controlroom's %d: restoring what it knows",
-                    path, version, FORMAT_VERSION)
+        log.warning(
+            "state file %s is of version %d, newer than this controlroom's %d: restoring what it knows",
+            path,
+            version,
+            FORMAT_VERSION,
+        )
     while version < FORMAT_VERSION:
         doc = MIGRATIONS[version](doc)
         version += 1

@@ -59,7 +59,7 @@ def band_noise(n: int, amp: float = 0.5, seed: int = 0, cutoff: float = 2000.0, 
     poor reference for clicks: an equal-power crossfade of two independent white noises
     legitimately makes steps up to sqrt(2) times either one's largest.)"""
     sos = signal.butter(4, cutoff, fs=fs, output="sos")
-    x = signal.sosfilt(sos, np.random.default_rng(seed).standard_normal(n + fs // 10))[fs // 10:]
+    x = signal.sosfilt(sos, np.random.default_rng(seed).standard_normal(n + fs // 10))[fs // 10 :]
     return amp * x / np.max(np.abs(x))
 
 
@@ -83,8 +83,14 @@ def stereo_spec(n_in: int = 2, n_out: int = 2, sets=None, sources=None, **kw) ->
     )
 
 
-def run(spec: PathSpec, controls: Controls, x: np.ndarray, blocksize: int = 256, settle: bool = True,
-        master_ramp_ms: float | None = None) -> tuple[np.ndarray, PathBuffers]:
+def run(
+    spec: PathSpec,
+    controls: Controls,
+    x: np.ndarray,
+    blocksize: int = 256,
+    settle: bool = True,
+    master_ramp_ms: float | None = None,
+) -> tuple[np.ndarray, PathBuffers]:
     """Render ``x`` through a fresh path (fully applied unless ``settle`` is False)."""
     buffers = PathBuffers(spec, controls, master_ramp_ms)
     if settle:

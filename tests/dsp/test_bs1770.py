@@ -220,7 +220,7 @@ def test_3342_loudness_range(program, lra):
 def test_six_channels_ignore_lfe_and_weigh_surrounds():
     levels = [-30.0, -28.0, -26.0, -6.0, -29.0, -31.0]  # L R C LFE Ls Rs; LFE loud on purpose
     x = np.stack([sine(level, 10.0) for level in levels], axis=1)
-    expected = sine_loudness(levels, [1, 1, 1, 0, 10 ** 0.15, 10 ** 0.15])
+    expected = sine_loudness(levels, [1, 1, 1, 0, 10**0.15, 10**0.15])
     m = measure(x, SR)
     assert m.integrated_lufs == pytest.approx(expected, abs=0.02)
     # the surrounds weigh +1.5 dB: the same sine in Ls alone reads 1.5 LU above L alone
@@ -314,7 +314,11 @@ def program(sr: int, channels: int, seconds: float, seed: int) -> np.ndarray:
 
 
 FIGURES = (
-    "integrated_lufs", "loudness_range_lu", "true_peak_dbtp", "sample_peak_dbfs", "momentary_max_lufs",
+    "integrated_lufs",
+    "loudness_range_lu",
+    "true_peak_dbtp",
+    "sample_peak_dbfs",
+    "momentary_max_lufs",
     "short_term_max_lufs",
 )
 
@@ -406,9 +410,21 @@ def ffmpeg_ebur128(path) -> dict:
     ffmpeg = shutil.which("ffmpeg")
     assert ffmpeg, "ffmpeg is required for these tests (Debian package ffmpeg)"
     run = subprocess.run(
-        [ffmpeg, "-nostats", "-hide_banner", "-i", str(path), "-af",
-         "ebur128=peak=true+sample:metadata=1,ametadata=print:file=-", "-f", "null", "-"],
-        capture_output=True, text=True, check=True,
+        [
+            ffmpeg,
+            "-nostats",
+            "-hide_banner",
+            "-i",
+            str(path),
+            "-af",
+            "ebur128=peak=true+sample:metadata=1,ametadata=print:file=-",
+            "-f",
+            "null",
+            "-",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     meta = {}
     for key, value in re.findall(r"lavfi\.r128\.(I|LRA)=(-?[\d.]+)", run.stdout):

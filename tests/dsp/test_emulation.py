@@ -51,8 +51,12 @@ CHARACTER = {
     "laptop": [("peak", 900.0, 4.0, 1.2), ("peak", 2500.0, -3.0, 2.0), ("peak", 5000.0, 3.0, 1.5)],
     "tv": [("peak", 400.0, -3.0, 1.0), ("peak", 2200.0, 3.0, 1.2)],
     "earbuds": [("lowshelf", 100.0, 4.0, SHELF_Q), ("peak", 3000.0, 5.0, 2.0)],
-    "car": [("lowshelf", 70.0, 6.0, SHELF_Q), ("peak", 120.0, 4.0, 1.5), ("peak", 2500.0, -3.0, 1.0),
-            ("highshelf", 8000.0, -3.0, SHELF_Q)],
+    "car": [
+        ("lowshelf", 70.0, 6.0, SHELF_Q),
+        ("peak", 120.0, 4.0, 1.5),
+        ("peak", 2500.0, -3.0, 1.0),
+        ("highshelf", 8000.0, -3.0, SHELF_Q),
+    ],
     "cube": [("peak", 1000.0, 3.0, 0.8)],
     "bluetooth": [("peak", 150.0, 5.0, 1.5), ("peak", 3000.0, 2.0, 1.5)],
 }
@@ -350,7 +354,9 @@ def test_controlroom_check_reports_a_misspelt_user_profile_without_a_traceback(t
         [sys.executable, "-m", "controlroom", "check", "-c", str(path)], capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 2
-    assert result.stderr == f"{path}: speakers.a.emulate: \"radoi\" is not an emulation profile (did you mean 'radio'?)\n"
+    assert (
+        result.stderr == f"{path}: speakers.a.emulate: \"radoi\" is not an emulation profile (did you mean 'radio'?)\n"
+    )
 
 
 def test_every_built_in_profile_fits_beside_a_full_set_eq():

@@ -23,7 +23,9 @@ FS = 48000
 
 def spec(**kw) -> PathSpec:
     base = dict(
-        samplerate=FS, n_in=6, n_out=8,
+        samplerate=FS,
+        n_in=6,
+        n_out=8,
         sources=(SourceSpec((1, 2), trim_db=-3.0), SourceSpec((3, 4)), SourceSpec((5, 6))),
         sets=(SetSpec((1, 2)),),
         inserts=(InsertSpec(source=0, sends=(7, 8)),),

@@ -159,8 +159,12 @@ def test_non_finite_input_is_zeroed_and_counted_exactly():
     n = FS // 4
     x = frames(noise(n, 0.5, 1), noise(n, 0.5, 2), noise(n, 0.5, 3), noise(n, 0.5, 4))
     clean = x.copy()
-    inserted = {0: ([10, 500, 501, 9000], np.nan), 1: ([0, 777, n - 1], np.inf), 2: ([64, 65], -np.inf),
-                3: ([5, 6, 7, 8, 9], np.nan)}
+    inserted = {
+        0: ([10, 500, 501, 9000], np.nan),
+        1: ([0, 777, n - 1], np.inf),
+        2: ([64, 65], -np.inf),
+        3: ([5, 6, 7, 8, 9], np.nan),
+    }
     for ch, (positions, value) in inserted.items():
         x[positions, ch] = value
         clean[positions, ch] = 0.0
@@ -264,7 +268,9 @@ def test_output_meters_after_a_reset_hold_analytic_peak_and_sum_of_squares(maste
     for o, a in ((0, al), (1, ar)):
         assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_PEAK] == pytest.approx(a * g, rel=1e-6)
         # sum of sin^2 over whole periods is n/2
-        assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_SUMSQ] == pytest.approx(n * (a * g) ** 2 / 2, rel=1e-5)
+        assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_SUMSQ] == pytest.approx(
+            n * (a * g) ** 2 / 2, rel=1e-5
+        )
     for o in (2, 3):
         assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_PEAK] == 0.0
         assert m[layout.M_OUTPUTS + o * layout.MS_STRIDE + layout.MS_SUMSQ] == 0.0

@@ -240,12 +240,14 @@ def test_every_output_sample_is_written_and_every_output_bus_left_clear(blocksiz
         for at, selected in switches.items():
             if start <= at < start + blocksize:
                 buffers.update(spec, Controls(speakers=selected, master_db=0.0))
-        block = np.ascontiguousarray(x[start:start + blocksize])
+        block = np.ascontiguousarray(x[start : start + blocksize])
         out = np.full((block.shape[0], spec.n_out), np.nan, dtype=np.float32)
         process(block, out, shared, params, state, meters, counters)
         assert np.all(np.isfinite(out)), f"unwritten output samples in the block at {start}"
-        assert not np.any(state[layout.T_OUT:layout.T_OUT + spec.n_out * layout.CHUNK]), f"a bus kept samples after {start}"
-        assert not np.any(state[layout.T_TOUCHED:layout.T_TOUCHED + spec.n_out])
+        assert not np.any(state[layout.T_OUT : layout.T_OUT + spec.n_out * layout.CHUNK]), (
+            f"a bus kept samples after {start}"
+        )
+        assert not np.any(state[layout.T_TOUCHED : layout.T_TOUCHED + spec.n_out])
 
 
 def test_set_outputs_are_routed_to_the_configured_channels_in_order():
@@ -348,7 +350,8 @@ def test_bass_management_sums_flat_with_the_mains(set_spec, freq):
     on, _ = run(spec, Controls(master_db=0.0, sub=True), x)
     off, _ = run(spec, Controls(master_db=0.0, sub=False), x)
     assert amplitude(on[SKIP:].astype(float).sum(axis=1), freq) == pytest.approx(
-        amplitude(off[SKIP:].astype(float).sum(axis=1), freq), rel=0.006  # 0.05 dB
+        amplitude(off[SKIP:].astype(float).sum(axis=1), freq),
+        rel=0.006,  # 0.05 dB
     )
 
 
@@ -377,7 +380,7 @@ def test_peak_band_levels_match_the_cookbook_response(fs, f0, gain_db, q):
         _, h = signal.freqz(b, a, worN=[f], fs=fs)
         expected = to_db(abs(h[0]))
         for ch in range(2):
-            measured = to_db(amplitude(y[fs // 5:, ch], f, fs) / amp)
+            measured = to_db(amplitude(y[fs // 5 :, ch], f, fs) / amp)
             assert measured == pytest.approx(expected, abs=0.05), f"{f} Hz, channel {ch + 1}"
     # the peak really is at f0 and has the configured gain
     assert to_db(abs(signal.freqz(b, a, worN=[f0], fs=fs)[1][0])) == pytest.approx(gain_db, abs=1e-9)

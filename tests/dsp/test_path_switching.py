@@ -31,8 +31,8 @@ def settled(spec, controls):
 def assert_no_click(y, at, settle_after):
     """No step in the output larger than the output's own largest step in its steady parts
     (before the change, and once everything has settled after it) plus 1 % of full scale."""
-    own = max(max_step(y[:at]), max_step(y[at + settle_after:]))
-    worst = max_step(y[at - 1:at + settle_after + 1])
+    own = max(max_step(y[:at]), max_step(y[at + settle_after :]))
+    worst = max_step(y[at - 1 : at + settle_after + 1])
     assert worst <= own + STEP_ALLOWANCE, f"step {worst:.4f} > own {own:.4f} + {STEP_ALLOWANCE}"
 
 
@@ -63,7 +63,7 @@ def test_source_switch_crossfades_without_a_click(kind, match, blocksize):
     # before: source A alone; after the crossfade: source B alone, at their gains
     ga, gb = gain(match[0]), gain(-2.0 + match[1])
     np.testing.assert_allclose(y[:at], ga * np.stack([a_l, a_r], 1)[:at], rtol=0, atol=1e-6)
-    np.testing.assert_allclose(y[at + XFADE + 1:], gb * np.stack([b_l, b_r], 1)[at + XFADE + 1:], rtol=0, atol=1e-6)
+    np.testing.assert_allclose(y[at + XFADE + 1 :], gb * np.stack([b_l, b_r], 1)[at + XFADE + 1 :], rtol=0, atol=1e-6)
     # and it really is a crossfade: halfway through, both sources are heard
     mid = slice(at + XFADE // 2 - 50, at + XFADE // 2 + 50)
     heard_a = np.abs(y[mid] - gb * np.stack([b_l, b_r], 1)[mid]).max()
@@ -114,7 +114,7 @@ def test_a_coherent_switch_crossfades_at_equal_gain_and_an_ordinary_one_swells_3
         y = run_blocks(buffers, x, 128, {at: (spec, switch)})[:, 0].astype(float)
         peaks[coherent] = y[middle] / 0.25
         if coherent:
-            np.testing.assert_allclose(y[at - 10:at + 2 * XFADE], 0.25, rtol=1e-6)
+            np.testing.assert_allclose(y[at - 10 : at + 2 * XFADE], 0.25, rtol=1e-6)
     assert peaks[False] == pytest.approx(np.sqrt(2.0), abs=0.01)
 
 
@@ -163,7 +163,9 @@ def test_set_switch_crossfades_without_a_click(sets, kind):
     assert_no_click(y, at, SETTLE)
     # the signal has moved: outputs only the old set used are exactly silent once the fade
     # has travelled through the old set's delay line
-    old = {o - 1 for o in sets[0].outputs} - {o - 1 for o in sets[1].outputs + ((sets[1].sub.output,) if sets[1].sub else ())}
+    old = {o - 1 for o in sets[0].outputs} - {
+        o - 1 for o in sets[1].outputs + ((sets[1].sub.output,) if sets[1].sub else ())
+    }
     drained = at + XFADE + round(sets[0].delay_ms * FS / 1000) + 1
     for o in old:
         assert not np.any(y[drained:, o]), f"output {o + 1} still plays"
@@ -176,15 +178,19 @@ def test_set_switch_moves_the_signal_and_back():
     x = frames(left, right)
     there, back = n // 3, 2 * n // 3
     buffers = settled(spec, Controls(master_db=0.0))
-    y = run_blocks(buffers, x, 128, {there: (spec, Controls(speakers=1, master_db=0.0)),
-                                      back: (spec, Controls(speakers=0, master_db=0.0))})
+    y = run_blocks(
+        buffers,
+        x,
+        128,
+        {there: (spec, Controls(speakers=1, master_db=0.0)), back: (spec, Controls(speakers=0, master_db=0.0))},
+    )
     prog = np.stack([left, right], 1)
     np.testing.assert_allclose(y[:there, :2], prog[:there], atol=1e-6)
     assert not np.any(y[:there, 2:])
-    np.testing.assert_allclose(y[there + XFADE + 1:back, 2:], prog[there + XFADE + 1:back], atol=1e-6)
-    assert not np.any(y[there + XFADE + 1:back, :2])
-    np.testing.assert_allclose(y[back + XFADE + 1:, :2], prog[back + XFADE + 1:], atol=1e-6)
-    assert not np.any(y[back + XFADE + 1:, 2:])
+    np.testing.assert_allclose(y[there + XFADE + 1 : back, 2:], prog[there + XFADE + 1 : back], atol=1e-6)
+    assert not np.any(y[there + XFADE + 1 : back, :2])
+    np.testing.assert_allclose(y[back + XFADE + 1 :, :2], prog[back + XFADE + 1 :], atol=1e-6)
+    assert not np.any(y[back + XFADE + 1 :, 2:])
 
 
 # --------------------------------------------------------------------------- matrix and sub changes
@@ -226,7 +232,7 @@ def test_mono_solo_and_polarity_changes_crossfade(change):
     before = np.stack(matrix_of(m0, p0, left, right), 1)
     after = np.stack(matrix_of(m1, p1, left, right), 1)
     np.testing.assert_allclose(y[:at], before[:at], atol=1e-6)
-    np.testing.assert_allclose(y[at + XFADE:], after[at + XFADE:], atol=1e-6)
+    np.testing.assert_allclose(y[at + XFADE :], after[at + XFADE :], atol=1e-6)
     # a crossfade, not a jump: halfway through the output is neither the old nor the new mix
     mid = slice(at + XFADE // 2 - 50, at + XFADE // 2 + 50)
     assert np.abs(y[mid] - before[mid]).max() > 0.05
@@ -243,10 +249,10 @@ def test_sub_on_off_crossfades(sub_before):
     y = run_blocks(buffers, x, 128, {at: (spec, Controls(master_db=0.0, sub=not sub_before))})
     assert_no_click(y, at, SETTLE)
     if sub_before:
-        assert not np.any(y[at + XFADE:, 2])  # sub now off: silent
+        assert not np.any(y[at + XFADE :, 2])  # sub now off: silent
     else:
         assert not np.any(y[:at, 2])
-        assert np.abs(y[at + XFADE:, 2]).max() > 0.3
+        assert np.abs(y[at + XFADE :, 2]).max() > 0.3
 
 
 # --------------------------------------------------------------------------- gain ramps
@@ -278,9 +284,9 @@ def test_volume_change_is_ramped_over_ramp_ms(change, ramp_ms):
     g = y.astype(float) / x.astype(float)  # the square never crosses 0: the gain on every sample
     g0, g1 = master(c0), master(c1)
     np.testing.assert_allclose(g[:at], g0, rtol=1e-6, atol=0)
-    np.testing.assert_allclose(g[at + ramp:], g1, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(g[at + ramp :], g1, rtol=1e-6, atol=1e-9)
     for ch in range(2):
-        env = g[at - 1:at + ramp + 1, ch]
+        env = g[at - 1 : at + ramp + 1, ch]
         direction = np.sign(g1 - g0)
         assert np.all(direction * np.diff(env) >= -1e-9), "gain envelope not monotonic"
         # no jump: no per-sample gain change much larger than an even spread over the ramp
@@ -309,8 +315,8 @@ def test_trim_and_match_changes_are_ramped(what):
     y = run_blocks(buffers, x, 64, {at: (after, c1)})
     g = y.astype(float) / x.astype(float)
     assert_no_click(y, at, SETTLE)
-    np.testing.assert_allclose(g[at + RAMP + 1:], gain(-9.0), rtol=1e-6)
-    assert np.all(np.diff(g[at - 1:at + RAMP + 2, 0]) <= 1e-9)
+    np.testing.assert_allclose(g[at + RAMP + 1 :], gain(-9.0), rtol=1e-6)
+    assert np.all(np.diff(g[at - 1 : at + RAMP + 2, 0]) <= 1e-9)
     assert gain(-9.0) + 0.05 < g[at + RAMP // 2, 0] < 1.0 - 0.05
 
 
@@ -388,20 +394,32 @@ def full_program(n):
 
 
 @pytest.mark.parametrize("settle", [True, False], ids=["settled", "start-up"])
-@pytest.mark.parametrize("controls", [
-    Controls(master_db=6.0, polarity=True, match_db=(-1.0, 0.0)),  # loud: the limiter works
-    Controls(source=1, speakers=1, master_db=-3.0),
-    Controls(speakers=2, master_db=0.0, matrix=layout.MATRIX_SIDE, sub=False),
-], ids=["limiting", "mono-set", "one-output"])
+@pytest.mark.parametrize(
+    "controls",
+    [
+        Controls(master_db=6.0, polarity=True, match_db=(-1.0, 0.0)),  # loud: the limiter works
+        Controls(source=1, speakers=1, master_db=-3.0),
+        Controls(speakers=2, master_db=0.0, matrix=layout.MATRIX_SIDE, sub=False),
+    ],
+    ids=["limiting", "mono-set", "one-output"],
+)
 def test_output_does_not_depend_on_the_block_size(settle, controls):
     x = full_program(5 * FS // 2)
     outputs = {}
     for blocksize in (1024, 32, 100, 4096):
-        outputs[blocksize], _ = run(FULL, controls, x, blocksize=blocksize, settle=settle,
-                                    master_ramp_ms=STARTUP_RAMP_MS if not settle else None)
+        outputs[blocksize], _ = run(
+            FULL,
+            controls,
+            x,
+            blocksize=blocksize,
+            settle=settle,
+            master_ramp_ms=STARTUP_RAMP_MS if not settle else None,
+        )
     assert np.abs(outputs[1024]).max() > 0.1
     for blocksize in (32, 100, 4096):
-        np.testing.assert_allclose(outputs[blocksize], outputs[1024], rtol=0, atol=1e-6, err_msg=f"blocksize {blocksize}")
+        np.testing.assert_allclose(
+            outputs[blocksize], outputs[1024], rtol=0, atol=1e-6, err_msg=f"blocksize {blocksize}"
+        )
 
 
 def test_a_change_at_the_same_frame_gives_the_same_output_whatever_the_block_size():

@@ -41,7 +41,9 @@ def daemon():
 def ctl(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "controlroom", "ctl", *args],
-        capture_output=True, text=True, timeout=PROCESS_TIMEOUT_S,
+        capture_output=True,
+        text=True,
+        timeout=PROCESS_TIMEOUT_S,
     )
 
 

@@ -19,8 +19,16 @@ from controlroom.daemon.cli import main
 
 SR = 48_000
 FIELDS = {
-    "path", "channels", "samplerate", "duration_s", "integrated_lufs", "loudness_range_lu",
-    "true_peak_dbtp", "sample_peak_dbfs", "momentary_max_lufs", "short_term_max_lufs",
+    "path",
+    "channels",
+    "samplerate",
+    "duration_s",
+    "integrated_lufs",
+    "loudness_range_lu",
+    "true_peak_dbtp",
+    "sample_peak_dbfs",
+    "momentary_max_lufs",
+    "short_term_max_lufs",
 }
 
 

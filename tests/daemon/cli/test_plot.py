@@ -59,7 +59,10 @@ mono = true
 def controlroom(*args, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "controlroom", *map(str, args)],
-        capture_output=True, text=True, timeout=120, env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
     )
 
 
@@ -125,8 +128,9 @@ def test_plot_draws_the_named_sets_at_the_given_rate(tmp_path):
     pytest.importorskip("matplotlib")
     config, out = tmp_path / "c.toml", tmp_path / "studio.png"
     config.write_text(CONFIG)
-    result = controlroom("plot", "-c", config, "--speakers", "studio", "--speakers", "radio",
-                         "--samplerate", "96000", out)
+    result = controlroom(
+        "plot", "-c", config, "--speakers", "studio", "--speakers", "radio", "--samplerate", "96000", out
+    )
     assert result.returncode == 0, result.stderr
     assert result.stderr == f"{out}: 3 curves of studio, radio\n"
     assert out.read_bytes()[:8] == PNG_SIGNATURE

@@ -49,7 +49,10 @@ def check(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     """``controlroom check -c path``, as a user runs it."""
     return subprocess.run(
         [sys.executable, "-m", "controlroom", "check", "-c", str(path)],
-        cwd=cwd, capture_output=True, text=True, timeout=60,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -64,8 +67,15 @@ def test_a_minimal_file_takes_every_documented_default():
         backend="portaudio", device=None, samplerate=48000, blocksize=64, input_channels=2, output_channels=2
     )
     assert config.monitor == MonitorConfig(
-        volume_db=-20.0, min_volume_db=-80.0, max_volume_db=0.0, startup_max_volume_db=-20.0, dim_db=-20.0,
-        ramp_ms=20.0, crossfade_ms=20.0, ceiling_dbfs=-0.3, reference_spl_db=None,
+        volume_db=-20.0,
+        min_volume_db=-80.0,
+        max_volume_db=0.0,
+        startup_max_volume_db=-20.0,
+        dim_db=-20.0,
+        ramp_ms=20.0,
+        crossfade_ms=20.0,
+        ceiling_dbfs=-0.3,
+        reference_spl_db=None,
     )
     assert config.sources == {"mix": SourceConfig("mix", (1, 2), 0.0)}
     assert config.speakers == {"studio": SpeakerSetConfig("studio", (1, 2), 0.0, 0.0, (), None, None)}
@@ -318,8 +328,11 @@ def test_a_named_file_that_does_not_exist_is_an_error_not_a_fallback(places, mon
 
 def test_check_without_a_file_validates_the_built_in_default(places):
     result = subprocess.run(
-        [sys.executable, "-m", "controlroom", "check"], cwd=places["local"].parent,
-        capture_output=True, text=True, timeout=60,
+        [sys.executable, "-m", "controlroom", "check"],
+        cwd=places["local"].parent,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("built-in default (no config file found): ok (2 sources, 4 speaker sets")
@@ -497,7 +510,7 @@ BROKEN = [
     ),
     (
         "name-digits",
-        MINIMAL + '[sources.2]\nchannels = [3]\n',
+        MINIMAL + "[sources.2]\nchannels = [3]\n",
         "sources.2",
         "is all digits",
     ),
@@ -613,7 +626,7 @@ BROKEN = [
         "ab-unknown-source",
         MINIMAL + '[sources.ref]\nchannels = [3, 4]\n[ab]\na = "mxi"\nb = "ref"\n',
         "ab.a",
-        '"mxi" is not a defined source (did you mean \'mix\'?)',
+        "\"mxi\" is not a defined source (did you mean 'mix'?)",
     ),
     (
         "ab-same-source",
@@ -659,7 +672,8 @@ BROKEN = [
     ),
     (
         "surface-twice",
-        MINIMAL + '[[surfaces]]\nname = "x"\ninput = "A"\nmapping = "m"\n[[surfaces]]\nname = "x"\ninput = "B"\nmapping = "m"\n',
+        MINIMAL
+        + '[[surfaces]]\nname = "x"\ninput = "A"\nmapping = "m"\n[[surfaces]]\nname = "x"\ninput = "B"\nmapping = "m"\n',
         "surfaces[1].name",
         '"x" is also surfaces[0]',
     ),
@@ -732,10 +746,15 @@ def test_every_error_is_reported_at_once(tmp_path):
     assert "Traceback" not in result.stderr
     reported = {tuple(line.split(": ", 2)[1:]) for line in result.stderr.splitlines()}
     assert reported == {
-        ("audio.samplerate", "44000 is not supported (expected a sample rate in Hz, one of "
-                             "44100, 48000, 88200, 96000, 176400, 192000)"),
+        (
+            "audio.samplerate",
+            "44000 is not supported (expected a sample rate in Hz, one of 44100, 48000, 88200, 96000, 176400, 192000)",
+        ),
         ("monitor.dim_bd", "unknown key (did you mean 'dim_db'?)"),
-        ("sources.mix.channels", "[1, 2, 3] has 3 entries (expected a list of 1 or 2 1-based channel numbers, e.g. [1, 2])"),
+        (
+            "sources.mix.channels",
+            "[1, 2, 3] has 3 entries (expected a list of 1 or 2 1-based channel numbers, e.g. [1, 2])",
+        ),
         ("speakers.studio.eq[2].freq_hz", "0.0 is out of range (expected a number > 0.0 Hz)"),
         ("speakers.studio.sub.output", "1 is also one of the set's outputs (expected an output of its own)"),
         ("ab.b", '"rfe" is not a defined source (expected one of: mix)'),

@@ -35,8 +35,6 @@ def names_in(messages: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]
     return [(a, p) for a, p in messages if PAIR.search(a) or any(isinstance(v, str) and PAIR.search(v) for v in p)]
 
 
-
-
 def not_meters(messages: list[tuple[str, list[Any]]]) -> list[tuple[str, tuple]]:
     return [(a, tuple(p)) for a, p in messages if not a.startswith("/controlroom/meters/")]
 
@@ -44,7 +42,7 @@ def not_meters(messages: list[tuple[str, list[Any]]]) -> list[tuple[str, tuple]]
 def since(messages: list[tuple[str, list[Any]]], first: tuple[str, list[Any]]) -> list[tuple[str, list[Any]]]:
     """``messages`` from ``first`` on: meters sent before the daemon handled a command may
     arrive after the command was sent."""
-    return messages[messages.index(first):]
+    return messages[messages.index(first) :]
 
 
 # --- blind ------------------------------------------------------------------------------------
@@ -62,8 +60,12 @@ def test_blind_labels_are_random_and_nothing_tells_them_before_the_reveal():
             for _ in range(SESSIONS):
                 await peer.barrier()  # what came before this session
                 for address, *args in (
-                    ("/controlroom/blind", 1), ("/controlroom/ab/next",), ("/controlroom/ab", "x"),
-                    ("/controlroom/source", "y"), ("/controlroom/source", "tape"), ("/controlroom/subscribe",),
+                    ("/controlroom/blind", 1),
+                    ("/controlroom/ab/next",),
+                    ("/controlroom/ab", "x"),
+                    ("/controlroom/source", "y"),
+                    ("/controlroom/source", "tape"),
+                    ("/controlroom/subscribe",),
                     ("/controlroom/ab", "b"),  # a and b pick x and y: A/B buttons keep working
                 ):
                     peer.send(address, *args)
@@ -109,7 +111,8 @@ def test_matching_works_blind_alike_for_either_assignment_and_stays_hidden():
         announced[tuple(mapping.items())] = list(heard)
         # the labels were matched both ways: each plays at the loudness of the other
         assert levels[mapping["x"]] + c.match_db[mapping["x"]] == pytest.approx(
-            levels[mapping["y"]] + c.match_db[mapping["y"]], abs=0.011)
+            levels[mapping["y"]] + c.match_db[mapping["y"]], abs=0.011
+        )
     first, second = announced.values()  # both assignments came up
     assert first == second
     assert all(set(changes.get("match_db", {})) <= {"tape"} for changes in first)
@@ -199,7 +202,7 @@ def test_every_switch_in_a_test_goes_through_silence_whatever_the_label_stands_f
                 c.abx_play("x")  # from a
                 x = await tap.record(SAMPLERATE // 4)
                 assert has_dip(x), c.abx.x
-                assert not has_dip(x[-SAMPLERATE // 10:])  # and X plays after it
+                assert not has_dip(x[-SAMPLERATE // 10 :])  # and X plays after it
                 tap = OutputTap(daemon)
                 c.abx_answer("a")  # the next trial begins with A, through silence too
                 assert has_dip(await tap.record(SAMPLERATE // 4))
@@ -234,8 +237,15 @@ def test_abx_scores_reports_and_logs(tmp_path):
             peer.send("/controlroom/abx/start", trials)
             assert errors(await peer.barrier()) == []
             state = peer.last_report["state"]
-            assert state["abx"] == {"running": True, "a": "mix", "b": "ref", "trials": trials, "done": 0,
-                                    "correct": 0, "p_value": 1.0}
+            assert state["abx"] == {
+                "running": True,
+                "a": "mix",
+                "b": "ref",
+                "trials": trials,
+                "done": 0,
+                "correct": 0,
+                "p_value": 1.0,
+            }
             assert (state["source"], state["ab"]) == ("a", "a") and set(state["match_db"]) == {"tape"}
             drawn = []
             for t in range(trials):
@@ -247,7 +257,7 @@ def test_abx_scores_reports_and_logs(tmp_path):
                 peer.send("/controlroom/abx/answer", drawn[-1] if right[t] else {"a": "b", "b": "a"}[drawn[-1]])
                 assert errors(await peer.barrier()) == []
                 abx = peer.last_report["state"]["abx"]
-                done, correct = t + 1, sum(right[:t + 1])
+                done, correct = t + 1, sum(right[: t + 1])
                 assert (abx["done"], abx["correct"]) == (done, correct)
                 expected = binomtest(correct, done, 0.5, alternative="greater").pvalue
                 assert abx["p_value"] == pytest.approx(expected, rel=1e-12)
@@ -289,9 +299,15 @@ def test_refusals_say_why_and_change_nothing():
         async with running(config()) as daemon:
             peer = await Peer.open(daemon.osc.port)
             for address, *args in (
-                ("/controlroom/abx/answer", "a"), ("/controlroom/abx/play", "x"), ("/controlroom/abx/stop",),
-                ("/controlroom/abx/start", 0), ("/controlroom/abx/start", 1.5), ("/controlroom/abx/start", 101),
-                ("/controlroom/abx/start", "many"), ("/controlroom/abx/start",), ("/controlroom/blind/reveal",),
+                ("/controlroom/abx/answer", "a"),
+                ("/controlroom/abx/play", "x"),
+                ("/controlroom/abx/stop",),
+                ("/controlroom/abx/start", 0),
+                ("/controlroom/abx/start", 1.5),
+                ("/controlroom/abx/start", 101),
+                ("/controlroom/abx/start", "many"),
+                ("/controlroom/abx/start",),
+                ("/controlroom/blind/reveal",),
             ):
                 peer.send(address, *args)
             refused = errors(await peer.barrier())
@@ -318,8 +334,6 @@ def test_refusals_say_why_and_change_nothing():
     run(scenario)
 
 
-
-
 def test_ctl_drives_blind_tests_and_abx():
     async def scenario():
         async with running(config()) as daemon:
@@ -342,8 +356,10 @@ def test_ctl_drives_blind_tests_and_abx():
             await say("abx", "answer", x)  # the next X is a new draw: maybe wrong
             summary = json.loads(await say("--json", "abx", "stop"))["abx"]
             assert summary["running"] is False and summary["done"] == 2
-            assert await say("abx") == f"abx mix vs ref stopped: {summary['correct']} of 2 correct (3 trials), " \
-                                       f"p = {p_value(summary['correct'], 2):.4g}"
+            assert (
+                await say("abx") == f"abx mix vs ref stopped: {summary['correct']} of 2 correct (3 trials), "
+                f"p = {p_value(summary['correct'], 2):.4g}"
+            )
             bad = await asyncio.to_thread(ctl, port, "abx", "answer", "a")
             assert bad.returncode == 1 and "no ABX test is running" in bad.stderr
 

@@ -42,7 +42,7 @@ def test_sources_stay_silent_until_the_last_hold_is_released():
 
 
 def test_without_an_engine_a_switch_through_silence_plays_the_new_source_at_once():
-    config = parse_config(CONFIG + "[sources.ref]\nchannels = [3, 4]\n[ab]\na = \"mix\"\nb = \"ref\"\n")
+    config = parse_config(CONFIG + '[sources.ref]\nchannels = [3, 4]\n[ab]\na = "mix"\nb = "ref"\n')
     c = Controller(config, Vocabulary(config).initial())
     c.start_buffers()
     c.apply("blind", "set", True)  # every switch in a blind test goes through silence

@@ -2,7 +2,6 @@
 a measurement lines the dry source up with the return and matches their loudness (how it is
 measured: tests/daemon/service/test_measurement.py)."""
 
-
 import numpy as np
 import pytest
 
@@ -55,19 +54,23 @@ def test_the_source_is_sent_after_its_trim_and_the_return_can_be_heard():
 
 # --- what a measurement sets in the path ---------------------------------------------------------
 
-TWO_INSERTS = CONFIG + """
+TWO_INSERTS = (
+    CONFIG
+    + """
 [inserts.tape]
 send = [9]
 return = [7]
 source = "mix"
 """
+)
 
 
 def measured(config, name: str, latency: int, gain_db: float = 0.0) -> InsertResult:
     """A measurement of insert ``name`` as ``config`` wires it."""
     insert, audio = config.inserts[name], config.audio
-    return InsertResult(latency, gain_db, 0.99, False, audio.samplerate, audio.blocksize,
-                        insert.send, insert.returns, insert.source)
+    return InsertResult(
+        latency, gain_db, 0.99, False, audio.samplerate, audio.blocksize, insert.send, insert.returns, insert.source
+    )
 
 
 def inserts_with(text: str, **latencies: int) -> Inserts:
@@ -131,8 +134,13 @@ def test_switching_between_a_measured_inserts_dry_source_and_return_crossfades_a
     controller.apply("source", "set", "comp")
     assert not controller._controls().coherent_switch  # not measured: not aligned either
     controller.inserts.results.update(comp=measured(config, "comp", 225), tape=measured(config, "tape", 300))
-    for heard, new, coherent in [("comp", "mix", True), ("mix", "tape", True), ("tape", "comp", True),
-                                 ("comp", "ref", False), ("ref", "mix", False)]:
+    for heard, new, coherent in [
+        ("comp", "mix", True),
+        ("mix", "tape", True),
+        ("tape", "comp", True),
+        ("comp", "ref", False),
+        ("ref", "mix", False),
+    ]:
         assert controller.state.source == heard
         controller.apply("source", "set", new)
         assert controller._controls().coherent_switch == coherent, (heard, new)
@@ -172,29 +180,42 @@ def test_matching_counts_the_insert_compensation_the_path_really_applies():
 
 
 def saved_entry(**changes):
-    entry = {"latency": 225, "gain_db": -4.0, "coherence": 0.99, "inverted": True, "samplerate": 48000,
-             "blocksize": 64, "send": [9], "returns": [7], "source": "mix", "latency_ms": 4.688}
+    entry = {
+        "latency": 225,
+        "gain_db": -4.0,
+        "coherence": 0.99,
+        "inverted": True,
+        "samplerate": 48000,
+        "blocksize": 64,
+        "send": [9],
+        "returns": [7],
+        "source": "mix",
+        "latency_ms": 4.688,
+    }
     return {**entry, **changes}
 
 
-@pytest.mark.parametrize("changes, reason", [
-    ({}, None),
-    ({"samplerate": 96000}, "96000 Hz"),
-    ({"blocksize": 256}, "256 frames"),
-    ({"returns": [8]}, "has changed"),
-    ({"source": "comp"}, "has changed"),
-    ({"latency": -1}, "whole number"),
-    ({"latency": 10**6}, "out of range"),
-    ({"latency": 1.5}, "whole number"),
-    ({"latency": True}, "whole number"),
-    ({"samplerate": float("inf")}, "whole number"),
-    ({"gain_db": float("nan")}, "out of range"),
-    ({"gain_db": 10**400}, "too large"),
-    ({"coherence": 1.5}, "out of range"),
-    ({"inverted": "no"}, "wrong type"),
-    ({"send": "9"}, "not a list"),
-    ({"send": [True]}, "not a list"),
-])
+@pytest.mark.parametrize(
+    "changes, reason",
+    [
+        ({}, None),
+        ({"samplerate": 96000}, "96000 Hz"),
+        ({"blocksize": 256}, "256 frames"),
+        ({"returns": [8]}, "has changed"),
+        ({"source": "comp"}, "has changed"),
+        ({"latency": -1}, "whole number"),
+        ({"latency": 10**6}, "out of range"),
+        ({"latency": 1.5}, "whole number"),
+        ({"latency": True}, "whole number"),
+        ({"samplerate": float("inf")}, "whole number"),
+        ({"gain_db": float("nan")}, "out of range"),
+        ({"gain_db": 10**400}, "too large"),
+        ({"coherence": 1.5}, "out of range"),
+        ({"inverted": "no"}, "wrong type"),
+        ({"send": "9"}, "not a list"),
+        ({"send": [True]}, "not a list"),
+    ],
+)
 def test_a_saved_measurement_is_restored_only_when_sound_and_still_fitting_the_config(changes, reason):
     config = parse_config(TWO_INSERTS)
     inserts = Inserts(config)
@@ -222,5 +243,3 @@ def test_a_reload_forgets_the_measurements_it_makes_wrong_and_says_so():
     faster = TWO_INSERTS.replace("[sources.mix]", "[audio]\nsamplerate = 96000\n[sources.mix]")
     assert len(inserts.reload(parse_config(faster))) == 1
     assert inserts.results == {}
-
-

@@ -93,15 +93,21 @@ def test_levels_and_spl_over_osc():
             peer.send("/controlroom/level", 1)
             peer.send("/controlroom/volume/step", -1.5)
             assert await peer.barrier() == [
-                ("/controlroom/volume", [-20.0]), ("/controlroom/volume_spl_db", [63.0]),
-                ("/controlroom/volume", [-21.5]), ("/controlroom/volume_spl_db", [61.5]),
+                ("/controlroom/volume", [-20.0]),
+                ("/controlroom/volume_spl_db", [63.0]),
+                ("/controlroom/volume", [-21.5]),
+                ("/controlroom/volume_spl_db", [61.5]),
             ]
             # dim and mute are targets of their own: the SPL is that of the volume setting
             peer.send("/controlroom/dim", 1)
             assert await peer.barrier() == [("/controlroom/dim", [1])]
 
-            for address, *args in (("/controlroom/level", "nope"), ("/controlroom/level/toggle",),
-                                   ("/controlroom/level/next",), ("/controlroom/level/step", 1.0)):
+            for address, *args in (
+                ("/controlroom/level", "nope"),
+                ("/controlroom/level/toggle",),
+                ("/controlroom/level/next",),
+                ("/controlroom/level/step", 1.0),
+            ):
                 peer.send(address, *args)
             refused = errors(await peer.barrier())
             assert len(refused) == 4 and "expected one of reference, quiet, loud" in refused[0]

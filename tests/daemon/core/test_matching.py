@@ -143,7 +143,8 @@ def test_the_kernel_gets_the_offset_with_the_switch():
 def test_saved_offsets_are_checked_when_restored():
     offsets, warnings = restore_offsets(
         {"mix": -3, "ref": 9.5, "tape": "loud", "gone": 1.0, "x": math.nan, "y": True},
-        ("mix", "ref", "tape"), 6.0,
+        ("mix", "ref", "tape"),
+        6.0,
     )
     assert offsets == {"mix": -3.0, "ref": 6.0}
     assert len(warnings) == 4
@@ -174,20 +175,6 @@ def test_the_offsets_survive_a_restart_through_the_state_file(tmp_path):
 # --- through the real kernel ----------------------------------------------------------------
 
 MATCH_TOLERANCE_LU = 0.5
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 @pytest.mark.slow

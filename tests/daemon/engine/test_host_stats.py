@@ -56,7 +56,11 @@ def test_status_flags_are_counted_by_kind():
     record(counters, [5, 5], flags=0x4 | 0x2)  # what PortAudio's JACK host reports for an xrun
     record(counters, [5], flags=0x10)
     assert stats.summarise(counters, BASE, 48000, 64)["xruns"] == {
-        "input_underflow": 0, "input_overflow": 2, "output_underflow": 2, "output_overflow": 0, "priming": 1,
+        "input_underflow": 0,
+        "input_overflow": 2,
+        "output_underflow": 2,
+        "output_overflow": 0,
+        "priming": 1,
     }
 
 

@@ -15,6 +15,7 @@ from controlroom.daemon.errors import EngineError
 
 pytestmark = pytest.mark.jack
 
+
 def wait_until(condition, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while not condition():
@@ -75,7 +76,11 @@ def test_statistics_grow_and_report_durations(host, jack):
     # These VMs drop JACK deadlines at random: a delivered fraction, never zero xruns.
     assert stats["callbacks"] >= 0.5 * stats["expected_callbacks"]
     assert set(stats["xruns"]) == {
-        "input_underflow", "input_overflow", "output_underflow", "output_overflow", "priming"
+        "input_underflow",
+        "input_overflow",
+        "output_underflow",
+        "output_overflow",
+        "priming",
     }
     durations = stats["duration_us"]
     assert 0 < durations["p50"] <= durations["p99"] <= durations["max"]

@@ -14,7 +14,12 @@ from controlroom.dsp import layout
 
 N_IN, N_OUT, FRAMES = 2, 3, 64
 PA_CALLBACK = ctypes.CFUNCTYPE(
-    ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_ulong, ctypes.c_void_p, ctypes.c_ulong,
+    ctypes.c_int,
+    ctypes.c_void_p,
+    ctypes.c_void_p,
+    ctypes.c_ulong,
+    ctypes.c_void_p,
+    ctypes.c_ulong,
     ctypes.c_void_p,
 )
 
@@ -30,8 +35,11 @@ def mixing_kernel(inp, out, shared, params, state, meters, counters):
 
 def setup():
     arrays = KernelArrays(
-        shared=np.array([1.0, 0.5, 0.0]), params=np.zeros((2, 3)), state=np.zeros(4),
-        meters=np.zeros(2), counters=np.zeros(layout.C_LEN, dtype=np.int64),
+        shared=np.array([1.0, 0.5, 0.0]),
+        params=np.zeros((2, 3)),
+        state=np.zeros(4),
+        meters=np.zeros(2),
+        counters=np.zeros(layout.C_LEN, dtype=np.int64),
     )
     table = PointerTable(arrays, N_IN, N_OUT)
     callback = PA_CALLBACK(make_callback(mixing_kernel).address)

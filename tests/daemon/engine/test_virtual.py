@@ -32,8 +32,14 @@ def wait_until(condition, timeout: float = 5.0) -> bool:
 @pytest.fixture
 def host():
     host = VirtualHost(
-        copy_kernel, kernel_arrays(0.5), SAMPLERATE, BLOCKSIZE, N_IN, N_OUT,
-        program=program(), tap_frames=SAMPLERATE,
+        copy_kernel,
+        kernel_arrays(0.5),
+        SAMPLERATE,
+        BLOCKSIZE,
+        N_IN,
+        N_OUT,
+        program=program(),
+        tap_frames=SAMPLERATE,
     )
     yield host
     host.close()
@@ -125,6 +131,4 @@ def test_kernel_arrays_of_the_wrong_type_are_refused():
     with pytest.raises(ValueError, match="counters"):
         VirtualHost(copy_kernel, arrays, SAMPLERATE, BLOCKSIZE, N_IN, N_OUT)
     with pytest.raises(ValueError, match="host needs"):
-        VirtualHost(
-            copy_kernel, kernel_arrays(1.0), SAMPLERATE, BLOCKSIZE, N_IN, N_OUT, host_base=layout.C_LEN - 8
-        )
+        VirtualHost(copy_kernel, kernel_arrays(1.0), SAMPLERATE, BLOCKSIZE, N_IN, N_OUT, host_base=layout.C_LEN - 8)

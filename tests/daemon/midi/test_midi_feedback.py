@@ -154,7 +154,9 @@ feedback = { type = "cc", channel = 2, control = 7, bits = 14 }
 
 def test_outboard_gear_gets_a_program_change_for_each_source():
     c = controller()
-    text = '[[control]]\ntarget = "source"\nfeedback = { type = "program", channel = 3, values = { mix = 0, ref = 5 } }\n'
+    text = (
+        '[[control]]\ntarget = "source"\nfeedback = { type = "program", channel = 3, values = { mix = 0, ref = 5 } }\n'
+    )
     feedback = Feedback(bound(text, c.vocabulary), c.vocabulary)
     assert [m.hex() for m in feedback.render(c.view())] == ["C2 00"]
 

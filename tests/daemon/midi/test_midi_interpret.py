@@ -93,9 +93,7 @@ def test_fast_turning_moves_further_per_tick():
     assert rig.state.volume == pytest.approx(-20.0 + 0.25 + 3 * 1.0)
 
 
-@pytest.mark.parametrize(
-    ("interval", "factor"), [(1.0, 1.0), (0.1, 1.0), (0.06, 2.5), (0.02, 4.0), (0.001, 4.0)]
-)
+@pytest.mark.parametrize(("interval", "factor"), [(1.0, 1.0), (0.1, 1.0), (0.06, 2.5), (0.02, 4.0), (0.001, 4.0)])
 def test_acceleration_grows_linearly_between_slow_and_fast(interval, factor):
     control = Control(where="x", target="volume", midi=None, acceleration=3.0)
     assert acceleration(control, interval) == pytest.approx(factor)
@@ -393,9 +391,7 @@ def test_a_release_without_a_press_is_ignored():
 
 
 def test_cc_buttons_press_on_nonzero_and_release_on_zero():
-    rig = Rig(
-        '[[control]]\nmidi = { type = "cc", channel = 1, control = 32 }\ntarget = "dim"\nbutton = "momentary"\n'
-    )
+    rig = Rig('[[control]]\nmidi = { type = "cc", channel = 1, control = 32 }\ntarget = "dim"\nbutton = "momentary"\n')
     rig.send(cc(1, 32, 127))
     assert rig.state.dim is True
     rig.send(cc(1, 32, 0))
@@ -418,11 +414,7 @@ def test_a_step_button_moves_the_volume():
 
 
 def test_buttons_with_feedback_ask_for_their_led_again():
-    rig = Rig(
-        BUTTON.format(
-            target="mute", mode="toggle", extra='feedback = { type = "note", channel = 11, note = 8 }'
-        )
-    )
+    rig = Rig(BUTTON.format(target="mute", mode="toggle", extra='feedback = { type = "note", channel = 11, note = 8 }'))
     assert rig.send(note(11, 8)).refresh == (0,)
     assert rig.send(note_off(11, 8)).refresh == (0,)
 
@@ -461,8 +453,7 @@ def test_the_ab_button_also_switches_the_source():
 # --- touch --------------------------------------------------------------------------------------
 
 TOUCHED = (
-    PITCHBEND
-    + 'touch = { type = "note", channel = 1, note = 112 }\nfeedback = { type = "pitchbend", channel = 9 }\n'
+    PITCHBEND + 'touch = { type = "note", channel = 1, note = 112 }\nfeedback = { type = "pitchbend", channel = 9 }\n'
 )
 
 

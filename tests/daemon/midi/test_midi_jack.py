@@ -95,9 +95,7 @@ def test_an_encoder_turn_moves_the_volume_the_fader_and_the_lcd(fake):
             fake.send(cc(1, 16, 2))  # V-Pot 1, two ticks clockwise at once: 0.25 dB each
             await until(lambda: controller.state.volume == -19.5, "volume -19.5 dB")
             await fake.expect("F0 00 00 66 14 12 38 2D 31 39 2E 35 64 42 F7", since=mark, what='"-19.5dB"')
-            fader = mido.Message(
-                "pitchwheel", channel=8, pitch=round((1 - (19.5 / 80) ** 0.5) * 16383) - 8192
-            )
+            fader = mido.Message("pitchwheel", channel=8, pitch=round((1 - (19.5 / 80) ** 0.5) * 16383) - 8192)
             await fake.expect(fader.hex(), since=mark, what="the motor fader following")
 
     run(scenario)
@@ -262,14 +260,16 @@ def test_a_daemon_on_the_virtual_backend_hears_the_surface_in_its_kernel(fake, t
     async def scenario():
         config = parse_config(CONFIG_TOML + surface_config(fake.name, "behringer-xtouch-mini"), "test.toml")
         async with running(config) as daemon:
-            await until(
-                lambda: daemon.surfaces.surfaces["desk"].connected, "the daemon"
-            )
+            await until(lambda: daemon.surfaces.surfaces["desk"].connected, "the daemon")
             buffers = daemon.controller.buffers
 
             def applied(index: int) -> float:
                 c = buffers.counters
-                return buffers.params[c[layout.C_ACTIVE]][index] if c[layout.C_APPLIED] == c[layout.C_SEQ] else float("nan")
+                return (
+                    buffers.params[c[layout.C_ACTIVE]][index]
+                    if c[layout.C_APPLIED] == c[layout.C_SEQ]
+                    else float("nan")
+                )
 
             await until(lambda: applied(layout.P_MASTER) > 0.0, "the start-up ramp target")
             fake.send(note(11, 10), note_off(11, 10))  # top row 3: the third speaker set
@@ -285,13 +285,9 @@ def test_learn_binds_the_next_control_moved(fake, tmp_path):
     config_path.write_text(CONFIG_TOML + surface_config(fake.name, "generic-8-knob", output=False))
 
     async def scenario():
-        args = argparse.Namespace(
-            target="volume", surface=None, value=None, config=str(config_path), timeout=10.0
-        )
+        args = argparse.Namespace(target="volume", surface=None, value=None, config=str(config_path), timeout=10.0)
         learning = asyncio.create_task(asyncio.to_thread(learn.run, args))
-        await until(
-            lambda: any("desk learn" in n for n in fake.backend.get_output_names()), "learn to listen"
-        )
+        await until(lambda: any("desk learn" in n for n in fake.backend.get_output_names()), "learn to listen")
         fake.send(*(cc(1, 16, v) for v in (1, 1, 2, 65, 65, 66)))  # a Mackie-style V-Pot, both ways
         assert await learning == 0
 

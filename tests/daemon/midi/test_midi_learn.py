@@ -126,9 +126,7 @@ def test_learning_on_a_preset_makes_a_user_file_that_includes_it(tmp_path):
 def test_learning_on_a_user_file_appends_to_it(tmp_path):
     (tmp_path / "desk.toml").write_text(USER_FILE)
     surface = SurfaceConfig("desk", "in", None, "desk.toml")
-    fields = control_fields(
-        Learned(Address("cc", 1, 16), encoder="relative-signed"), "volume", None, feedback=False
-    )
+    fields = control_fields(Learned(Address("cc", 1, 16), encoder="relative-signed"), "volume", None, feedback=False)
     save(tmp_path / "unused.toml", tmp_path, surface, fields, Address("cc", 1, 16))
     text = (tmp_path / "desk.toml").read_text()
     assert text.startswith(USER_FILE)

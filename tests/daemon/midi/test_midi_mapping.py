@@ -316,9 +316,7 @@ value = 7
 """)
     result = bind(m, Vocabulary(config()))
     assert [c.value for c in result.mapping.controls] == ["crap"]
-    assert result.unused == (
-        "test-mapping.toml: control[1]: unused (speakers index 7 out of range (expected 0 to 2))",
-    )
+    assert result.unused == ("test-mapping.toml: control[1]: unused (speakers index 7 out of range (expected 0 to 2))",)
 
 
 def test_binding_rejects_names_and_levels_the_config_does_not_have():
@@ -378,6 +376,5 @@ def _config_with_surfaces(*mappings: str) -> str:
     from midikit import CONFIG_TOML
 
     return CONFIG_TOML + "".join(
-        f'[[surfaces]]\nname = "s{i}"\ninput = "port {i}"\nmapping = "{spec}"\n'
-        for i, spec in enumerate(mappings)
+        f'[[surfaces]]\nname = "s{i}"\ninput = "port {i}"\nmapping = "{spec}"\n' for i, spec in enumerate(mappings)
     )

@@ -254,9 +254,7 @@ def test_subscribe_sends_the_whole_state_with_app_friendly_types():
         async with serving() as server:
             peer = await Peer.open(server.port)
             peer.send("/controlroom/subscribe")
-            received = dict(
-                (a.removeprefix("/controlroom/"), p) for a, p in await peer.barrier()
-            )
+            received = dict((a.removeprefix("/controlroom/"), p) for a, p in await peer.barrier())
             offsets = {f"match_db/{name}" for name in server.controller.config.sources}
             assert set(received) == set(STATE_TARGETS) | offsets
             assert received["volume"] == [-20.0] and isinstance(received["volume"][0], float)
@@ -552,15 +550,34 @@ class Fuzz:
             v = r.uniform(self.low, self.high)
             return encode("/controlroom/volume", r.choice([("f", v), ("d", v), ("i", round(v)), str(round(v, 2))]))
         if kind == 1:  # any finite step is fine: the volume stops at its limits
-            delta = r.choice([
-                ("f", r.uniform(-10, 10)), ("d", r.uniform(-1e30, 1e30)), ("i", r.randint(-2**31, 2**31 - 1)), ("f", 3.4e38),
-            ])
+            delta = r.choice(
+                [
+                    ("f", r.uniform(-10, 10)),
+                    ("d", r.uniform(-1e30, 1e30)),
+                    ("i", r.randint(-(2**31), 2**31 - 1)),
+                    ("f", 3.4e38),
+                ]
+            )
             return encode("/controlroom/volume/step", delta)
         if kind == 2:
-            value = r.choice([
-                True, False, ("i", 0), ("i", 1), ("i", 7), ("f", 0.49), ("f", 0.5), ("d", 1.0),
-                "on", "off", "True", "false", "yes", "no",
-            ])
+            value = r.choice(
+                [
+                    True,
+                    False,
+                    ("i", 0),
+                    ("i", 1),
+                    ("i", 7),
+                    ("f", 0.49),
+                    ("f", 0.5),
+                    ("d", 1.0),
+                    "on",
+                    "off",
+                    "True",
+                    "false",
+                    "yes",
+                    "no",
+                ]
+            )
             return encode(f"/controlroom/{r.choice(SWITCHES)}", value)
         if kind == 3:
             target = r.choice(ENUM_TARGETS)
@@ -584,39 +601,68 @@ class Fuzz:
         r = self.rng
         kind = r.randrange(3)
         if kind == 0:  # bad values
-            return r.choice([
-                encode("/controlroom/volume", ("f", math.nan)),
-                encode("/controlroom/volume", ("f", math.inf)),
-                encode("/controlroom/volume", ("d", -math.inf)),
-                encode("/controlroom/volume", ("d", r.choice([1e300, -1e300, 1e30]))),
-                encode("/controlroom/volume", ("f", self.high + r.uniform(0.01, 100))),
-                encode("/controlroom/volume", ("f", self.low - r.uniform(0.01, 100))),
-                encode("/controlroom/volume", ("h", 2**62)),
-                encode("/controlroom/volume", r.choice(["loud", "", "nan", "inf", "-1e999"])),
-                encode("/controlroom/volume", r.choice([True, False, None, b"\x01\x02", ("m", (0, 144, 60, 100))])),
-                encode("/controlroom/volume", ("s", "-12"), ("f", 1.0)),
-                encode(f"/controlroom/{r.choice(TARGETS)}"),
-                encode(f"/controlroom/{r.choice(BOOL_TARGETS)}",
-                       r.choice(["maybe", "2", b"x", None, ("f", math.nan), ("d", math.inf)])),
-                encode(f"/controlroom/{r.choice(ENUM_TARGETS)}",
-                       r.choice(["nope", "Studio", ("i", 99), ("i", -1), ("f", 1.5), ("f", math.nan), "99", True, None])),
-                encode("/controlroom/volume/step", r.choice([("f", math.nan), ("d", math.inf), "x", None, True])),
-                encode("/controlroom/volume/step"),
-                encode(f"/controlroom/{r.choice(ENUM_TARGETS)}/step", ("f", 0.5)),
-                encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/step", ("f", 1.0)),
-                encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/next"),
-                encode(r.choice(["/controlroom/volume/toggle", "/controlroom/speakers/toggle", "/controlroom/volume/next"])),
-                encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/toggle", r.choice(["maybe", ("f", math.nan), None])),
-                encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/toggle", ("i", 1), ("i", 1)),
-                encode("/controlroom/state", ("i", 1), ("i", 2)),
-            ])
+            return r.choice(
+                [
+                    encode("/controlroom/volume", ("f", math.nan)),
+                    encode("/controlroom/volume", ("f", math.inf)),
+                    encode("/controlroom/volume", ("d", -math.inf)),
+                    encode("/controlroom/volume", ("d", r.choice([1e300, -1e300, 1e30]))),
+                    encode("/controlroom/volume", ("f", self.high + r.uniform(0.01, 100))),
+                    encode("/controlroom/volume", ("f", self.low - r.uniform(0.01, 100))),
+                    encode("/controlroom/volume", ("h", 2**62)),
+                    encode("/controlroom/volume", r.choice(["loud", "", "nan", "inf", "-1e999"])),
+                    encode("/controlroom/volume", r.choice([True, False, None, b"\x01\x02", ("m", (0, 144, 60, 100))])),
+                    encode("/controlroom/volume", ("s", "-12"), ("f", 1.0)),
+                    encode(f"/controlroom/{r.choice(TARGETS)}"),
+                    encode(
+                        f"/controlroom/{r.choice(BOOL_TARGETS)}",
+                        r.choice(["maybe", "2", b"x", None, ("f", math.nan), ("d", math.inf)]),
+                    ),
+                    encode(
+                        f"/controlroom/{r.choice(ENUM_TARGETS)}",
+                        r.choice(
+                            ["nope", "Studio", ("i", 99), ("i", -1), ("f", 1.5), ("f", math.nan), "99", True, None]
+                        ),
+                    ),
+                    encode("/controlroom/volume/step", r.choice([("f", math.nan), ("d", math.inf), "x", None, True])),
+                    encode("/controlroom/volume/step"),
+                    encode(f"/controlroom/{r.choice(ENUM_TARGETS)}/step", ("f", 0.5)),
+                    encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/step", ("f", 1.0)),
+                    encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/next"),
+                    encode(
+                        r.choice(
+                            ["/controlroom/volume/toggle", "/controlroom/speakers/toggle", "/controlroom/volume/next"]
+                        )
+                    ),
+                    encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/toggle", r.choice(["maybe", ("f", math.nan), None])),
+                    encode(f"/controlroom/{r.choice(BOOL_TARGETS)}/toggle", ("i", 1), ("i", 1)),
+                    encode("/controlroom/state", ("i", 1), ("i", 2)),
+                ]
+            )
         if kind == 1:  # unknown addresses
-            return encode(r.choice([
-                "/controlroom/nope", "/controlroom/volume/up", "/controlroom", "/controlroom/", "/other",
-                "/controlroom/meters/peak", "/controlroom/state/now", "/controlroom/Volume", "/controlroom/*",
-                "/controlroom/volume/step/2", "/controlroom//volume", "/", "/controlroom/error",
-                "/controlroom/" + "".join(r.choice("abcdefghijklmnopqrstuvwxyz/") for _ in range(r.randrange(1, 20))) + "~",
-            ]), *r.choice([(), (("f", 1.0),), ("x", "y")]))
+            return encode(
+                r.choice(
+                    [
+                        "/controlroom/nope",
+                        "/controlroom/volume/up",
+                        "/controlroom",
+                        "/controlroom/",
+                        "/other",
+                        "/controlroom/meters/peak",
+                        "/controlroom/state/now",
+                        "/controlroom/Volume",
+                        "/controlroom/*",
+                        "/controlroom/volume/step/2",
+                        "/controlroom//volume",
+                        "/",
+                        "/controlroom/error",
+                        "/controlroom/"
+                        + "".join(r.choice("abcdefghijklmnopqrstuvwxyz/") for _ in range(r.randrange(1, 20)))
+                        + "~",
+                    ]
+                ),
+                *r.choice([(), (("f", 1.0),), ("x", "y")]),
+            )
         noise = "".join(chr(r.randrange(0x20, 0x7F)) for _ in range(r.randrange(0, 30)))
         return encode(("/" + noise).replace("/controlroom", "/xx"))  # anywhere but /controlroom/
 
@@ -649,16 +695,18 @@ class Fuzz:
             return _random_payload(r, "/controlroom/volume", r.choice(["S", "c", "I", "fx", "u", "f]"]))
         if kind == 4:  # broken bundles
             good = encode("/controlroom/dim", True)
-            return r.choice([
-                b"#bundle\x00\x00\x00",
-                bundle(good) + b"\x00\x00",  # a partial element size
-                b"#bundle\x00" + bytes(8) + struct.pack(">i", -4),  # pythonosc loops forever on this
-                b"#bundle\x00" + bytes(8) + struct.pack(">i", 6) + good[:6],
-                b"#bundle\x00" + bytes(8) + struct.pack(">i", len(good) + 8) + good,
-                b"#bundle\x00" + bytes(8) + struct.pack(">i", 4) + b"abcd",
-                b"#bundle\x00" + bytes(8) + b"\x00\x00",
-                _nested(good, 20),
-            ])
+            return r.choice(
+                [
+                    b"#bundle\x00\x00\x00",
+                    bundle(good) + b"\x00\x00",  # a partial element size
+                    b"#bundle\x00" + bytes(8) + struct.pack(">i", -4),  # pythonosc loops forever on this
+                    b"#bundle\x00" + bytes(8) + struct.pack(">i", 6) + good[:6],
+                    b"#bundle\x00" + bytes(8) + struct.pack(">i", len(good) + 8) + good,
+                    b"#bundle\x00" + bytes(8) + struct.pack(">i", 4) + b"abcd",
+                    b"#bundle\x00" + bytes(8) + b"\x00\x00",
+                    _nested(good, 20),
+                ]
+            )
         if kind == 5:  # a bundle with one malformed element among good ones
             return bundle(self.valid(), self.malformed(), self.valid())
         return b"#bundle\x00" + bytes(r.randrange(0, 8))  # no whole time tag
@@ -687,7 +735,7 @@ def _random_payload(r: random.Random, address: str, tags: str) -> bytes:
     tag_string = ("," + tags).encode() + b"\x00"
     tag_string += bytes(-len(tag_string) % 4)
     body = bytes(r.randrange(256) for _ in range(4 * r.randrange(0, 12)))
-    return encode(address)[: -4] + tag_string + body
+    return encode(address)[:-4] + tag_string + body
 
 
 def _nested(message: bytes, depth: int) -> bytes:

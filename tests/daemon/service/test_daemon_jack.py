@@ -54,7 +54,9 @@ DIM_DB = -15.0
 REF_TRIM_DB = -2.0
 ALT_TRIM_DB = -1.5
 
-CONFIG = JACK_AUDIO + """\
+CONFIG = (
+    JACK_AUDIO
+    + """\
 
 [monitor]
 volume_db = {volume_db}
@@ -88,12 +90,19 @@ allow = ["127.0.0.1/32"]
 [state]
 path = "{state_path}"
 """
+)
 
 
 def config_text(state_path, studio_eq: str = "") -> str:
     return CONFIG.format(
-        volume_db=VOLUME_DB, max_volume_db=MAX_VOLUME_DB, startup_max_db=STARTUP_MAX_DB, dim_db=DIM_DB,
-        ref_trim_db=REF_TRIM_DB, alt_trim_db=ALT_TRIM_DB, studio_eq=studio_eq, state_path=state_path,
+        volume_db=VOLUME_DB,
+        max_volume_db=MAX_VOLUME_DB,
+        startup_max_db=STARTUP_MAX_DB,
+        dim_db=DIM_DB,
+        ref_trim_db=REF_TRIM_DB,
+        alt_trim_db=ALT_TRIM_DB,
+        studio_eq=studio_eq,
+        state_path=state_path,
     )
 
 
@@ -153,8 +162,7 @@ class Rig:
 
         def ports_exist():
             names = [p.name for p in client.get_ports("PortAudio", is_audio=True)]
-            return (sum(":in_" in n for n in names) == N_CHANNELS
-                    and sum(":out_" in n for n in names) == N_CHANNELS)
+            return sum(":in_" in n for n in names) == N_CHANNELS and sum(":out_" in n for n in names) == N_CHANNELS
 
         wait_for(ports_exist, PORT_TIMEOUT_S, "the daemon's JACK ports")
         for channel, (frequency, amplitude) in SIGNALS.items():
@@ -189,7 +197,8 @@ def assert_levels(levels: np.ndarray, expected: dict[int, float], what: str = ""
     for k, level in enumerate(levels, start=1):
         if k in expected:
             assert level == pytest.approx(expected[k], abs=TOLERANCE_DB), (
-                f"{what}: output {k} at {level:.3f} dBFS, expected {expected[k]:.3f} ({shown})")
+                f"{what}: output {k} at {level:.3f} dBFS, expected {expected[k]:.3f} ({shown})"
+            )
         else:
             assert level < SILENT_DB, f"{what}: output {k} should be silent ({shown})"
 
@@ -394,14 +403,35 @@ def invalid_packets(rng: np.random.Generator):
     nan, inf = float("nan"), float("inf")
     bad_values = [
         # out of range
-        ("volume", 6.0), ("volume", 0.5), ("volume", -200.0), ("volume", 1), ("volume", ("d", 1e300)),
-        ("speakers", 99), ("source", -1), ("solo", 4), ("match", 3.0), ("speakers", 1.5),
+        ("volume", 6.0),
+        ("volume", 0.5),
+        ("volume", -200.0),
+        ("volume", 1),
+        ("volume", ("d", 1e300)),
+        ("speakers", 99),
+        ("source", -1),
+        ("solo", 4),
+        ("match", 3.0),
+        ("speakers", 1.5),
         # non-finite
-        ("volume", nan), ("volume", inf), ("volume", -inf), ("volume", ("d", nan)), ("mute", nan),
-        ("dim", inf), ("speakers", nan), ("source", ("d", inf)),
+        ("volume", nan),
+        ("volume", inf),
+        ("volume", -inf),
+        ("volume", ("d", nan)),
+        ("mute", nan),
+        ("dim", inf),
+        ("speakers", nan),
+        ("source", ("d", inf)),
         # wrong types
-        ("volume", "loud"), ("volume", b"\x00\x01"), ("volume", True), ("mute", "maybe"),
-        ("mono", b"x"), ("speakers", "nowhere"), ("source", "2.5"), ("solo", "middle"), ("ab", "c"),
+        ("volume", "loud"),
+        ("volume", b"\x00\x01"),
+        ("volume", True),
+        ("mute", "maybe"),
+        ("mono", b"x"),
+        ("speakers", "nowhere"),
+        ("source", "2.5"),
+        ("solo", "middle"),
+        ("ab", "c"),
     ]
     while True:
         kind = rng.integers(8)
@@ -420,8 +450,13 @@ def invalid_packets(rng: np.random.Generator):
             else:
                 yield "osc_malformed", b"#bundle\x00" + bytes(8) + (-4).to_bytes(4, "big", signed=True)
         elif kind == 3:  # unknown addresses
-            address = ["/controlroom/nope", "/other/volume", "/controlroom/volume/sideways",
-                       "/controlroom", "/controlroom/mute/step/again"][int(rng.integers(5))]
+            address = [
+                "/controlroom/nope",
+                "/other/volume",
+                "/controlroom/volume/sideways",
+                "/controlroom",
+                "/controlroom/mute/step/again",
+            ][int(rng.integers(5))]
             yield "osc_unknown_address", message(address, 1.0)
         elif kind == 4:  # argument count
             target = TARGETS[int(rng.integers(len(TARGETS)))]
@@ -442,8 +477,9 @@ def valid_packets(rng: np.random.Generator):
         lambda: message("/controlroom/volume", float(rng.uniform(-80.0, 0.0))),
         lambda: message("/controlroom/volume", MAX_VOLUME_DB),
         lambda: message("/controlroom/volume/step", float(rng.choice([1e6, 40.0, 3.0, -3.0, -1e6]))),
-        lambda: message(f"/controlroom/{['dim', 'mute', 'mono', 'polarity'][int(rng.integers(4))]}",
-                        bool(rng.integers(2))),
+        lambda: message(
+            f"/controlroom/{['dim', 'mute', 'mono', 'polarity'][int(rng.integers(4))]}", bool(rng.integers(2))
+        ),
         lambda: message("/controlroom/mute", "off"),
         lambda: message("/controlroom/solo", ["off", "left", "right", "side"][int(rng.integers(4))]),
         lambda: message("/controlroom/speakers", ["studio", "alt", "cube"][int(rng.integers(3))]),
@@ -518,8 +554,15 @@ def test_flood_of_bad_and_foreign_packets(rig):
     assert np.max(windows) <= loudest_db + TOLERANCE_DB, f"{np.max(windows):.2f} dBFS above {loudest_db:.2f}"
 
     # Still in full working order: a known state, at volume = max, heard at the analytic level.
-    for target, value in [("mute", False), ("dim", False), ("mono", False), ("solo", "off"),
-                          ("polarity", False), ("speakers", "studio"), ("source", "mix"),
-                          ("volume", MAX_VOLUME_DB)]:
+    for target, value in [
+        ("mute", False),
+        ("dim", False),
+        ("mono", False),
+        ("solo", "off"),
+        ("polarity", False),
+        ("speakers", "studio"),
+        ("source", "mix"),
+        ("volume", MAX_VOLUME_DB),
+    ]:
         rig.set(target, value)
     assert_levels(rig.levels(), mix_on_studio(MAX_VOLUME_DB), "after the flood, volume = max")

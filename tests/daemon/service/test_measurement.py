@@ -41,8 +41,6 @@ b = "comp"
 """
 
 
-
-
 def test_the_analysis_reads_the_send_and_the_returns_from_their_tap_columns():
     config = parse_config(CONFIG)
     rng = np.random.default_rng(4)
@@ -98,8 +96,9 @@ def test_a_measurement_gives_up_at_once_when_its_engine_is_replaced_or_stops():
     config = parse_config(CONFIG)
     controller = Controller(config, Vocabulary(config).initial())
     controller.start_buffers().settle()
-    runner = SimpleNamespace(controller=controller, running=True, config=config,
-                             loudness=LoudnessMonitor(controller.buffers, config))
+    runner = SimpleNamespace(
+        controller=controller, running=True, config=config, loudness=LoudnessMonitor(controller.buffers, config)
+    )
     engine = _Engine(runner)
     engine.check()
     controller.start_buffers()  # a device came back: new buffers, a new stream
@@ -122,7 +121,9 @@ def test_a_measurement_is_answered_when_done_and_a_failure_is_reported_not_count
         if len(calls) == 2:
             raise InsertError("insert comp: no clear return (coherence 0.02): is the insert connected?")
         insert, audio = config.inserts[name], config.audio
-        return InsertResult(225, -2.82, 0.99, False, audio.samplerate, audio.blocksize, insert.send, insert.returns, insert.source)
+        return InsertResult(
+            225, -2.82, 0.99, False, audio.samplerate, audio.blocksize, insert.send, insert.returns, insert.source
+        )
 
     async def scenario():
         controller = Controller(config, Vocabulary(config).initial())
@@ -163,7 +164,9 @@ LOOP_FRAMES = 1 << 15
 STARTUP_FRAMES = 60000  # the master gain ramps in over a second at start-up
 SETTLE_FRAMES = 9600  # well past the crossfade, and past the alignment's fade through silence
 
-JACK_CONFIG = JACK_AUDIO + """\
+JACK_CONFIG = (
+    JACK_AUDIO
+    + """\
 
 [monitor]
 volume_db = -6.0
@@ -188,6 +191,7 @@ allow = ["127.0.0.1/32"]
 [state]
 path = "{state_path}"
 """
+)
 
 
 @pytest.fixture
@@ -210,7 +214,9 @@ def insert_rig(jack, tmp_path):
 def ctl(port: int, *words: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{port}", *words],
-        capture_output=True, text=True, timeout=60,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
 
 
@@ -247,7 +253,9 @@ def test_an_insert_is_measured_exactly_then_in_and_out_are_aligned_and_matched(j
     assert state["inserts"]["comp"]["latency"] == measured["latency"]
     assert state["measuring"] is None
     shown = ctl(daemon.port, "insert").stdout.strip()
-    assert shown.startswith(f"insert comp: latency {measured['latency']} samples ({measured['latency_ms']:.2f} ms), gain ")
+    assert shown.startswith(
+        f"insert comp: latency {measured['latency']} samples ({measured['latency_ms']:.2f} ms), gain "
+    )
 
     # out (the dry mix, delayed by the latency) and in (the return, compensated)
     assert peer.set("source", "mix")["state"]["source"] == "mix"
@@ -282,8 +290,11 @@ def test_the_measurement_noise_never_reaches_the_speakers_or_the_matching(insert
     # return fades back in: below the 24-bit floor, where noise would be at -30 dBFS
     assert np.max(np.abs(heard[:, :2])) < 10 ** (-120 / 20)
     # the return's matching window restarted after the noise (it would hold it for 10 s)
-    peer.wait(lambda r: r["meters"]["loudness"]["sources"]["comp"]["window_lufs"] is None, 3.0,
-              "the return's loudness window to forget the noise")
+    peer.wait(
+        lambda r: r["meters"]["loudness"]["sources"]["comp"]["window_lufs"] is None,
+        3.0,
+        "the return's loudness window to forget the noise",
+    )
 
 
 @pytest.mark.jack

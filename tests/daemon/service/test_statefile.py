@@ -298,9 +298,11 @@ def test_a_corrupt_state_file_means_defaults_and_a_warning(daemon_with_state, co
 
 
 def test_invalid_saved_values_fall_back_one_by_one(daemon_with_state):
-    saved = {"version": 1, "targets": {"volume": "loud", "speakers": "gone", "mute": "maybe",
-                                       "dim": True, "source": "ref"},
-             "match_db": [1, 2]}
+    saved = {
+        "version": 1,
+        "targets": {"volume": "loud", "speakers": "gone", "mute": "maybe", "dim": True, "source": "ref"},
+        "match_db": [1, 2],
+    }
     daemon, report = daemon_with_state(json.dumps(saved).encode())
     expected = {**DEFAULTS, "dim": True, "source": "ref"}  # the valid entries are kept
     assert subset(report["state"], expected) == expected
@@ -354,7 +356,10 @@ def test_changes_over_osc_are_saved_and_restored(daemon_with_state, tmp_path):
     assert temp_files(tmp_path) == []
     daemon, report = daemon_with_state(None)
     assert subset(report["state"], {"volume": -30.0, "speakers": "alt", "mute": True}) == {
-        "volume": -30.0, "speakers": "alt", "mute": True}
+        "volume": -30.0,
+        "speakers": "alt",
+        "mute": True,
+    }
 
 
 def test_an_older_document_is_migrated_when_read(tmp_path, monkeypatch):

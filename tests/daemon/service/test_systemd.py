@@ -75,7 +75,9 @@ def test_unit_file_verifies(tmp_path):
     unit = tmp_path / "controlroom.service"
     unit.write_text(text.replace(exec_start[0], f"ExecStart={controlroom_executable()} {arguments}"))
 
-    result = subprocess.run(["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False)
+    result = subprocess.run(
+        ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
+    )
     complaints = [line for line in (result.stdout + result.stderr).splitlines() if unit.name in line]
     assert result.returncode == 0, result.stdout + result.stderr
     assert complaints == []  # unknown keys, bad values: verify only warns, exit status 0
@@ -138,7 +140,7 @@ def start_daemon(tmp_path: Path, notify: str, **env: str) -> DaemonProcess:
 
 
 def status_of(fields: list[str]) -> str | None:
-    return next((f[len("STATUS="):] for f in fields if f.startswith("STATUS=")), None)
+    return next((f[len("STATUS=") :] for f in fields if f.startswith("STATUS=")), None)
 
 
 @pytest.mark.parametrize("kind", ["path", "abstract"])
@@ -160,8 +162,9 @@ def test_notify_ready_watchdog_status_stopping(kind, tmp_path, short_dir):
             # STATUS follows the state.
             peer.set("volume", -12.0)
             peer.set("dim", True)
-        listener.wait_for(lambda f: status_of(f) == "running: mix on studio at -12.0 dB dim", 10.0,
-                          "STATUS= with the new state")
+        listener.wait_for(
+            lambda f: status_of(f) == "running: mix on studio at -12.0 dB dim", 10.0, "STATUS= with the new state"
+        )
 
         daemon.signal(signal.SIGTERM)
         listener.wait_for(lambda f: "STOPPING=1" in f, 20.0, "STOPPING=1")
