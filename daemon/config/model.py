@@ -10,7 +10,6 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from controlroom.daemon.core.targets import MATCH
 from controlroom.dsp import layout
 from controlroom.dsp.bands import Biquad
 from controlroom.dsp.profiles import PROFILE_NAMES
@@ -22,7 +21,7 @@ SAMPLERATES = (44100, 48000, 88200, 96000, 176400, 192000)
 #: Block sizes (frames): powers of two from 16 to 4096.
 BLOCKSIZES = tuple(2**k for k in range(4, 13))
 #: Loudness-match modes of the ``[ab]`` pair: the ``match`` target's values.
-MATCH_MODES = MATCH
+MATCH_MODES = ("off", "auto", "hold")
 #: Built-in emulation profiles a speaker set may ``emulate`` (defined with their filters in dsp).
 EMULATION_PROFILES = PROFILE_NAMES
 #: Highest 1-based channel number accepted anywhere: the engine's compiled limit.

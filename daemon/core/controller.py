@@ -6,10 +6,10 @@ listener (feedback to surfaces and OSC subscribers, the state saver) with its or
 
 Listeners get the differences of ``view()``: the targets, ``match_db`` (only the offsets that
 moved, source -> dB) and ``volume_spl_db`` when ``[monitor] reference_spl_db`` is set; while a
-blind or ABX test runs, labels instead of the compared sources' names (``blind.py``). Keys a
+blind or ABX test runs, labels instead of the compared sources' names (``comparison``). Keys a
 listener does not know it should ignore.
 
-Switching the heard source matches its loudness (``matching.py``); during a blind or ABX test
+Switching the heard source matches its loudness (``matching``); during a blind or ABX test
 every switch goes out and back in through silence, so that it sounds the same whichever source
 a label stands for and whether or not the source actually changes.
 """
@@ -17,32 +17,15 @@ a label stands for and whether or not the source actually changes.
 from __future__ import annotations
 
 import logging
-import random
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 from controlroom.daemon.core import matching, path
-from controlroom.daemon.core.comparison import (
-    ANSWERS,
-    BLIND_LABELS,
-    LABELLED_TARGETS,
-    MAX_TRIALS,
-    AbxTest,
-    Concealment,
-    blind_labels,
-)
+from controlroom.daemon.core.comparison import LABELLED_TARGETS, Comparison
 from controlroom.daemon.core.inserts import Inserts
-from controlroom.daemon.core.targets import (
-    AB,
-    ENUM_TARGETS,
-    MonitorState,
-    TargetError,
-    Vocabulary,
-    parse_choice,
-    parse_number,
-    step_choice,
-)
+from controlroom.daemon.core.targets import ENUM_TARGETS, MonitorState, Vocabulary
+from controlroom.daemon.errors import TargetError
 from controlroom.dsp.control import STARTUP_RAMP_MS, PathBuffers
 
 log = logging.getLogger(__name__)
@@ -89,10 +72,7 @@ class Controller:
         self.abx_log = abx_log
         self.inserts = Inserts(config)
         self._coherent_switch = False
-        self.rng = random.SystemRandom()
-        self.concealment: Concealment | None = None
-        self.abx: AbxTest | None = None
-        self.revealed: dict[str, str] | None = None  # the last blind test's labels, once revealed
+        self.comparison = Comparison(self)
         self.listeners: list[Listener] = []
         self.dropped: Counter[str] = Counter()
         self.buffers: PathBuffers | None = None
@@ -150,14 +130,14 @@ class Controller:
         Raises ``TargetError`` (state untouched) for anything invalid.
         """
         before, heard = self.view(), self.state.source
-        if self.concealment is not None and target in LABELLED_TARGETS:
-            self._choose(self._labelled_choice(target, action, value))
+        if self.comparison.concealment is not None and target in LABELLED_TARGETS:
+            self.comparison.choose(self.comparison.labelled_choice(target, action, value))
         else:
             self._change(target, action, value)
         return self._commit(before, heard, origin)
 
     def _change(self, target: str, action: str, value: Any) -> None:
-        if target == "blind" and self.abx is not None and self.abx.running:
+        if target == "blind" and self.comparison.abx_running:
             raise TargetError("an ABX test is running (stop it first: abx/stop)")
         v = self.vocabulary
         if action == "set":
@@ -173,7 +153,7 @@ class Controller:
         else:
             raise TargetError(f"unknown action {action!r} (expected one of {', '.join(ACTIONS)})")
         if "blind" in changes:
-            self._start_blind() if changes["blind"] else self._end_blind()
+            self.comparison.start_blind() if changes["blind"] else self.comparison.end_blind()
         if changes.get("match") == "off":
             self.match_db = dict.fromkeys(self.match_db, 0.0)
 
@@ -219,7 +199,8 @@ class Controller:
         reference = self.config.monitor.reference_spl_db
         if reference is not None:
             view["volume_spl_db"] = round(reference + self.state.volume, 2)
-        return self.concealment.conceal(view) if self.concealment is not None else view
+        concealment = self.comparison.concealment
+        return concealment.conceal(view) if concealment is not None else view
 
     def state_report(self) -> dict[str, Any]:
         """The state report's ``state`` object: ``view()``, ``abx`` (the current or last ABX
@@ -227,8 +208,7 @@ class Controller:
         sources once revealed; None while one runs or before the first), ``inserts`` (insert
         name -> its measurement) and ``measuring`` (the insert being measured, or None)."""
         report = self.view()
-        report["abx"] = self.abx.summary() if self.abx is not None else None
-        report["blind_mapping"] = None if self.revealed is None else dict(self.revealed)
+        report.update(self.comparison.report())
         report["inserts"] = self.inserts.as_dict()
         report["measuring"] = self.inserts.busy
         return report
@@ -236,113 +216,8 @@ class Controller:
     def shown_meters(self, meters: dict[str, Any]) -> dict[str, Any]:
         """``meters`` as they may be shown: without the compared sources' own readings while a
         blind or ABX test runs."""
-        return self.concealment.conceal_meters(meters) if self.concealment is not None else meters
-
-    # --- blind and ABX tests ---------------------------------------------------------------
-
-    def reveal(self, origin: str = "") -> dict[str, str]:
-        """End the blind test (``blind`` off) and return its labels -> sources; the last test's
-        again when none runs. Raises ``TargetError`` when there has been none."""
-        if self.state.blind:
-            self.apply("blind", "set", False, origin)
-        if self.revealed is None:
-            raise TargetError("no blind test to reveal")
-        return dict(self.revealed)
-
-    def abx_start(self, trials: Any, origin: str = "") -> dict[str, Any]:
-        """Start an ABX test of the ``[ab]`` pair over ``trials`` trials (abandoning a running
-        one); A plays. Returns the changes."""
-        ab = self.config.ab
-        if ab is None:
-            raise TargetError("abx needs an [ab] pair (none is configured)")
-        if self.state.blind:
-            raise TargetError("blind is on (reveal or switch it off first)")
-        n = parse_number(trials)
-        if n != int(n) or not 1 <= n <= MAX_TRIALS:
-            raise TargetError(f"abx trials {trials!r} out of range (expected a whole number from 1 to {MAX_TRIALS})")
-        before, heard = self.view(), self.state.source
-        self.abx = AbxTest(ab.a, ab.b, int(n), self.rng)
-        self.concealment = Concealment(self.abx.labels(), "a")
-        self._play("a")
-        return self._commit(before, heard, origin)
-
-    def abx_play(self, label: Any, origin: str = "") -> dict[str, Any]:
-        """Play a, b or x of the running ABX test (what ``ab`` does while it runs)."""
-        self._running_abx()
-        return self.apply("ab", "set", label, origin)
-
-    def abx_answer(self, label: Any, origin: str = "") -> dict[str, Any]:
-        """Answer which one X is ("a" or "b"): scored and logged; the next trial begins with A
-        playing, or the test ends."""
-        test = self._running_abx()
-        answer = parse_choice("abx answer", label, ANSWERS)
-        before, heard = self.view(), self.state.source
-        record = test.answer(answer)
-        if self.abx_log is not None:
-            try:
-                self.abx_log(record)
-            except OSError as exc:
-                log.error("cannot log the ABX answer: %s", exc)
-        if test.running:
-            self.concealment.labels = test.labels()
-            self._play("a")
-        else:
-            self.concealment = None
-            log.info("ABX %s vs %s: %d of %d correct", test.a, test.b, test.correct, test.done)
-        return self._commit(before, heard, origin)
-
-    def abx_stop(self, origin: str = "") -> dict[str, Any]:
-        """Abandon the running ABX test; its score so far stays in the report."""
-        test = self._running_abx()
-        before, heard = self.view(), self.state.source
-        test.stopped = True
-        self.concealment = None
-        return self._commit(before, heard, origin)
-
-    def _running_abx(self) -> AbxTest:
-        if self.abx is None or not self.abx.running:
-            raise TargetError("no ABX test is running (start one: abx/start TRIALS)")
-        return self.abx
-
-    def _start_blind(self) -> None:
-        ab = self.config.ab
-        labels = blind_labels((ab.a, ab.b), self.rng)
-        # a and b stay usable (surfaces have A/B buttons): they pick x and y
-        self.concealment = Concealment(labels, BLIND_LABELS[0], aliases=dict(zip(AB, BLIND_LABELS)))
-        self.revealed = None
-        self._play(BLIND_LABELS[0])
-
-    def _end_blind(self) -> None:
-        self.revealed = dict(self.concealment.labels)
-        self.concealment = None
-        log.info("blind test revealed: %s", ", ".join(f"{k} = {v}" for k, v in self.revealed.items()))
-
-    def _labelled_choice(self, target: str, action: str, value: Any) -> str:
-        """The label (or source outside the pair) a change of ``source`` or ``ab`` picks while
-        a test runs."""
-        c = self.concealment
-        choices = c.choices(target, self.config.sources)
-        if action == "set":
-            if target == "ab" and isinstance(value, str):
-                value = c.aliases.get(value, value)
-            return parse_choice(target, value, choices)
-        if action in ("step", "next", "prev"):
-            delta = parse_number(value) if action == "step" else (1 if action == "next" else -1)
-            return step_choice(target, choices, self.view()[target], delta)
-        raise TargetError(f"{target} cannot {action} (expected one of {', '.join(choices)}, next, prev or step)")
-
-    def _choose(self, choice: str) -> None:
-        """Play ``choice`` unless it already plays."""
-        if choice != self.view()["source"]:
-            self._play(choice)
-
-    def _play(self, choice: str) -> None:
-        """Switch to ``choice`` — a label, or a source outside the pair — through silence."""
-        c = self.concealment
-        if choice in c.labels:
-            c.label = choice
-        self.vocabulary.set(self.state, "source", c.labels.get(choice, choice))
-        self._silence_sources()
+        concealment = self.comparison.concealment
+        return concealment.conceal_meters(meters) if concealment is not None else meters
 
     def _silence_sources(self) -> None:
         """Fade every source out now and the selected one in once all are silent (a later
@@ -367,15 +242,6 @@ class Controller:
         """End one hold; the selected source fades in once none is left."""
         self._silence_holds -= 1
         self.publish()
-
-    def _end_tests(self) -> None:
-        """Stop a running blind or ABX test (its pair is gone)."""
-        if self.state.blind:
-            self.state.blind = False
-            self._end_blind()
-        elif self.abx is not None and self.abx.running:
-            self.abx.stopped = True
-            self.concealment = None
 
     def drop(self, reason: str) -> None:
         """Count a control message that was dropped (bad address, type, value, sender...)."""
@@ -407,7 +273,7 @@ class Controller:
         old = self.config
         before = self.view()
         if _pair(config) != _pair(old):
-            self._end_tests()
+            self.comparison.end_tests()
         self.config = config
         self.vocabulary = Vocabulary(config)
         restored, warnings = self.vocabulary.restore(self.state.as_dict())

@@ -11,11 +11,11 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from controlroom.daemon.config.model import MATCH_MODES
 from controlroom.daemon.errors import TargetError
 
 SOLO = ("off", "left", "right", "side")
 AB = ("a", "b")
-MATCH = ("off", "auto", "hold")
 
 BOOL_TARGETS = ("dim", "mute", "mono", "polarity", "sub", "blind")
 ENUM_TARGETS = ("solo", "speakers", "source", "ab", "match")
@@ -64,7 +64,7 @@ class Vocabulary:
             "speakers": tuple(config.speakers),
             "source": tuple(config.sources),
             "ab": AB,
-            "match": MATCH,
+            "match": MATCH_MODES,
             "level": tuple(config.levels),
         }
 

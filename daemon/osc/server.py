@@ -327,17 +327,17 @@ class OscServer(asyncio.DatagramProtocol):
                     self.controller.apply(target, action, origin="osc")
             case ["blind", "reveal"]:
                 if _pressed(args):
-                    labels = self.controller.reveal(origin="osc")
+                    labels = self.controller.comparison.reveal(origin="osc")
                     self._send(sender, PREFIX + "blind/reveal", *(w for pair in labels.items() for w in pair))
             case ["abx", "start"]:
-                self.controller.abx_start(_one(args), origin="osc")
+                self.controller.comparison.abx_start(_one(args), origin="osc")
             case ["abx", "play"]:
-                self.controller.abx_play(_one(args), origin="osc")
+                self.controller.comparison.abx_play(_one(args), origin="osc")
             case ["abx", "answer"]:
-                self.controller.abx_answer(_one(args), origin="osc")
+                self.controller.comparison.abx_answer(_one(args), origin="osc")
             case ["abx", "stop"]:
                 if _pressed(args):
-                    self.controller.abx_stop(origin="osc")
+                    self.controller.comparison.abx_stop(origin="osc")
             case ["insert", "measure"]:
                 self._start_measurement(_one(args), sender)
             case _:

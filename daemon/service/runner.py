@@ -49,7 +49,7 @@ BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
 FADE_TIMEOUT_S = 1.0
 #: Longest wait for the sources to fade out (s): a stalled engine fades nothing.
 SILENCE_TIMEOUT_S = 1.0
-#: Longest wait for a reopened stream's first callbacks (s).
+#: Longest wait for a new stream's first callbacks (s); still none after that counts as a loss.
 RESUME_TIMEOUT_S = 2.0
 POLL_S = 0.005
 
@@ -231,7 +231,6 @@ class EngineRunner:
         elif self.state is EngineState.WAITING and time.monotonic() >= self._due:
             self._failures += 1
             if await self._open(refresh=True):
-                await self._until(lambda: self.host.running, RESUME_TIMEOUT_S)
                 if self.host.running:
                     log.info("audio resumed after %d attempt(s)", self._failures)
                     self._failures = 0
@@ -268,6 +267,8 @@ class EngineRunner:
             return False
         self.host, self.loudness = host, loudness
         self.state, self.reason, self._last_error = EngineState.RUNNING, None, None
+        # a stream that has not called back yet is starting, not lost
+        await self._until(lambda: host.running, RESUME_TIMEOUT_S)
         self.restarts += 1 if self._opened else 0
         self._opened += 1
         log.info("audio running: %s, %d Hz, %d frames", audio.backend, audio.samplerate, audio.blocksize)

@@ -107,7 +107,7 @@ def test_matching_works_blind_alike_for_either_assignment_and_stays_hidden():
         c.apply("blind", "set", True)
         assert c.apply("ab", "set", "y") == {"source": "y", "ab": "y"}
         c.apply("ab", "set", "x")
-        mapping = c.reveal()
+        mapping = c.comparison.reveal()
         announced[tuple(mapping.items())] = list(heard)
         # the labels were matched both ways: each plays at the loudness of the other
         assert levels[mapping["x"]] + c.match_db[mapping["x"]] == pytest.approx(
@@ -123,7 +123,7 @@ def test_a_restart_ends_a_blind_test():
     state = Vocabulary(cfg).initial()
     state.blind = True  # e.g. saved while a test ran
     c = Controller(cfg, state)
-    assert c.state.blind is False and c.concealment is None
+    assert c.state.blind is False and c.comparison.concealment is None
     assert c.view()["source"] == "mix"
 
 
@@ -134,9 +134,9 @@ def test_a_reload_that_changes_the_pair_ends_the_test():
     heard = []
     c.add_listener(lambda changes, origin: heard.append((changes, origin)))
     c.reload(parse_config(CONFIG_WITH_PAIR.format(b="tape")))
-    assert c.state.blind is False and c.concealment is None
+    assert c.state.blind is False and c.comparison.concealment is None
     assert heard[0][1] == "reload" and heard[0][0]["blind"] is False
-    assert c.revealed is not None and set(c.revealed.values()) == {"mix", "ref"}
+    assert c.comparison.revealed is not None and set(c.comparison.revealed.values()) == {"mix", "ref"}
 
 
 CONFIG_WITH_PAIR = """
@@ -162,7 +162,7 @@ def test_blind_and_abx_need_a_pair():
     with pytest.raises(TargetError, match=r"blind needs an \[ab\] pair"):
         c.apply("blind", "toggle")
     with pytest.raises(TargetError, match=r"abx needs an \[ab\] pair"):
-        c.abx_start(4)
+        c.comparison.abx_start(4)
     assert c.state.blind is False
 
 
@@ -193,21 +193,21 @@ def test_every_switch_in_a_test_goes_through_silence_whatever_the_label_stands_f
             c.apply("blind", "set", True)  # x is mix or ref: silence either way
             assert has_dip(await tap.record(SAMPLERATE // 4))
             c.apply("blind", "set", False)
-            c.abx_start(20)
+            c.comparison.abx_start(20)
             await tap.record(SAMPLERATE // 4)  # A plays, after a silence of its own
             seen = set()
             while seen != {"a", "b"}:
-                seen.add(c.abx.x)
+                seen.add(c.comparison.abx.x)
                 tap = OutputTap(daemon)
-                c.abx_play("x")  # from a
+                c.comparison.abx_play("x")  # from a
                 x = await tap.record(SAMPLERATE // 4)
-                assert has_dip(x), c.abx.x
+                assert has_dip(x), c.comparison.abx.x
                 assert not has_dip(x[-SAMPLERATE // 10 :])  # and X plays after it
                 tap = OutputTap(daemon)
-                c.abx_answer("a")  # the next trial begins with A, through silence too
+                c.comparison.abx_answer("a")  # the next trial begins with A, through silence too
                 assert has_dip(await tap.record(SAMPLERATE // 4))
             # outside a test a switch is a plain crossfade
-            c.abx_stop()
+            c.comparison.abx_stop()
             tap = OutputTap(daemon)
             c.apply("source", "set", "ref" if c.state.source == "mix" else "mix")
             assert not has_dip(await tap.record(SAMPLERATE // 4))
@@ -249,7 +249,7 @@ def test_abx_scores_reports_and_logs(tmp_path):
             assert (state["source"], state["ab"]) == ("a", "a") and set(state["match_db"]) == {"tape"}
             drawn = []
             for t in range(trials):
-                drawn.append(c.abx.x)
+                drawn.append(c.comparison.abx.x)
                 peer.send("/controlroom/abx/play", "x")
                 played = await peer.barrier()
                 assert names_in(played) == [] and peer.last_report["state"]["source"] == "x"
@@ -285,10 +285,10 @@ def test_no_abx_log_without_persistence(tmp_path, monkeypatch):
         async with running(config(), state_path=None) as daemon:
             c = daemon.controller
             assert c.abx_log is None
-            c.abx_start(2)
-            c.abx_answer("a")
-            c.abx_answer("b")
-            assert c.abx.done == 2
+            c.comparison.abx_start(2)
+            c.comparison.abx_answer("a")
+            c.comparison.abx_answer("b")
+            assert c.comparison.abx.done == 2
 
     run(scenario)
     assert list(tmp_path.rglob("*.jsonl")) == []
@@ -351,7 +351,7 @@ def test_ctl_drives_blind_tests_and_abx():
             assert await say("abx") == "abx: no test yet"
             assert await say("abx", "start", "3") == "abx mix vs ref running: 0 of 0 correct (3 trials), p = 1"
             await say("abx", "play", "x")
-            x = daemon.controller.abx.x
+            x = daemon.controller.comparison.abx.x
             assert await say("abx", "answer", x) == "abx mix vs ref running: 1 of 1 correct (3 trials), p = 0.5"
             await say("abx", "answer", x)  # the next X is a new draw: maybe wrong
             summary = json.loads(await say("--json", "abx", "stop"))["abx"]
