@@ -122,6 +122,12 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
     sources = sources | {
         name: SourceConfig(name, insert.returns) for name, insert in inserts.items() if name not in sources
     }
+    if inserts and len(sources) > layout.MAX_SOURCES:
+        reader.error(
+            "inserts",
+            f"{len(inserts)} returns make {len(sources)} sources "
+            f"(expected at most {layout.MAX_SOURCES} sources, insert returns included)",
+        )
     midi = reader.section(document, "midi", keys_of(MidiConfig))
     state = reader.section(document, "state", keys_of(StateConfig))
     return Config(

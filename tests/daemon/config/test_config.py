@@ -777,3 +777,13 @@ def test_unreadable_and_non_utf8_files_are_config_errors(tmp_path):
         load_config(tmp_path / "latin1.toml")
     with pytest.raises(ConfigError, match="cannot read"):
         load_config(tmp_path)  # a directory
+
+
+def test_insert_returns_count_as_sources_against_the_engines_limit():
+    text = "".join(f"[sources.s{i}]\nchannels = [1]\n" for i in range(16))
+    text += '[speakers.studio]\noutputs = [1]\n[inserts.comp]\nsend = [3]\nreturn = [3]\nsource = "s0"\n'
+    with pytest.raises(ConfigError) as refused:
+        parse_config(text, "c.toml")
+    assert refused.value.errors == [
+        "c.toml: inserts: 1 returns make 17 sources (expected at most 16 sources, insert returns included)"
+    ]
