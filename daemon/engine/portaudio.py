@@ -29,6 +29,9 @@ PA_NO_FLAG = 0
 
 #: Pointer tables and stream handles of given-up streams: PortAudio may still hold them.
 _given_up: list[object] = []
+#: Hosts with an open stream: one dropped without close() keeps its callback, pointer table
+#: and arrays alive (its stream still runs) instead of having them freed under the callback.
+_open_hosts: set[PortAudioHost] = set()
 
 
 def refresh_devices() -> None:
@@ -112,6 +115,8 @@ class PortAudioHost:
         self.stop()
         if self._stream is not None:
             self._call(self._library.lib.Pa_CloseStream, "cannot close the audio stream")
+            self._library.stream_gone()
+            _open_hosts.discard(self)
             self._stream = self._table = None
             self.device_name = None
 
@@ -150,33 +155,46 @@ class PortAudioHost:
     # -- internals ---------------------------------------------------------------------------
 
     def _open(self) -> None:
-        instance = library.current()
-        device = find_device(self.device, self.n_in, self.n_out, instance)
-        table = PointerTable(self.arrays, self.n_in, self.n_out, self.host_base)
-        handle = library.ffi.new("PaStream **")
-        error = library.call_with_timeout(
-            instance.lib.Pa_OpenStream,
-            handle,
-            self._parameters(device, "input", self.n_in),
-            self._parameters(device, "output", self.n_out),
-            self.samplerate,
-            self.blocksize,
-            PA_NO_FLAG,
-            library.ffi.cast("PaStreamCallback *", self._callback.address),
-            library.ffi.cast("void *", table.address),
-        )
+        # The instance counts the stream as open from here on, so that no renew() terminates
+        # or abandons it under Pa_OpenStream (PortAudio is not thread-safe).
+        instance = library.reserve()
+        try:
+            with instance.lock:
+                device = find_device(self.device, self.n_in, self.n_out, instance)
+                table = PointerTable(self.arrays, self.n_in, self.n_out, self.host_base)
+                handle = library.ffi.new("PaStream **")
+                error = library.call_with_timeout(
+                    instance.lib.Pa_OpenStream,
+                    handle,
+                    self._parameters(device, "input", self.n_in),
+                    self._parameters(device, "output", self.n_out),
+                    self.samplerate,
+                    self.blocksize,
+                    PA_NO_FLAG,
+                    library.ffi.cast("PaStreamCallback *", self._callback.address),
+                    library.ffi.cast("void *", table.address),
+                )
+        except BaseException:
+            instance.stream_gone()
+            raise
         if error is None:
             table.detach()
-            _given_up.extend((table, handle))
+            _given_up.extend((table, handle, self._callback))  # Pa_OpenStream may yet finish
+            instance.given_up += 1
             instance.abandon()
             raise EngineError(f"audio device {device['name']!r} does not answer")
         if error < 0:
+            instance.stream_gone()
+            # A JACK server that died under Pa_OpenStream leaves a client that must never be
+            # called again (Pa_Terminate would abort): abandon its instance at once.
+            library.lost_if_dead(instance)
             raise EngineError(
                 f"cannot open audio device {device['name']!r} at {self.samplerate:g} Hz, "
                 f"{self.blocksize} frames, {self.n_in} in, {self.n_out} out: "
                 f"{instance.error_text(error)}"
             )
         self._library, self._table, self._stream = instance, table, handle[0]
+        _open_hosts.add(self)
         self.device_name = device["name"]
 
     def _parameters(self, device: dict, kind: str, channels: int):
@@ -197,7 +215,8 @@ class PortAudioHost:
     def _call(self, function: Callable[..., int], message: str) -> None:
         """``function(stream)``, or EngineError. A stream that PortAudio refuses or that
         hangs (its audio thread is gone) is given up: closing it could hang or abort."""
-        error = library.call_with_timeout(function, self._stream)
+        with self._library.lock:
+            error = library.call_with_timeout(function, self._stream)
         if error is None or error < 0:
             reason = "the audio device does not answer" if error is None else self._library.error_text(error)
             self._give_up()
@@ -214,6 +233,9 @@ class PortAudioHost:
         call into either."""
         self._table.detach()
         _given_up.extend((self._table, self._stream))
+        self._library.stream_gone(given_up=True)
         self._library.abandon()
+        _given_up.append(self._callback)
+        _open_hosts.discard(self)
         self._stream = self._table = None
         self._started_ns = 0
