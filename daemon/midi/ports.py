@@ -115,10 +115,10 @@ class Ports:
             raise PortError(str(exc)) from None
 
     def inputs(self) -> list[str]:
-        return _theirs(self._in.get_ports())
+        return _theirs(_listed(self._in))
 
     def outputs(self) -> list[str]:
-        return _theirs(self._out.get_ports())
+        return _theirs(_listed(self._out))
 
     def open_input(self, name: str, label: str) -> Input:
         return Input(self.api, name, label)
@@ -129,6 +129,13 @@ class Ports:
     def close(self) -> None:
         self._in.delete()
         self._out.delete()
+
+
+def _listed(midi) -> list[str]:
+    try:
+        return midi.get_ports()
+    except rtmidi.RtMidiError as exc:  # the MIDI server went away
+        raise PortError(f"cannot list MIDI ports: {exc}") from None
 
 
 class Input:

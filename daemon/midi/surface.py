@@ -275,11 +275,13 @@ class SurfaceManager:
         self.surfaces: dict[str, Surface] = {}
         self._ports: Ports | None = None
         self._poller: Poller | None = None
-        self._task: asyncio.Task | None = None
 
     async def start(self) -> None:
-        """Load the mappings, open the ports that exist, and keep watching for the others.
-        An unusable MIDI API or mapping is logged; the daemon runs on without it."""
+        """Load the mappings and open the ports that exist (``watch`` looks for the others).
+        An unusable MIDI API or mapping is logged; the daemon runs on without it. With no
+        surfaces configured, no MIDI API is opened at all."""
+        if not self.configs:
+            return
         try:
             self._ports = await asyncio.to_thread(Ports, api_for(self.midi.backend))
         except PortError as exc:
@@ -292,12 +294,8 @@ class SurfaceManager:
             if mapping is not None:
                 self.surfaces[config.name] = Surface(config, mapping, self.controller, loop)
         await self.reconnect()
-        self._task = asyncio.create_task(self._watch(), name="surfaces")
 
     def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            self._task = None
         for surface in self.surfaces.values():
             surface.close(self._poller)
         self.surfaces.clear()
@@ -311,8 +309,9 @@ class SurfaceManager:
     async def reload(self, surfaces: tuple[SurfaceConfig, ...], midi: MidiConfig) -> None:
         """Adopt a reloaded config: mappings are read again (``controlroom learn`` wrote one,
         or the vocabulary changed); surfaces whose ports and backend are unchanged keep their
-        connections; a mapping that no longer loads keeps its surface on the previous one."""
-        if midi != self.midi:
+        connections; a mapping that no longer loads keeps its surface on the previous one. With
+        no MIDI API open yet (no surfaces before, or the API was unavailable), it starts."""
+        if midi != self.midi or self._ports is None:
             self.close()
             self.configs, self.midi = surfaces, midi
             await self.start()
@@ -370,10 +369,14 @@ class SurfaceManager:
         for surface in list(self.surfaces.values()):
             await surface.reconnect(self._ports, self._poller, inputs, outputs)
 
-    async def _watch(self) -> None:
+    async def watch(self) -> None:
+        """Look for unplugged and replugged ports every ``RECONNECT_S``, for as long as the
+        daemon runs (its task group runs this)."""
         while True:
             await asyncio.sleep(RECONNECT_S)
+            if self._ports is None or not self.surfaces:
+                continue
             try:
                 await self.reconnect()
-            except Exception:  # a broken API call must not end the watching
-                log.exception("watching MIDI ports")
+            except PortError as exc:  # a port that vanished between listing and opening
+                log.warning("watching MIDI ports: %s", exc)

@@ -138,13 +138,16 @@ class Daemon:
             self.saver.changed()  # the capped start-up volume is the state now
         self.controller.add_listener(lambda changes, origin: "speakers" in changes and self.runner.follow_speakers())
         self.osc = await self._start_osc(self.config)
-        await self._update_surfaces(self.config)
+        config_dir = self.config_path.parent if self.config_path is not None else Path.cwd()
+        self.surfaces = SurfaceManager(self.controller, self.config.surfaces, self.config.midi, config_dir)
+        await self.surfaces.start()
 
     def _jobs(self):
         return (
             ("meters", self._poll_meters()),
             ("loudness", self._poll_loudness()),
             ("watchdog", self._keep_watch()),
+            ("surfaces", self.surfaces.watch()),
             ("ready", self._ready_after_grace()),
         )
 
@@ -223,17 +226,8 @@ class Daemon:
             except PortError as exc:
                 log.error("reload: %s; OSC stays on %s:%d", exc, old.osc.host, old.osc.port)
                 self.osc = await self._start_osc(old)
-        await self._update_surfaces(new)
-
-    async def _update_surfaces(self, config: Config) -> None:
-        """Start the MIDI surfaces ``config`` names, or hand them a reloaded config (which also
-        re-reads their mapping files)."""
-        if self.surfaces is not None:
-            await self.surfaces.reload(config.surfaces, config.midi)
-        elif config.surfaces:
-            config_dir = self.config_path.parent if self.config_path is not None else Path.cwd()
-            self.surfaces = SurfaceManager(self.controller, config.surfaces, config.midi, config_dir)
-            await self.surfaces.start()
+        # the surfaces re-read their mapping files on every reload
+        await self.surfaces.reload(new.surfaces, new.midi)
 
     async def _start_osc(self, config: Config) -> OscServer:
         server = OscServer(self.controller, config.osc, self.report, measure_insert=self.measure_insert)

@@ -56,9 +56,11 @@ async def manager(port: str, mapping: str, config_dir: Path = Path(".")):
     controller = Controller(config, Vocabulary(config).initial())
     surfaces = SurfaceManager(controller, config.surfaces, config.midi, config_dir)
     await surfaces.start()
+    watching = asyncio.create_task(surfaces.watch())
     try:
         yield controller, surfaces
     finally:
+        watching.cancel()
         surfaces.close()
 
 
