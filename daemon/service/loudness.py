@@ -14,6 +14,8 @@ import asyncio
 import math
 import threading
 from collections import deque
+from collections.abc import Callable
+from functools import partial
 
 import numpy as np
 
@@ -127,7 +129,9 @@ class LoudnessMonitor:
     """Meters for every source of ``config`` and for the monitor output, fed from the tap.
 
     ``drain()`` may run in a worker thread; the figures it leaves are read from the event
-    loop (plain Python floats and small arrays, read whole).
+    loop (plain Python floats and small arrays, read whole). What the event loop asks of the
+    meters (follow other outputs, restart a source, record) waits in a queue that ``drain``
+    takes up first, so the loop never waits on a lock that metering holds.
     """
 
     def __init__(self, buffers: PathBuffers, config, window_s: float = MATCH_WINDOW_S) -> None:
@@ -147,6 +151,7 @@ class LoudnessMonitor:
         self._scratch = np.zeros((layout.TAP_FRAMES, self.width), dtype=np.float32)
         self._lock = threading.Lock()
         self._recordings: list[_Recording] = []
+        self._requests: deque[Callable[[], None]] = deque()  # appended by the loop, run by drain
 
     def record(self, frames: int, start: int = 0) -> asyncio.Future:
         """A future for ``frames`` frames of the tap from tap frame ``start`` (a count of
@@ -154,21 +159,25 @@ class LoudnessMonitor:
         float32, or ``TapOverrun`` when frames it needed were lost."""
         loop = asyncio.get_running_loop()
         recording = _Recording(frames, start, loop.create_future(), loop)
-        with self._lock:
-            self._recordings.append(recording)
+        self._requests.append(partial(self._recordings.append, recording))
         return recording.future
 
     def follow_outputs(self, outputs: tuple[int, ...]) -> None:
-        """Meter ``outputs`` (1-based) as the monitor output from now on (a set switch)."""
-        with self._lock:
-            if outputs != self.monitor_outputs:
-                self.monitor_outputs = outputs
-                columns = [self.n_in + o - 1 for o in outputs]
-                self.monitor = SourceMeter(columns, self.samplerate, MATCH_WINDOW_S)
+        """Meter ``outputs`` (1-based) as the monitor output from the next ``drain`` on (a set
+        switch)."""
+        self._requests.append(partial(self._follow, outputs))
+
+    def _follow(self, outputs: tuple[int, ...]) -> None:
+        if outputs != self.monitor_outputs:
+            self.monitor_outputs = outputs
+            columns = [self.n_in + o - 1 for o in outputs]
+            self.monitor = SourceMeter(columns, self.samplerate, MATCH_WINDOW_S)
 
     def drain(self) -> int:
         """Meter everything the kernel has tapped since the last call; returns frames."""
         with self._lock:
+            while self._requests:
+                self._requests.popleft()()
             b = self.buffers
             n, self.read, lost = read_tap(b.meters, b.counters, self.read, self.width, self._scratch)
             self.lost += lost
@@ -186,10 +195,9 @@ class LoudnessMonitor:
 
     def reset_source(self, source: str) -> None:
         """Start ``source``'s meter and matching window afresh (what it played was not
-        programme: an insert's measurement noise)."""
-        with self._lock:
-            if source in self.sources:
-                self.sources[source].reset()
+        programme: an insert's measurement noise), from the next ``drain`` on."""
+        if source in self.sources:
+            self._requests.append(self.sources[source].reset)
 
     def report(self) -> dict:
         with self._lock:
