@@ -27,6 +27,7 @@ from typing import Any
 from controlroom.daemon.config import SurfaceConfig, read_text, syntax_error
 from controlroom.daemon.config.values import (
     NAME_PATTERN,
+    Boolean,
     Choice,
     Integer,
     Invalid,
@@ -275,16 +276,6 @@ def _merge(base: Mapping, own: Mapping, name: str | None) -> Mapping:
 # --- value specs -------------------------------------------------------------------------------
 
 
-class _Flag(Spec):
-    def describe(self) -> str:
-        return "true or false"
-
-    def convert(self, reader: Reader, path: str, value: Any) -> bool:
-        if not isinstance(value, bool):
-            raise wrong_type(value, self)
-        return value
-
-
 class _TargetValue(Spec):
     """A value as a target takes it; the vocabulary checks it against a config (``bind``)."""
 
@@ -443,8 +434,8 @@ def _control(reader: Reader, path: str, table: dict[str, Any], source: str) -> C
         max_db=get("max_db", _LEVEL),
         taper=get("taper", _TAPER, "linear-db"),
         acceleration=get("acceleration", _ACCELERATION, 0.0),
-        pickup=get("pickup", _Flag()),
-        motorised=get("motorised", _Flag(), False),
+        pickup=get("pickup", Boolean()),
+        motorised=get("motorised", Boolean(), False),
         touch=get("touch", _TOUCH),
         hold_ms=get("hold_ms", _HOLD, DEFAULT_HOLD_MS),
     )

@@ -1,33 +1,9 @@
 """The OSC server: control and feedback over UDP, on the daemon's event loop.
 
-Addresses (all under ``/controlroom/``), received:
-
-- ``/controlroom/<target> <value>`` sets a target; ``/controlroom/<target>/step <delta>`` moves
-  it (volume in dB, enums by places); ``/controlroom/<target>/toggle``, ``.../next``,
-  ``.../prev``.
-- ``/controlroom/state`` asks for ``/controlroom/state <json>`` (the daemon's report).
-- ``/controlroom/subscribe`` / ``/controlroom/unsubscribe``: feedback to the sender.
-- ``/controlroom/blind/reveal`` ends a blind test and answers the sender with
-  ``/controlroom/blind/reveal <label> <source> <label> <source>``.
-- ``/controlroom/abx/start <trials>``, ``/controlroom/abx/play a|b|x``,
-  ``/controlroom/abx/answer a|b``, ``/controlroom/abx/stop``: an ABX test of the ``[ab]`` pair.
-- ``/controlroom/insert/measure <name>`` measures an outboard insert's round trip and answers
-  the sender, once done (about a second), with ``/controlroom/insert/measure <name>
-  <latency samples> <latency ms> <gain dB> <coherence> <inverted 0/1>``, or with
-  ``/controlroom/error measure_failed <message>``.
-
-Trigger addresses (toggle, next, prev, state, subscribe, unsubscribe) act on a message with no
-argument or with one "on" argument (a button press, e.g. ``1.0`` or ``T``); one "off" argument
-(the release TouchOSC and Open Stage Control buttons send) is accepted and ignored.
-
-Sent: ``/controlroom/<target> <value>`` on every change (bools as int 0/1, volume as float dB,
-enums as the name string), ``/controlroom/match_db/<source> <float dB>`` when an offset moves,
-``/controlroom/volume_spl_db <float>`` with a calibrated volume (the controller's ``view()``);
-``/controlroom/meters/<path> <float>...`` at most ``meter_interval_s``
-apart; ``/controlroom/error <reason> <message>`` to the sender of a message that was dropped.
-
+What it receives and sends is the protocol (``osc.protocol``, and docs/osc.md for users).
 Every datagram is handled synchronously in ``datagram_received``; nothing blocks, nothing
-raises out of it, every drop is counted with ``Controller.drop`` by reason.
+raises out of it, every drop is counted with ``Controller.drop`` by reason. Subscribers get
+every change from any origin, and meters at most ``meter_interval_s`` apart.
 """
 
 from __future__ import annotations

@@ -4,29 +4,15 @@ measured: tests/daemon/service/test_measurement.py)."""
 
 import numpy as np
 import pytest
+from insertkit import CONFIG, measured
 
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.core.controller import NO_SOURCE, Controller
-from controlroom.daemon.core.inserts import InsertResult, Inserts
+from controlroom.daemon.core.inserts import Inserts
 from controlroom.daemon.core.path import controls, path_spec
 from controlroom.daemon.core.targets import Vocabulary
 from controlroom.dsp.control import PathBuffers
 from controlroom.dsp.path import render
-
-CONFIG = """
-[sources.mix]
-channels = [1, 2]
-trim_db = -6.0
-[speakers.studio]
-outputs = [1, 2]
-[inserts.comp]
-send = [7, 8]
-return = [5, 6]
-source = "mix"
-[ab]
-a = "mix"
-b = "comp"
-"""
 
 
 def test_the_return_is_a_source_and_the_channel_counts_include_sends_and_returns():
@@ -63,14 +49,6 @@ return = [7]
 source = "mix"
 """
 )
-
-
-def measured(config, name: str, latency: int, gain_db: float = 0.0) -> InsertResult:
-    """A measurement of insert ``name`` as ``config`` wires it."""
-    insert, audio = config.inserts[name], config.audio
-    return InsertResult(
-        latency, gain_db, 0.99, False, audio.samplerate, audio.blocksize, insert.send, insert.returns, insert.source
-    )
 
 
 def inserts_with(text: str, **latencies: int) -> Inserts:

@@ -11,6 +11,7 @@ import numpy as np
 import pyloudnorm
 import pytest
 from daemonproc import DaemonProcess, wait_for, write_config
+from insertkit import CONFIG, measured
 from jackutil import JACK_AUDIO
 from loudnessoracle import outboard_eq, pink_k_gain_db
 from osckit import Peer, run, serving
@@ -18,27 +19,12 @@ from osckit import Peer, run, serving
 from controlroom.daemon.cli.program import pink_noise
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.core.controller import Controller
-from controlroom.daemon.core.inserts import InsertError, InsertResult
+from controlroom.daemon.core.inserts import InsertError
 from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.osc.protocol import ERROR_ADDRESS, MEASURE_FAILED
 from controlroom.daemon.osc.server import DROP_BAD_VALUE
 from controlroom.daemon.service.loudness import LoudnessMonitor, TapOverrun, _Recording
 from controlroom.daemon.service.measurement import _Engine, analyse
-
-CONFIG = """
-[sources.mix]
-channels = [1, 2]
-trim_db = -6.0
-[speakers.studio]
-outputs = [1, 2]
-[inserts.comp]
-send = [7, 8]
-return = [5, 6]
-source = "mix"
-[ab]
-a = "mix"
-b = "comp"
-"""
 
 
 def test_the_analysis_reads_the_send_and_the_returns_from_their_tap_columns():
@@ -120,10 +106,7 @@ def test_a_measurement_is_answered_when_done_and_a_failure_is_reported_not_count
         calls.append(name)
         if len(calls) == 2:
             raise InsertError("insert comp: no clear return (coherence 0.02): is the insert connected?")
-        insert, audio = config.inserts[name], config.audio
-        return InsertResult(
-            225, -2.82, 0.99, False, audio.samplerate, audio.blocksize, insert.send, insert.returns, insert.source
-        )
+        return measured(config, name, 225, -2.82)
 
     async def scenario():
         controller = Controller(config, Vocabulary(config).initial())
