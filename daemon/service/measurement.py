@@ -26,6 +26,7 @@ from controlroom.daemon.core.inserts import (
     check,
     max_latency,
 )
+from controlroom.daemon.errors import EngineError
 from controlroom.daemon.service.loudness import TapOverrun
 from controlroom.daemon.service.runner import EngineRunner
 from controlroom.dsp import layout
@@ -97,7 +98,10 @@ async def measure(runner: EngineRunner, name: str) -> InsertResult:
 
         if alignment_delays({**inserts.results, name: result}) != inserts.delay_samples():
             # a delay line that jumps clicks: the sources fade out and back in around the change
-            await runner.through_silence(apply)
+            try:
+                await runner.through_silence(apply)
+            except EngineError:
+                raise InsertError("the audio engine stopped during the measurement: measure again") from None
         else:
             apply()
             controller.publish()
