@@ -25,12 +25,12 @@ import socket
 import time
 from typing import Any
 
-from controlroom.daemon.core.inserts import MEASURE_TIMEOUT_S
 from controlroom.daemon.core.targets import TARGETS, WRITE_ONLY_TARGETS
 from controlroom.daemon.errors import RemoteError, UsageError
 from controlroom.daemon.osc.protocol import (
     ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
+    MEASURE_TIMEOUT_S,
     PREFIX,
     STATE_ADDRESS,
     TRIGGER_ACTIONS,

@@ -30,16 +30,14 @@ class Changes:
     ``stream``: the ``[audio]`` keys that differ (the stream is reopened on fresh buffers; empty
     when the path's parameters can be published to the running kernel). ``device``: the
     backend or device changed, so the device list is read afresh. ``sources``: the sources'
-    channels or names changed (their loudness meters start again). ``osc``: the OSC server is
-    restarted. ``surfaces``: the MIDI surfaces are reconnected (they re-read their mapping
-    files on every reload anyway).
+    channels or names changed (the loudness meters start again). ``osc``: the OSC server is
+    restarted. (The MIDI surfaces take every reload: they re-read their mapping files.)
     """
 
     stream: tuple[str, ...]
     device: bool
     sources: bool
     osc: bool
-    surfaces: bool
 
 
 def diff(old: Config, new: Config) -> Changes:
@@ -50,7 +48,6 @@ def diff(old: Config, new: Config) -> Changes:
         device="backend" in stream or "device" in stream,
         sources={n: s.channels for n, s in old.sources.items()} != {n: s.channels for n, s in new.sources.items()},
         osc=old.osc != new.osc,
-        surfaces=(old.surfaces, old.midi) != (new.surfaces, new.midi),
     )
 
 

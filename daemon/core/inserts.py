@@ -19,11 +19,6 @@ from controlroom.dsp import layout
 
 log = logging.getLogger(__name__)
 
-#: Longest wait (s) for each step of a measurement: the engine may stall or stop meanwhile.
-STEP_TIMEOUT_S = 5.0
-#: How long ``ctl insert measure`` may wait for the answer beyond its own timeout (s).
-MEASURE_TIMEOUT_S = 4 * STEP_TIMEOUT_S
-
 
 class InsertError(TargetError):
     """An insert that cannot be measured; ``str()`` is the reason."""

@@ -372,11 +372,15 @@ class SurfaceManager:
     async def watch(self) -> None:
         """Look for unplugged and replugged ports every ``RECONNECT_S``, for as long as the
         daemon runs (its task group runs this)."""
+        last = None
         while True:
             await asyncio.sleep(RECONNECT_S)
             if self._ports is None or not self.surfaces:
                 continue
             try:
                 await self.reconnect()
-            except PortError as exc:  # a port that vanished between listing and opening
-                log.warning("watching MIDI ports: %s", exc)
+                last = None
+            except Exception as exc:  # a MIDI API that fails must not stop the monitors
+                if str(exc) != last:  # once per outage, not every half second
+                    log.error("watching MIDI ports: %s", exc, exc_info=not isinstance(exc, PortError))
+                last = str(exc)

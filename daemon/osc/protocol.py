@@ -46,6 +46,8 @@ TRIGGER_ACTIONS = ("toggle", "next", "prev")
 
 MEASURE_FAILED = "measure_failed"
 INSERT_MEASURE_ADDRESS = PREFIX + "insert/measure"
+#: Longest a measurement takes before it is answered (s): ``ctl`` waits this much longer.
+MEASURE_TIMEOUT_S = 20.0
 
 _BUNDLE_PREFIX = b"#bundle\x00"
 _BUNDLE_HEADER = len(_BUNDLE_PREFIX) + 8  # prefix and time tag (ignored: act on arrival)

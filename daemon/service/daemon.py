@@ -83,7 +83,6 @@ class Daemon:
         self.latest_loudness: dict[str, Any] = {}
         self.ready = asyncio.Event()  # audio ran, or the grace period is over
         self._stop = asyncio.Event()
-        self._notified_ready = False
 
     # --- life cycle ----------------------------------------------------------------------------
 
@@ -202,8 +201,10 @@ class Daemon:
         """SIGHUP: ask the runner to reload the config file (it reads it when its turn comes)."""
         if self.config_path is None:
             log.warning("SIGHUP: running on the built-in default config; nothing to reload")
-            return
-        self.runner.request_reload(self._read_config)
+        elif self.runner is None:
+            log.warning("SIGHUP while starting: the config just read is the file's; nothing to reload")
+        else:
+            self.runner.request_reload(self._read_config)
 
     async def _read_config(self) -> Config | None:
         try:
@@ -221,11 +222,14 @@ class Daemon:
             self.saver.changed()  # the reload may have forgotten insert measurements
         if changes.osc:
             self.osc.close()
-            try:
-                self.osc = await self._start_osc(new)
-            except PortError as exc:
-                log.error("reload: %s; OSC stays on %s:%d", exc, old.osc.host, old.osc.port)
-                self.osc = await self._start_osc(old)
+            for config in (new, old):
+                try:
+                    self.osc = await self._start_osc(config)
+                    break
+                except PortError as exc:
+                    log.error("reload: %s", exc)
+            else:
+                log.error("reload: OSC is off until a reload can bind it")
         # the surfaces re-read their mapping files on every reload
         await self.surfaces.reload(new.surfaces, new.midi)
 
@@ -264,14 +268,16 @@ class Daemon:
         return monitor.window_lufs(source) if monitor is not None and source in monitor.sources else None
 
     async def _ready_after_grace(self) -> None:
+        """READY=1 once audio runs, or ``READY_GRACE_S`` after the first stream failed to open
+        (not while the kernel still compiles on a first start: that is start-up, not a missing
+        device)."""
+        await self.runner.tried.wait()
         try:
             await asyncio.wait_for(self.runner.ready.wait(), READY_GRACE_S)
         except TimeoutError:
             log.warning("no audio after %.0f s: reporting ready, still retrying", READY_GRACE_S)
         self.ready.set()
-        if not self._notified_ready:
-            self._notified_ready = True
-            self.notifier.ready(self.status_line())
+        self.notifier.ready(self.status_line())
 
     async def _keep_watch(self) -> None:
         """WATCHDOG=1 while the engine runner's loop turns (it runs, or retries a lost device).

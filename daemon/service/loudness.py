@@ -205,3 +205,15 @@ class LoudnessMonitor:
             if self.monitor is not None:
                 out["monitor"] = {"outputs": list(self.monitor_outputs), **self.monitor.figures()}
             return out
+
+
+def compile_meters(buffers: PathBuffers) -> None:
+    """Run every compiled function the meters use once, on nothing, so that numba compiles
+    them (or loads them from its cache) here — in the engine runner's worker thread, on a
+    first start — rather than on the event loop in the middle of the first drain."""
+    meter = SourceMeter([0], buffers.spec.samplerate, 1.0)
+    meter.feed(np.zeros((meter.segment, 1), dtype=np.float32))
+    meter.figures()
+    meter.reset()
+    width = buffers.spec.n_in + buffers.spec.n_out
+    read_tap(buffers.meters, buffers.counters.copy(), 0, width, np.zeros((layout.TAP_FRAMES, width), np.float32))

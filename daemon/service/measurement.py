@@ -19,7 +19,6 @@ from collections.abc import Callable
 import numpy as np
 
 from controlroom.daemon.core.inserts import (
-    STEP_TIMEOUT_S,
     InsertError,
     InsertResult,
     alignment_delays,
@@ -27,20 +26,23 @@ from controlroom.daemon.core.inserts import (
     max_latency,
 )
 from controlroom.daemon.errors import EngineError
+from controlroom.daemon.osc.protocol import MEASURE_TIMEOUT_S
 from controlroom.daemon.service.loudness import TapOverrun
-from controlroom.daemon.service.runner import EngineRunner
+from controlroom.daemon.service.runner import EngineRunner, until
 from controlroom.dsp import layout
 from controlroom.dsp.alignment import measure_insert
 
 log = logging.getLogger(__name__)
 
+#: Longest wait (s) for each step of a measurement (the engine may stall or stop meanwhile):
+#: the four steps together fit in what the protocol gives a measurement to answer.
+STEP_TIMEOUT_S = MEASURE_TIMEOUT_S / 4
 #: Length of the measurement noise (s): long enough to average out hiss, short enough to wait.
 MEASURE_S = 0.5
 #: The return is back on the speakers once the noise in it has fallen this far (dB) ...
 TAIL_DROP_DB = 60.0
 #: ... or this long (s) after the noise stopped (hiss that never falls, a long reverb).
 TAIL_MAX_S = 2.0
-POLL_S = 0.005
 
 
 def columns(config, name: str) -> tuple[int, list[int]]:
@@ -198,14 +200,15 @@ class _Engine:
             raise InsertError("the audio engine stopped or restarted during the measurement: measure again")
 
     async def until(self, condition: Callable[[], bool], what: str) -> None:
-        """Poll ``condition`` every POLL_S; InsertError naming ``what`` after STEP_TIMEOUT_S."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + STEP_TIMEOUT_S
-        while not condition():
+        """Until ``condition`` holds; InsertError naming ``what`` after STEP_TIMEOUT_S, or as soon
+        as the engine stopped or was replaced."""
+
+        def settled() -> bool:
             self.check()
-            if loop.time() > deadline:
-                raise InsertError(f"no audio while waiting for {what}")
-            await asyncio.sleep(POLL_S)
+            return condition()
+
+        if not await until(settled, STEP_TIMEOUT_S):
+            raise InsertError(f"no audio while waiting for {what}")
 
     async def record(self, frames: int, start: int) -> np.ndarray:
         """``frames`` frames of the tap from tap frame ``start``."""

@@ -20,7 +20,6 @@ running. See docs/design.md for how the runner sits in the service.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import enum
 import logging
 import time
@@ -35,8 +34,9 @@ from controlroom.daemon.config import Config, diff
 from controlroom.daemon.core import matching
 from controlroom.daemon.core.controller import Controller
 from controlroom.daemon.errors import EngineError
-from controlroom.daemon.service.loudness import LoudnessMonitor
+from controlroom.daemon.service.loudness import LoudnessMonitor, compile_meters
 from controlroom.dsp import layout
+from controlroom.dsp.control import PathBuffers
 from controlroom.dsp.path import process
 
 log = logging.getLogger("controlroom")
@@ -117,6 +117,7 @@ class EngineRunner:
         self.restarts = 0  # streams opened after the first
         self.failed_starts = 0  # attempts to open a stream that failed
         self.ready = asyncio.Event()  # set once audio first runs
+        self.tried = asyncio.Event()  # set once the first stream has opened or failed to
         self.heartbeat = time.monotonic()  # the loop's last turn: the systemd watchdog watches it
         self._queue = _Queue()
         self._wake = asyncio.Event()
@@ -141,7 +142,9 @@ class EngineRunner:
     async def through_silence(self, change: Callable[[], None]) -> None:
         """Fade every source out, make ``change`` and fade back in: for changes the path cannot
         glide through, such as a jump in a source's alignment delay. Raises what ``change``
-        raises, or EngineError when the engine stops first."""
+        raises, or EngineError when the engine stops first (``change`` is then not made)."""
+        if self.state is EngineState.STOPPED or self._queue.stop:
+            raise EngineError("the audio engine stopped")
         done = asyncio.get_running_loop().create_future()
         self._queue.silences.append(_Silence(change, done))
         self._wake.set()
@@ -156,10 +159,7 @@ class EngineRunner:
     async def wait_faded(self, source: str | None = None) -> None:
         """Until ``source`` (None: every source) has faded out, at most ``SILENCE_TIMEOUT_S``;
         at once when no audio runs (nothing fades then)."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + SILENCE_TIMEOUT_S
-        while self.running and not self._faded(source) and loop.time() < deadline:
-            await asyncio.sleep(POLL_S)
+        await until(lambda: not self.running or self._faded(source), SILENCE_TIMEOUT_S)
 
     # --- observation --------------------------------------------------------------------------
 
@@ -217,8 +217,12 @@ class EngineRunner:
 
     def _next_check_s(self) -> float:
         if self.state is EngineState.WAITING:
-            return BACKOFF_S[min(self._failures, len(BACKOFF_S)) - 1] if self._failures else 0.0
+            return max(0.0, self._due - time.monotonic())
         return SUPERVISE_S
+
+    def _back_off(self) -> None:
+        """Wait 0.5, 1, 2, then 4 s after each attempt that failed since audio last ran."""
+        self._due = time.monotonic() + BACKOFF_S[min(self._failures, len(BACKOFF_S) - 1)]
 
     async def _supervise(self) -> None:
         """Notice a lost stream; retry a waiting one once its backoff has passed."""
@@ -227,65 +231,80 @@ class EngineRunner:
             await self._close()
             self.state, self.reason = EngineState.WAITING, "the audio device stopped (unplugged, or its server quit)"
             self._failures = 0
-            self._due = time.monotonic() + BACKOFF_S[0]
+            self._back_off()
         elif self.state is EngineState.WAITING and time.monotonic() >= self._due:
-            self._failures += 1
-            if await self._open(refresh=True):
-                if self.host.running:
-                    log.info("audio resumed after %d attempt(s)", self._failures)
-                    self._failures = 0
-            else:
-                self._due = time.monotonic() + BACKOFF_S[min(self._failures, len(BACKOFF_S)) - 1]
+            await self._open(refresh=True)
 
     async def _open(self, refresh: bool) -> bool:
-        """Open and start a stream on fresh buffers, ramping in from silence; False (state
-        WAITING, ``reason`` set) when it cannot. ``refresh``: read the device list afresh
-        first (a device may have come back)."""
+        """Open and start a stream on fresh buffers, ramping in from silence, and wait for its
+        first callbacks; False (state WAITING, ``reason`` set, the next attempt scheduled) when
+        it cannot. ``refresh``: read the device list afresh first (a device may have come back)."""
+        retry = self.state is EngineState.WAITING
         self.state = EngineState.STARTING
         audio = self.config.audio
         buffers = self.controller.start_buffers()
         loudness = LoudnessMonitor(buffers, self.config, matching.window_s(self.config))
         loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].outputs)
-        opening = asyncio.ensure_future(asyncio.to_thread(self._start_host, buffers.arrays, refresh))
+        opening = asyncio.ensure_future(asyncio.to_thread(self._start_host, buffers, refresh))
         try:
-            host = await asyncio.shield(opening)
+            host = await self._tend(opening)
+            # a stream that has not called back yet is starting, not lost; one that never does
+            # is a failed start
+            if not await until(lambda: host.running, RESUME_TIMEOUT_S):
+                await self._tend(asyncio.ensure_future(asyncio.to_thread(_close_quietly, host)))
+                raise EngineError(f"the {audio.backend} stream started but delivers no audio (device stalled?)")
         except asyncio.CancelledError:
             # the worker thread opens the stream whatever happens here: wait for it, so that
             # the shutdown that follows closes it
-            with contextlib.suppress(EngineError, OSError, RuntimeError):
-                self.host = await opening
+            await asyncio.wait({opening})
+            if not opening.cancelled() and opening.exception() is None and self.host is None:
+                self.host = opening.result()
             raise
         except (EngineError, OSError, RuntimeError) as exc:
             self.controller.release_buffers()
             self.failed_starts += 1
+            self._failures += 1
             self.state, self.reason = EngineState.WAITING, str(exc)
             # a retry that fails the same way again is news to nobody
             level = logging.DEBUG if str(exc) == self._last_error else logging.ERROR
             log.log(level, "audio engine not running: %s", exc)
             self._last_error = str(exc)
-            self._due = time.monotonic() + BACKOFF_S[min(max(self._failures, 1), len(BACKOFF_S)) - 1]
+            self._back_off()
             return False
+        finally:
+            self.tried.set()
         self.host, self.loudness = host, loudness
         self.state, self.reason, self._last_error = EngineState.RUNNING, None, None
-        # a stream that has not called back yet is starting, not lost
-        await self._until(lambda: host.running, RESUME_TIMEOUT_S)
         self.restarts += 1 if self._opened else 0
         self._opened += 1
         log.info("audio running: %s, %d Hz, %d frames", audio.backend, audio.samplerate, audio.blocksize)
+        if retry:
+            log.info("audio resumed after %d attempt(s)", self._failures + 1)
+        self._failures = 0
         self.ready.set()
         return True
 
-    def _start_host(self, arrays, refresh: bool):
-        """Build and start the host (in a worker thread: compiling the callback and opening a
-        device take long, and a device may not answer). The host is closed again if it does
-        not start."""
+    async def _tend(self, job: asyncio.Future) -> Any:
+        """``job``'s result (work in a worker thread), keeping the heartbeat fresh meanwhile: a
+        first start compiles the kernel for tens of seconds, and the watchdog must not mistake
+        that for a hung loop."""
+        while not job.done():
+            self.heartbeat = time.monotonic()
+            await asyncio.wait({job}, timeout=1.0)
+        return job.result()
+
+    def _start_host(self, buffers: PathBuffers, refresh: bool):
+        """Build and start a host on ``buffers`` (in a worker thread: compiling the kernels and
+        opening a device take long, and a device may not answer). The host is closed again if
+        it does not start."""
         audio = self.config.audio
+        compile_meters(buffers)
         if audio.backend == "virtual":
             from controlroom.daemon.engine.virtual import VirtualHost
 
             host = VirtualHost(
                 process,
-                arrays,
+                buffers.arrays,
                 audio.samplerate,
                 audio.blocksize,
                 audio.input_channels,
@@ -299,7 +318,7 @@ class EngineRunner:
                 refresh_devices()
             host = PortAudioHost(
                 process,
-                arrays,
+                buffers.arrays,
                 audio.device,
                 audio.samplerate,
                 audio.blocksize,
@@ -318,8 +337,14 @@ class EngineRunner:
         with it."""
         host, self.host, self.loudness = self.host, None, None
         self.controller.release_buffers()
-        if host is not None:
-            await asyncio.to_thread(_close_quietly, host)
+        if host is None:
+            return
+        closing = asyncio.ensure_future(asyncio.to_thread(_close_quietly, host))
+        try:
+            await self._tend(closing)
+        except asyncio.CancelledError:
+            await asyncio.wait({closing})  # the shutdown that follows must find it closed
+            raise
 
     async def _fade_out(self) -> None:
         """Ramp the master gain to silence and wait (bounded) until the kernel reaches it."""
@@ -331,13 +356,7 @@ class EngineRunner:
             return c[layout.C_APPLIED] == c[layout.C_SEQ] and buffers.state[layout.T_MASTER] == 0.0
 
         if self.running:
-            await self._until(silent, FADE_TIMEOUT_S)
-
-    async def _until(self, condition: Callable[[], bool], timeout_s: float) -> None:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while not condition() and loop.time() < deadline:
-            await asyncio.sleep(POLL_S if timeout_s <= FADE_TIMEOUT_S else 0.02)
+            await until(silent, FADE_TIMEOUT_S)
 
     def _faded(self, source: str | None) -> bool:
         """The kernel runs the latest parameters and ``source`` (None: every source) has faded
@@ -351,27 +370,31 @@ class EngineRunner:
         return not any(b.state[layout.T_SOURCES + i * layout.TS_STRIDE + layout.TS_FADE] for i in indices)
 
     async def _fade_through_silence(self, silence: _Silence) -> None:
-        controller = self.controller
-        waiter = silence.done
+        controller, waiter = self.controller, silence.done
         if waiter is not None and waiter.cancelled():
             return  # nobody waits for it any more: nothing to change
         if waiter is not None:
             controller.hold_silence()  # a blind switch holds the sources itself
+        made = False
         try:
             await self.wait_faded()
             if waiter is None or not waiter.cancelled():
+                made = True
                 silence.change()
         except Exception as exc:
             if waiter is None:
                 raise
             if not waiter.done():
                 waiter.set_exception(exc)
-        else:
-            if waiter is not None and not waiter.done():
-                waiter.set_result(None)
         finally:
-            if waiter is not None:
+            if waiter is None:
+                if not made:
+                    silence.change()  # a blind switch's release happens, faded or not
+            else:
                 controller.release_silence()
+                if not waiter.done():
+                    # made: it worked; not made: the runner was cancelled in the fade
+                    waiter.set_result(None) if made else waiter.set_exception(EngineError("the audio engine stopped"))
 
     async def _reload(self, load: ConfigLoader) -> None:
         config = await load()
@@ -379,6 +402,9 @@ class EngineRunner:
             return
         old, changes = self.config, diff(self.config, config)
         reopen = changes.stream and self.state is not EngineState.WAITING
+        if changes.stream and not reopen:
+            log.info("reload: audio settings changed (%s); trying them now", ", ".join(changes.stream))
+            self._failures, self._due = 0, 0.0
         if reopen:
             log.info("reload: audio settings changed (%s), reopening the stream", ", ".join(changes.stream))
             await self._fade_out()
@@ -387,7 +413,6 @@ class EngineRunner:
         self.controller.reload(config)
         if reopen:
             await self._open(refresh=changes.device)
-            self._failures = 0
         elif self.state is not EngineState.WAITING:
             if changes.sources and self.controller.buffers is not None:
                 # what the loudness meters and matching measure follows the sources
@@ -415,6 +440,18 @@ class EngineRunner:
                 silence.change()  # a blind switch's release: nothing fades any more
             elif not silence.done.done():
                 silence.done.set_exception(EngineError("the audio engine stopped"))
+
+
+async def until(condition: Callable[[], bool], timeout_s: float) -> bool:
+    """Poll ``condition`` every ``POLL_S`` until it holds (True) or ``timeout_s`` has passed
+    (False)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while not condition():
+        if loop.time() >= deadline:
+            return False
+        await asyncio.sleep(POLL_S)
+    return True
 
 
 def _close_quietly(host) -> None:

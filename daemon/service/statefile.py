@@ -87,7 +87,12 @@ def load(path: Path) -> dict[str, Any]:
 def _set_aside(path: Path, problem: str) -> dict[str, Any]:
     """Rename the unusable file at ``path`` out of the way (the next save writes a new one)
     and say so; ``{}``."""
-    aside = path.with_name(f"{path.name}.corrupt.{time.strftime('%Y%m%dT%H%M%S')}")
+    stamp = time.strftime("%Y%m%dT%H%M%S")
+    aside = path.with_name(f"{path.name}.corrupt.{stamp}")
+    n = 1
+    while aside.exists():  # a restart loop within the second: keep every earlier file too
+        n += 1
+        aside = path.with_name(f"{path.name}.corrupt.{stamp}.{n}")
     try:
         path.rename(aside)
     except OSError as exc:

@@ -4,7 +4,7 @@ Oracles are independent of the package's filter design and of its loudness arith
 
 - loudness compensation is measured end to end: pink noise rendered by the compiled path through
   a set with and without ``emulate`` (the set built from a config, as the daemon builds it), both
-  outputs metered by ``dsp.loudness.measure``;
+  outputs metered by ``dsp.bs1770.measure``;
 - band limits are read from the table in the module docstring and rebuilt with
   ``scipy.signal.butter``; the character bands are transcribed here and rebuilt from the RBJ
   cookbook text (``pathkit.cookbook``); the profile's coefficients must match the product.

@@ -40,8 +40,9 @@ N_CHANNELS = 8
 #: Bound for the engine to notice that its server is gone (the supervisor looks every 0.25 s,
 #: a hung PortAudio call counts as lost after 2 s).
 LOSS_TIMEOUT_S = 10.0
-#: Bound for audio to come back after the server does: the contract's 5 s, plus a margin.
-RESUME_TIMEOUT_S = 5.0 + 3.0
+#: Bound for audio to come back after the server does: the longest backoff (4 s), loading a
+#: fresh library copy and the server's own start, with a wide margin for a loaded VM.
+RESUME_TIMEOUT_S = 20.0
 #: Bound for audio to run after a warm start or a reload.
 RUNNING_TIMEOUT_S = 20.0
 RELOAD_TIMEOUT_S = 15.0

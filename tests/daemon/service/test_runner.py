@@ -19,9 +19,12 @@ from osckit import run
 from controlroom.daemon.config import diff, parse_config
 from controlroom.daemon.core.controller import NO_SOURCE, Controller
 from controlroom.daemon.core.targets import Vocabulary
+from controlroom.daemon.engine.virtual import VirtualHost
+from controlroom.daemon.errors import EngineError
 from controlroom.daemon.service import readout
 from controlroom.daemon.service.runner import EngineRunner, EngineState
 from controlroom.dsp import layout
+from controlroom.dsp.path import process
 
 CONFIG = """
 [audio]
@@ -170,13 +173,18 @@ def test_a_newer_reload_replaces_one_that_waits_and_a_rejected_one_changes_nothi
                 await asyncio.sleep(0.2)
                 return None
 
+            async def last():
+                reads.append("last")
+                return None
+
             runner.request_reload(slow)
             await until(lambda: reads == ["slow"], "the first reload to start")
             runner.request_reload(rejected)  # waits behind the slow one ...
             runner.request_reload(rejected)  # ... and is replaced by this one
-            await until(lambda: runner._queue.reload is None and len(reads) == 2, "the queued reload")
-            await asyncio.sleep(0.3)
-            assert reads == ["slow", "rejected"] and runner.config is old and runner.restarts == 0
+            await until(lambda: len(reads) == 2, "the queued reload")
+            runner.request_reload(last)  # everything asked before it has been handled once it runs
+            await until(lambda: reads[-1] == "last", "the last reload")
+            assert reads == ["slow", "rejected", "last"] and runner.config is old and runner.restarts == 0
 
     run(scenario)
 
@@ -184,7 +192,7 @@ def test_a_newer_reload_replaces_one_that_waits_and_a_rejected_one_changes_nothi
 def test_diff_sorts_a_reload_by_what_must_restart():
     base = parse_config(CONFIG + '[osc]\nlisten = "127.0.0.1:9000"\n')
     same = diff(base, parse_config(CONFIG + '[osc]\nlisten = "127.0.0.1:9000"\n'))
-    assert same.stream == () and not (same.device or same.sources or same.osc or same.surfaces)
+    assert same.stream == () and not (same.device or same.sources or same.osc)
     blocks = diff(base, replace(base, audio=replace(base.audio, blocksize=128, samplerate=96000)))
     assert blocks.stream == ("samplerate", "blocksize") and not blocks.device
     device = diff(base, replace(base, audio=replace(base.audio, device="USB")))
@@ -244,5 +252,61 @@ def test_a_daemon_stopped_as_by_sigterm_exits_0():
     async def scenario():
         async with running(matching_config()) as daemon:
             assert daemon.runner.running
+
+    run(scenario)
+
+
+def test_a_fade_asked_for_after_the_engine_stopped_is_refused():
+    async def scenario():
+        holder = Runner()
+        async with holder as runner:
+            pass
+        with pytest.raises(EngineError, match="stopped"):
+            await runner.through_silence(lambda: None)
+
+    run(scenario)
+
+
+def test_a_fade_is_answered_even_when_the_runner_is_cancelled_during_it():
+    async def scenario():
+        holder = Runner()
+        async with holder as runner:
+            waiter = asyncio.create_task(runner.through_silence(lambda: None))
+            await until(lambda: holder.runner.controller._controls().source == NO_SOURCE or waiter.done(), "the fade")
+            holder.task.cancel()  # as the task group cancels it when a sibling fails
+            try:
+                await asyncio.wait_for(waiter, 5.0)  # answered, never left waiting
+            except EngineError:
+                pass  # cancelled before the change: refused
+            with pytest.raises(asyncio.CancelledError):
+                await holder.task
+            holder.task = asyncio.create_task(asyncio.sleep(0))  # nothing left to stop
+        assert runner.host is None and runner.state is EngineState.STOPPED
+
+    run(scenario)
+
+
+def test_a_stream_that_never_calls_back_is_a_failed_start_and_retries_back_off():
+    async def scenario():
+        config = parse_config(CONFIG)
+        controller = Controller(config, Vocabulary(config).initial())
+        runner = EngineRunner(config, controller)
+        started = []
+
+        def silent_host(buffers, refresh):  # a real host, never started: no callback comes
+            started.append(refresh)
+            return VirtualHost(process, buffers.arrays, 48000, 64, 4, 2)
+
+        runner._start_host = silent_host
+        task = asyncio.create_task(runner.run())
+        await until(lambda: runner.failed_starts >= 1, "the first attempt to fail")
+        assert runner.state is EngineState.WAITING and not runner.ready.is_set()
+        assert "delivers no audio" in runner.reason and controller.buffers is None
+        assert 0.0 < runner._next_check_s() <= 1.0  # waits, instead of turning at once
+        await until(lambda: runner.failed_starts >= 2, "the retry to fail")
+        assert started == [False, True]  # the retry reads the device list afresh
+        assert runner._next_check_s() > 0.5  # and backs off further
+        runner.request_stop()
+        await task
 
     run(scenario)
