@@ -1,8 +1,9 @@
-"""``controlroom check [-c FILE]``: validate the configuration exactly as ``run`` would read it.
+"""``controlroom check [-c FILE | FILE]``: validate the configuration exactly as ``run`` would read it.
 
 Prints ``FILE: ok (...)`` and a line per surface, and returns 0. An invalid config or mapping
 file raises ConfigError, which the command line prints one line per problem on stderr, exiting
-2; so does a ``-c`` file that does not exist. Mapping values are checked against the config
+2; so does a file named that does not exist. The file may be named with ``-c`` or as the one
+argument (not both: a UsageError). Mapping values are checked against the config
 (speaker set and source names, the volume range).
 """
 
@@ -14,16 +15,21 @@ from pathlib import Path
 from controlroom.daemon.cli import options
 from controlroom.daemon.config import Config
 from controlroom.daemon.core.targets import Vocabulary
-from controlroom.daemon.errors import ConfigError, PortError
+from controlroom.daemon.errors import ConfigError, PortError, UsageError
 from controlroom.daemon.midi.mapping import bind, load_surface_mapping
 from controlroom.daemon.midi.ports import api_for
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     options.add_config(parser)
+    parser.add_argument("file", nargs="?", metavar="FILE", help="the config file, as -c names it")
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.file is not None:
+        if args.config is not None:
+            raise UsageError(f"name the config once: -c {args.config} or {args.file}, not both")
+        args.config = args.file
     config, path = options.load(args)
     name = config.source if path is not None else "built-in default (no config file found)"
     surfaces = surface_lines(config, path.parent if path is not None else Path.cwd())
