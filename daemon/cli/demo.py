@@ -12,7 +12,7 @@ import asyncio
 import logging
 import sys
 
-from controlroom.daemon.cli import logsetup
+from controlroom.daemon.cli import logsetup, options
 from controlroom.daemon.cli.program import demo_inputs
 from controlroom.daemon.config import default_config
 from controlroom.daemon.service import Daemon
@@ -21,7 +21,9 @@ VIEW_INTERVAL_S = 0.1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, metavar="S", help="stop after S seconds (default: until Ctrl-C)")
+    parser.add_argument(
+        "--seconds", type=options.positive_seconds, metavar="S", help="stop after S seconds (default: until Ctrl-C)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +39,7 @@ async def _main(daemon: Daemon, seconds: float | None) -> int:
     await daemon.ready.wait()
     tty = sys.stdout.isatty()
     loop = asyncio.get_running_loop()
-    end = loop.time() + seconds if seconds else None
+    end = loop.time() + seconds if seconds is not None else None
     last_line = 0.0
     while not task.done():
         now = loop.time()

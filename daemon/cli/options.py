@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 
 from controlroom.daemon.config import Config, default_config, find_config, load_config
@@ -11,6 +12,17 @@ from controlroom.daemon.config import Config, default_config, find_config, load_
 def add_config(parser: argparse.ArgumentParser) -> None:
     """``-c/--config FILE``."""
     parser.add_argument("-c", "--config", metavar="FILE", help="config file (default: the usual search path)")
+
+
+def positive_seconds(text: str) -> float:
+    """An argparse ``type``: a finite number of seconds above 0 (else an argument error, exit 2)."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
+    return value
 
 
 def load(args: argparse.Namespace) -> tuple[Config, Path | None]:
