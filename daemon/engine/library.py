@@ -33,12 +33,13 @@ import contextlib
 import itertools
 import os
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import cffi
 import sounddevice as sd
 
 from controlroom.daemon.errors import EngineError
+from controlroom.daemon.quiet import quiet_stderr
 
 ffi = sd._ffi
 
@@ -284,7 +285,7 @@ def _probe_client():
     """A JACK client of the default server (JACK_DEFAULT_SERVER), or None if none runs."""
     jack = _jack()
     status = _jffi.new("int *")
-    with _quiet_stderr():
+    with quiet_stderr():
         client = jack.jack_client_open(b"controlroom-probe", _JACK_NO_START_SERVER, status)
     try:
         yield None if client == _jffi.NULL else client
@@ -343,22 +344,8 @@ def _load_copy() -> PortAudioLibrary:
 
 
 def _initialise(lib) -> None:
-    with _quiet_stderr():
+    with quiet_stderr():
         error = lib.Pa_Initialize()
     if error < 0:
         text = ffi.string(lib.Pa_GetErrorText(error)).decode(errors="replace")
         raise EngineError(f"cannot initialise PortAudio: {text}")
-
-
-@contextlib.contextmanager
-def _quiet_stderr() -> Iterator[None]:
-    # As sounddevice does: PortAudio's ALSA and JACK probes print pages of noise.
-    saved = os.dup(2)
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, 2)
-        os.close(devnull)
-        yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
