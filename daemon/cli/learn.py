@@ -13,7 +13,7 @@ from controlroom.daemon.cli import options
 from controlroom.daemon.config import Config, SurfaceConfig
 from controlroom.daemon.core.targets import TARGETS, Vocabulary
 from controlroom.daemon.errors import TargetError, UsageError
-from controlroom.daemon.midi.learn import control_fields, listen, recognise, save
+from controlroom.daemon.midi.learn import control_fields, listen, opened_input, recognise, save
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -43,11 +43,14 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("no config file found: learn writes into the config's directory (give one with -c)")
     surface = _surface(config, args.surface)
     value = _value(config, args.target, args.value)
-    print(
-        f"{surface.name}: move the control for {args.target} (turn encoders both ways, press and release buttons)...",
-        flush=True,
-    )
-    learned = recognise(listen(config, surface, args.timeout))
+    # opened before the prompt: no one is asked to move a control that cannot be heard
+    with opened_input(config, surface) as port:
+        print(
+            f"{surface.name}: move the control for {args.target} "
+            "(turn encoders both ways, press and release buttons)...",
+            flush=True,
+        )
+        learned = recognise(listen(port, args.timeout))
     if learned is None:
         raise UsageError(f"nothing usable came from {surface.input!r}")
     fields = control_fields(learned, args.target, value, feedback=surface.output is not None)
@@ -60,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _surface(config: Config, name: str | None) -> SurfaceConfig:
+    if not config.surfaces:
+        raise UsageError("add a [[surfaces]] table first (see `controlroom devices`)")
     inputs = [s for s in config.surfaces if s.input is not None]
     if name is not None:
         found = [s for s in inputs if s.name == name]
@@ -69,8 +74,9 @@ def _surface(config: Config, name: str | None) -> SurfaceConfig:
             )
         return found[0]
     if len(inputs) != 1:
-        names = ", ".join(s.name for s in inputs) or "none is configured"
-        raise UsageError(f"name the surface with --surface ({names})")
+        if not inputs:
+            raise UsageError("no surface has an input: give one an input port (see `controlroom devices`)")
+        raise UsageError(f"name the surface with --surface ({', '.join(s.name for s in inputs)})")
     return inputs[0]
 
 

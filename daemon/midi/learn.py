@@ -31,10 +31,12 @@ controls get none: feedback would stop a fader without a motor from picking up t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 from pathlib import Path
@@ -54,7 +56,8 @@ from controlroom.daemon.midi.mapping import (
     parse_address,
     parse_mapping,
 )
-from controlroom.daemon.midi.ports import POLL_S, Input, Ports, api_for, decode, find
+from controlroom.daemon.midi.ports import POLL_S, Input, Ports, api_for, backend_name, decode, find
+from controlroom.daemon.quiet import quiet_stderr
 
 SETTLE_S = 0.8
 GATHER_S = 4.0
@@ -250,25 +253,34 @@ def _replace(path: Path, text: str) -> None:
 # --- the command ---------------------------------------------------------------------------------
 
 
-def listen(config: Config, surface: SurfaceConfig, timeout_s: float) -> list[mido.Message]:
-    """Everything the surface's input sends from the first message until it has been quiet
-    for ``SETTLE_S`` (at most ``GATHER_S``); UsageError when nothing comes in ``timeout_s``."""
+@contextlib.contextmanager
+def opened_input(config: Config, surface: SurfaceConfig) -> Iterator[Input]:
+    """The surface's input port, open inside the block. PortError when the MIDI API cannot be
+    used (no ALSA sequencer, no JACK server, an API this rtmidi lacks); UsageError when no
+    input port matches the surface's."""
+    api = api_for(config.midi.backend)
     try:
-        ports = Ports(api_for(config.midi.backend))
+        # learn is a command in a terminal: ALSA's own "ALSA lib ..." lines would bury the reason
+        with quiet_stderr():
+            ports = Ports(api)
+    except PortError as exc:
+        raise PortError(f"cannot use MIDI through {backend_name(config.midi.backend)}: {exc}") from None
+    try:
         name = find(ports.inputs(), surface.input)
         if name is None:
             raise UsageError(f"no MIDI input matching {surface.input!r} (found: {', '.join(ports.inputs()) or 'none'})")
         port = ports.open_input(name, f"{surface.name} learn")
-    except PortError as exc:
-        raise UsageError(str(exc)) from None
-    try:
-        return _gather(port, timeout_s)
+        try:
+            yield port
+        finally:
+            port.close()
     finally:
-        port.close()
         ports.close()
 
 
-def _gather(port: Input, timeout_s: float) -> list[mido.Message]:
+def listen(port: Input, timeout_s: float) -> list[mido.Message]:
+    """Everything ``port`` sends from the first message until it has been quiet for
+    ``SETTLE_S`` (at most ``GATHER_S``); UsageError when nothing comes in ``timeout_s``."""
     messages: list[mido.Message] = []
     deadline = time.monotonic() + timeout_s
     first = last = None
