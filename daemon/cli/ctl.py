@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import socket
 import time
 from typing import Any
@@ -46,9 +47,14 @@ ABX = "abx"
 INSERT = "insert"
 _MAX_DATAGRAM = 65535
 _DOUBLE = "d"
+#: What argparse takes for a negative number rather than an option: its own ``-12`` and
+#: ``-12.3``, and exponents too (``-1e9``), so that ``ctl volume -1e9`` is a value to refuse.
+_NEGATIVE_NUMBER = re.compile(r"^-(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # argparse offers no public hook for this; ctl has no option that looks like a number
+    parser._negative_number_matcher = _NEGATIVE_NUMBER
     parser.usage = (
         "controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] {TARGET [VALUE|toggle|next|prev|step DELTA] "
         "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | status}"
@@ -65,6 +71,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "words",
         nargs="*",
+        default=[],  # without a default argparse lists an optional '*' among the required arguments
         metavar="VALUE",
         help="a value, toggle, next, prev or step DELTA; none: print the current value",
     )
@@ -130,6 +137,8 @@ def command_message(target: str, words: list[str]) -> bytes | None:
             if number is None:
                 raise UsageError(f"{target} step: expected a number DELTA (dB for volume, places for the others)")
             return build_message(f"{PREFIX}{target}/step", number, float_tag=_DOUBLE)
+        case [value] if value.startswith("+") and _number(value) is not None:
+            raise UsageError(f"{target} {value}: a value sets the target; did you mean `step {value}`?")
         case [value]:
             number = _number(value)
             return build_message(PREFIX + target, value if number is None else number, float_tag=_DOUBLE)

@@ -159,3 +159,23 @@ def test_ctl_with_nothing_listening_says_so():
     assert result.returncode == 1
     assert "nothing is listening" in result.stderr or "no answer" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_negative_number_with_an_exponent_is_a_value_not_an_option(daemon):
+    port, controller = daemon
+    result = ctl(*at(port), "volume", "-1e9")  # sent, and refused by the daemon as out of range
+    assert result.returncode == 1
+    assert "refused" in result.stderr and "out of range" in result.stderr
+    assert controller.state.volume == -20.0
+
+
+def test_a_signed_value_suggests_a_step():
+    result = ctl("volume", "+2")
+    assert result.returncode == 2
+    assert result.stderr == "controlroom ctl: volume +2: a value sets the target; did you mean `step +2`?\n"
+
+
+def test_without_a_target_only_the_target_is_said_to_be_required():
+    result = ctl()
+    assert result.returncode == 2
+    assert result.stderr.endswith("controlroom ctl: error: the following arguments are required: TARGET\n")
