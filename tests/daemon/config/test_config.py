@@ -345,6 +345,37 @@ def test_check_with_a_missing_file_exits_2(tmp_path):
     assert "Traceback" not in result.stderr
 
 
+LAN_WARNING = "reaches the network, yet only 127.0.0.0/8 may send (osc.allow)"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:9000", "[::]:9000", "192.0.2.10:9000"])
+def test_check_warns_when_osc_listens_on_the_network_but_only_loopback_may_send(tmp_path, listen):
+    path = tmp_path / "lan.toml"
+    path.write_text(MINIMAL + f'[osc]\nlisten = "{listen}"\n')
+    result = check(path, tmp_path)
+    assert result.returncode == 0, result.stderr
+    warning = result.stdout.splitlines()[-1]
+    assert warning.startswith(f'  warning: osc: listen = "{listen}" {LAN_WARNING}')
+    assert 'allow = ["127.0.0.0/8", "192.168.1.0/24"]' in warning  # how to let the LAN in
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "osc",
+    [
+        'listen = "127.0.0.1:9000"',  # loopback only: nothing else could send anyway
+        'listen = "0.0.0.0:9000"\nallow = ["127.0.0.0/8", "192.0.2.0/24"]',  # the LAN is let in
+        'listen = "0.0.0.0:9000"\nallow = ["192.0.2.7"]',
+    ],
+)
+def test_check_does_not_warn_when_who_may_send_fits_where_osc_listens(tmp_path, osc):
+    path = tmp_path / "osc.toml"
+    path.write_text(MINIMAL + f"[osc]\n{osc}\n")
+    result = check(path, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stdout
+
+
 # --- broken files --------------------------------------------------------------------------------
 
 SUB = "[speakers.studio.sub]\n"
