@@ -8,6 +8,7 @@ problem, all problems at once, and never a traceback.
 from __future__ import annotations
 
 import ipaddress
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -241,12 +242,38 @@ def test_configs_are_frozen():
         config.monitor.volume_db = 0.0  # type: ignore[misc]
 
 
+#: Networks a copied example must not name: someone's real LAN (RFC 1918), not documentation.
+PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+
+
+def test_every_example_is_checked():
+    assert {p.name for p in EXAMPLES} >= {"minimal.toml", "studio.toml", "emulations.toml", "pi-alsa.toml"}
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_the_examples_pass_check(example, tmp_path):
     result = check(example, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{example}: ok (")
+    assert "warning" not in result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_the_examples_name_no_private_network(example):
+    for address in re.findall(r"\b\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?", example.read_text()):
+        network = ipaddress.ip_network(address, strict=False)
+        assert not any(network.overlaps(private) for private in PRIVATE), f"{example.name}: {address}"
+
+
+def test_the_pi_example_opens_its_interface_through_alsa():
+    config = load_config(REPO / "examples" / "pi-alsa.toml")
+    assert config.audio.backend == "portaudio"
+    assert isinstance(config.audio.device, str) and config.audio.device.startswith("hw:")
+    assert (config.audio.samplerate, config.audio.blocksize) == (48000, 128)
+    assert config.midi.backend is None  # no JACK MIDI: there is no jackd on this box
+    assert config.osc.host == "0.0.0.0" and config.osc.clients == ()
+    assert ipaddress.ip_network("127.0.0.0/8") in config.osc.allow and len(config.osc.allow) > 1
 
 
 def test_the_studio_example_is_the_full_studio():
