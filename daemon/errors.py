@@ -41,5 +41,9 @@ class PortError(ControlroomError):
     """A MIDI or network port cannot be used (missing, busy, unsupported)."""
 
 
+class PortInUse(PortError):
+    """A network address another process holds already (e.g. another controlroom's OSC port)."""
+
+
 class RemoteError(ControlroomError):
     """The running daemon did not answer, or refused what it was asked."""

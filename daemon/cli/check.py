@@ -1,6 +1,8 @@
 """``controlroom check [-c FILE | FILE]``: validate the configuration exactly as ``run`` would read it.
 
-Prints ``FILE: ok (...)`` and a line per surface, and returns 0. An invalid config or mapping
+Prints ``FILE: ok (...)``, a line per surface and a ``warning:`` line per setting that is
+valid but most likely not what was meant (OSC listening on the LAN while only loopback may
+send), and returns 0. An invalid config or mapping
 file raises ConfigError, which the command line prints one line per problem on stderr, exiting
 2; so does a file named that does not exist. The file may be named with ``-c`` or as the one
 argument (not both: a UsageError). Mapping values are checked against the config
@@ -10,6 +12,7 @@ argument (not both: a UsageError). Mapping values are checked against the config
 from __future__ import annotations
 
 import argparse
+import ipaddress
 from pathlib import Path
 
 from controlroom.daemon.cli import options
@@ -36,7 +39,32 @@ def run(args: argparse.Namespace) -> int:
     print(f"{name}: ok ({summary(config)})")
     for line in surfaces:
         print(f"  {line}")
+    for line in warnings(config):
+        print(f"  warning: {line}")
     return 0
+
+
+def warnings(config: Config) -> list[str]:
+    """What is valid yet most likely a mistake, one line each."""
+    osc = config.osc
+    try:
+        listens_beyond_loopback = not ipaddress.ip_address(osc.host).is_loopback
+    except ValueError:  # a host name: not resolved here, so not judged
+        listens_beyond_loopback = False
+    if listens_beyond_loopback and all(_loopback(network) for network in osc.allow):
+        allowed = ", ".join(str(network) for network in osc.allow)
+        host = f"[{osc.host}]" if ":" in osc.host else osc.host
+        # the example network is documentation text: the user's LAN is theirs to fill in
+        return [
+            f'osc: listen = "{host}:{osc.port}" reaches the network, yet only {allowed} may send '
+            "(osc.allow): tablets and other machines are ignored; to accept your LAN, add it, e.g. "
+            'allow = ["127.0.0.0/8", "192.168.1.0/24"]'
+        ]
+    return []
+
+
+def _loopback(network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
+    return network.network_address.is_loopback and network.broadcast_address.is_loopback
 
 
 def surface_lines(config: Config, config_dir: Path) -> list[str]:

@@ -1,7 +1,10 @@
-"""``controlroom demo``: the daemon on the virtual backend with generated programme material.
+"""``controlroom demo [-c FILE]``: the daemon on the virtual backend with generated programme.
 
-No audio hardware needed: sources ``mix`` and ``ref`` play generated loops (``ref`` louder and
-brighter), OSC listens on 127.0.0.1:9000, and the terminal shows state and meters live.
+No audio hardware needed: sources ``mix`` and ``ref`` of the built-in default play generated
+loops (``ref`` louder and brighter), OSC listens on 127.0.0.1:9000, and the terminal shows state
+and meters live. With ``-c FILE`` the demo runs that config instead, so that a studio can be
+tried before its interface arrives: on the virtual backend whatever its ``[audio] backend``
+says, its first source playing ``mix`` and the others ``ref``, OSC and surfaces as configured.
 Nothing is saved: the demo never touches the real state file.
 """
 
@@ -9,18 +12,26 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import sys
+from typing import TYPE_CHECKING
 
 from controlroom.daemon.cli import logsetup, options
 from controlroom.daemon.cli.program import demo_inputs
-from controlroom.daemon.config import default_config
+from controlroom.daemon.config import Config, default_config
+from controlroom.daemon.errors import PortInUse
 from controlroom.daemon.service import Daemon
+
+if TYPE_CHECKING:
+    from controlroom.daemon.osc.server import OscServer
 
 VIEW_INTERVAL_S = 0.1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    # no search path: the demo never picks up the studio's own config unasked
+    options.add_config(parser, default="the built-in demo studio")
     parser.add_argument(
         "--seconds", type=options.positive_seconds, metavar="S", help="stop after S seconds (default: until Ctrl-C)"
     )
@@ -28,18 +39,34 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     logsetup.setup(logging.WARNING)
-    config = default_config()
-    program = demo_inputs(config.audio.samplerate, config.audio.input_channels)
-    daemon = Daemon(config, None, state_path=None, program=program)
-    return asyncio.run(_main(daemon, args.seconds))
+    config, path = options.load(args) if args.config else (default_config(), None)
+    config = virtual(config)
+    played = [source.channels for name, source in config.sources.items() if name not in config.inserts]
+    program = demo_inputs(config.audio.samplerate, config.audio.input_channels, played)
+    # config_path None: a SIGHUP must not re-read the file onto its real backend
+    config_dir = path.parent if path is not None else None
+    daemon = Daemon(config, None, state_path=None, program=program, config_dir=config_dir)
+    try:
+        return asyncio.run(_main(daemon, args.seconds))
+    except PortInUse as exc:
+        raise options.port_in_use(exc, "demo", path) from None
+
+
+def virtual(config: Config) -> Config:
+    """``config`` on the virtual backend (no device), whatever its ``[audio]`` says; rates,
+    block size and channel counts are kept."""
+    return dataclasses.replace(config, audio=dataclasses.replace(config.audio, backend="virtual", device=None))
 
 
 async def _main(daemon: Daemon, seconds: float | None) -> int:
-    task = asyncio.create_task(daemon.run())
-    await daemon.ready.wait()
-    tty = sys.stdout.isatty()
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds if seconds is not None else None
+    task = asyncio.create_task(daemon.run())
+    ready = asyncio.create_task(daemon.ready.wait())
+    # a daemon that fails to start (its OSC port taken) never gets ready: its error ends the demo
+    await asyncio.wait({task, ready}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    ready.cancel()
+    tty = sys.stdout.isatty()
     last_line = 0.0
     while not task.done():
         now = loop.time()
@@ -47,7 +74,7 @@ async def _main(daemon: Daemon, seconds: float | None) -> int:
             daemon.stop()
             break
         if tty:
-            sys.stdout.write("\x1b[H\x1b[J" + view(daemon.report()))
+            sys.stdout.write("\x1b[H\x1b[J" + view(daemon.report(), daemon.osc))
             sys.stdout.flush()
         elif now - last_line >= 1.0:
             print(one_line(daemon.report()), flush=True)
@@ -67,10 +94,13 @@ def _fmt(db: float | None) -> str:
     return "  -inf" if db is None else f"{db:6.1f}"
 
 
-def view(report: dict) -> str:
+def view(report: dict, osc: OscServer) -> str:
     s, e, m = report["state"], report["engine"], report["meters"]
+    # a wildcard address is reached on loopback, the way ctl would be typed on this machine
+    host = "127.0.0.1" if osc.config.host in ("0.0.0.0", "") else osc.config.host
     lines = [
-        "controlroom demo — OSC on 127.0.0.1:9000 (try: controlroom ctl source ref), Ctrl-C quits",
+        f"controlroom demo — OSC on {host}:{osc.port} (try: controlroom ctl --osc {host}:{osc.port} volume -30),"
+        " Ctrl-C quits",
         "",
         f"  source {s['source']:<8} ab {s['ab']}  match {s['match']}   speakers {s['speakers']:<9} "
         f"sub {'on' if s['sub'] else 'off'}",

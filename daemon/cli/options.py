@@ -7,11 +7,12 @@ import math
 from pathlib import Path
 
 from controlroom.daemon.config import Config, default_config, find_config, load_config
+from controlroom.daemon.errors import PortInUse
 
 
-def add_config(parser: argparse.ArgumentParser) -> None:
-    """``-c/--config FILE``."""
-    parser.add_argument("-c", "--config", metavar="FILE", help="config file (default: the usual search path)")
+def add_config(parser: argparse.ArgumentParser, default: str = "the usual search path") -> None:
+    """``-c/--config FILE``; ``default`` says in its help what is read without it."""
+    parser.add_argument("-c", "--config", metavar="FILE", help=f"config file (default: {default})")
 
 
 def positive_seconds(text: str) -> float:
@@ -30,3 +31,11 @@ def load(args: argparse.Namespace) -> tuple[Config, Path | None]:
     (path None). ConfigError when the file named is missing or invalid."""
     path = find_config(args.config)
     return (load_config(path) if path is not None else default_config()), path
+
+
+def port_in_use(exc: PortInUse, command: str, path: Path | None) -> PortInUse:
+    """``exc`` (the OSC address is taken) with what to do about it: where ``command`` reads
+    ``[osc] listen`` from, the config file ``path``, or a config to name with ``-c`` when it
+    runs on the built-in default (path None)."""
+    where = f"in {path}" if path is not None else f"in a config: controlroom {command} -c FILE"
+    return PortInUse(f"{exc} (another controlroom running? choose another port with [osc] listen {where})")

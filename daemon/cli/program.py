@@ -7,6 +7,8 @@ level-matched A/B exists to expose.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 LOOP_S = 8.0
@@ -48,14 +50,20 @@ def stereo_programme(samplerate: int, seed: int) -> np.ndarray:
     return np.column_stack([bed[:, 0] + mono, bed[:, 1] + mono])
 
 
-def demo_inputs(samplerate: int, n_in: int) -> np.ndarray:
-    """The demo's input loop, ``(frames, n_in)`` float32: ``mix`` on inputs 1-2, a louder,
-    brighter ``ref`` on 3-4, silence elsewhere."""
+def demo_inputs(samplerate: int, n_in: int, sources: Sequence[Sequence[int]] = ((1, 2), (3, 4))) -> np.ndarray:
+    """The demo's input loop, ``(frames, n_in)`` float32 at ``samplerate`` Hz.
+
+    ``sources`` are the 1-based input channels of each source (1 or 2 each): the first plays
+    ``mix``, every other one the louder, brighter ``ref`` (a mono source gets the left channel);
+    channels beyond ``n_in`` are left out, and inputs no source uses stay silent.
+    """
     mix = stereo_programme(samplerate, seed=1)
     ref = 10 ** (5.0 / 20.0) * _tilt(stereo_programme(samplerate, seed=2), samplerate, 6.0)
     ref *= min(1.0, 0.95 / np.max(np.abs(ref)))  # mastered loud, yet not past full scale
     x = np.zeros((mix.shape[0], n_in), dtype=np.float32)
-    x[:, 0:2] = mix[:, : min(2, n_in)]
-    if n_in >= 4:
-        x[:, 2:4] = ref
+    for index, channels in enumerate(sources):
+        programme = mix if index == 0 else ref
+        for side, channel in enumerate(channels):
+            if 1 <= channel <= n_in:
+                x[:, channel - 1] = programme[:, side]
     return x

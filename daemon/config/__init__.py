@@ -14,6 +14,7 @@ from controlroom.daemon.config.loader import (
     load_config,
     parse_config,
     read_text,
+    search_path,
     syntax_error,
 )
 from controlroom.daemon.config.model import (
@@ -68,5 +69,6 @@ __all__ = [
     "load_config",
     "parse_config",
     "read_text",
+    "search_path",
     "syntax_error",
 ]

@@ -36,12 +36,18 @@ def find_config(explicit: str | None) -> Path | None:
             if not path.exists():
                 raise ConfigError([f"{given}: no such config file (given by {origin})"])
             return path
-    xdg = os.environ.get("XDG_CONFIG_HOME", "")
-    config_home = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"
-    for path in (LOCAL_CONFIG, config_home / "controlroom" / "config.toml", SYSTEM_CONFIG):
+    for path in search_path():
         if path.is_file():
             return path
     return None
+
+
+def search_path() -> tuple[Path, ...]:
+    """The files ``find_config`` tries, in order, when neither ``-c`` nor
+    ``$CONTROLROOM_CONFIG`` names one."""
+    xdg = os.environ.get("XDG_CONFIG_HOME", "")
+    config_home = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".config"
+    return (LOCAL_CONFIG, config_home / "controlroom" / "config.toml", SYSTEM_CONFIG)
 
 
 def load_config(path: str | os.PathLike[str]) -> Config:

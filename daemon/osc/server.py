@@ -9,6 +9,7 @@ every change from any origin, and meters at most ``meter_interval_s`` apart.
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import json
 import logging
@@ -21,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from controlroom.daemon.core import inserts
 from controlroom.daemon.core.inserts import InsertError, InsertResult
 from controlroom.daemon.core.targets import TARGETS, parse_bool
-from controlroom.daemon.errors import PortError, TargetError
+from controlroom.daemon.errors import PortError, PortInUse, TargetError
 from controlroom.daemon.osc.protocol import (
     ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
@@ -175,7 +176,8 @@ class OscServer(asyncio.DatagramProtocol):
     async def start(self) -> None:
         """Bind the UDP socket, start feedback to ``[osc] clients`` (with the whole state).
 
-        Raises ``PortError`` when the address cannot be bound (e.g. in use).
+        Raises ``PortInUse`` when another socket holds the address, ``PortError`` when it cannot
+        be bound otherwise.
         """
         loop = asyncio.get_running_loop()
         host, port = self.config.host, self.config.port
@@ -191,7 +193,8 @@ class OscServer(asyncio.DatagramProtocol):
                 sock.close()
                 raise
         except OSError as exc:
-            raise PortError(f"OSC cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+            error = PortInUse if exc.errno == errno.EADDRINUSE else PortError
+            raise error(f"OSC cannot listen on {host}:{port}: {exc.strerror or exc}") from None
         self._sock = sock
         self._clients = await self._resolve(self.config.clients, family)
         self.controller.add_listener(self._on_change)

@@ -52,11 +52,14 @@ class Daemon:
 
     Args:
         config: the validated config.
-        config_path: the file it came from (SIGHUP re-reads it); None for the built-in default.
+        config_path: the file it came from (SIGHUP re-reads it); None for the built-in default
+            and the demo (nothing to re-read).
         state_path: where the state is saved; True for the configured or default place, None
             or False for nowhere (the demo).
         program: the virtual backend's input, (frames, inputs) float32 played in a loop; None
             plays silence.
+        config_dir: where the surfaces' relative mapping paths start; default: the config
+            file's directory, else the current one.
     """
 
     def __init__(
@@ -66,6 +69,7 @@ class Daemon:
         *,
         state_path: Path | None | bool = True,
         program: np.ndarray | None = None,
+        config_dir: Path | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -73,6 +77,9 @@ class Daemon:
             state_path = statefile.default_path(config.state.path)
         self.state_path = state_path or None
         self.program = program
+        if config_dir is None:
+            config_dir = config_path.parent if config_path is not None else Path.cwd()
+        self.config_dir = config_dir
         self.controller: Controller | None = None
         self.runner: EngineRunner | None = None
         self.osc: OscServer | None = None
@@ -137,8 +144,7 @@ class Daemon:
             self.saver.changed()  # the capped start-up volume is the state now
         self.controller.add_listener(lambda changes, origin: "speakers" in changes and self.runner.follow_speakers())
         self.osc = await self._start_osc(self.config)
-        config_dir = self.config_path.parent if self.config_path is not None else Path.cwd()
-        self.surfaces = SurfaceManager(self.controller, self.config.surfaces, self.config.midi, config_dir)
+        self.surfaces = SurfaceManager(self.controller, self.config.surfaces, self.config.midi, self.config_dir)
         await self.surfaces.start()
 
     def _jobs(self):
@@ -200,7 +206,7 @@ class Daemon:
     def reload(self) -> None:
         """SIGHUP: ask the runner to reload the config file (it reads it when its turn comes)."""
         if self.config_path is None:
-            log.warning("SIGHUP: running on the built-in default config; nothing to reload")
+            log.warning("SIGHUP: no config file to re-read (the built-in default, or the demo); nothing to reload")
         elif self.runner is None:
             log.warning("SIGHUP while starting: the config just read is the file's; nothing to reload")
         else:

@@ -8,6 +8,7 @@ problem, all problems at once, and never a traceback.
 from __future__ import annotations
 
 import ipaddress
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -241,12 +242,38 @@ def test_configs_are_frozen():
         config.monitor.volume_db = 0.0  # type: ignore[misc]
 
 
+#: Networks a copied example must not name: someone's real LAN (RFC 1918), not documentation.
+PRIVATE = [ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+
+
+def test_every_example_is_checked():
+    assert {p.name for p in EXAMPLES} >= {"minimal.toml", "studio.toml", "emulations.toml", "pi-alsa.toml"}
+
+
 @pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
 def test_the_examples_pass_check(example, tmp_path):
     result = check(example, tmp_path)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith(f"{example}: ok (")
+    assert "warning" not in result.stdout
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize("example", EXAMPLES, ids=lambda p: p.name)
+def test_the_examples_name_no_private_network(example):
+    for address in re.findall(r"\b\d{1,3}(?:\.\d{1,3}){3}(?:/\d{1,2})?", example.read_text()):
+        network = ipaddress.ip_network(address, strict=False)
+        assert not any(network.overlaps(private) for private in PRIVATE), f"{example.name}: {address}"
+
+
+def test_the_pi_example_opens_its_interface_through_alsa():
+    config = load_config(REPO / "examples" / "pi-alsa.toml")
+    assert config.audio.backend == "portaudio"
+    assert isinstance(config.audio.device, str) and config.audio.device.startswith("hw:")
+    assert (config.audio.samplerate, config.audio.blocksize) == (48000, 128)
+    assert config.midi.backend is None  # no JACK MIDI: there is no jackd on this box
+    assert config.osc.host == "0.0.0.0" and config.osc.clients == ()
+    assert ipaddress.ip_network("127.0.0.0/8") in config.osc.allow and len(config.osc.allow) > 1
 
 
 def test_the_studio_example_is_the_full_studio():
@@ -343,6 +370,37 @@ def test_check_with_a_missing_file_exits_2(tmp_path):
     assert result.returncode == 2
     assert "nope.toml: no such config file" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+LAN_WARNING = "reaches the network, yet only 127.0.0.0/8 may send (osc.allow)"
+
+
+@pytest.mark.parametrize("listen", ["0.0.0.0:9000", "[::]:9000", "192.0.2.10:9000"])
+def test_check_warns_when_osc_listens_on_the_network_but_only_loopback_may_send(tmp_path, listen):
+    path = tmp_path / "lan.toml"
+    path.write_text(MINIMAL + f'[osc]\nlisten = "{listen}"\n')
+    result = check(path, tmp_path)
+    assert result.returncode == 0, result.stderr
+    warning = result.stdout.splitlines()[-1]
+    assert warning.startswith(f'  warning: osc: listen = "{listen}" {LAN_WARNING}')
+    assert 'allow = ["127.0.0.0/8", "192.168.1.0/24"]' in warning  # how to let the LAN in
+    assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "osc",
+    [
+        'listen = "127.0.0.1:9000"',  # loopback only: nothing else could send anyway
+        'listen = "0.0.0.0:9000"\nallow = ["127.0.0.0/8", "192.0.2.0/24"]',  # the LAN is let in
+        'listen = "0.0.0.0:9000"\nallow = ["192.0.2.7"]',
+    ],
+)
+def test_check_does_not_warn_when_who_may_send_fits_where_osc_listens(tmp_path, osc):
+    path = tmp_path / "osc.toml"
+    path.write_text(MINIMAL + f"[osc]\n{osc}\n")
+    result = check(path, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "warning" not in result.stdout
 
 
 # --- broken files --------------------------------------------------------------------------------

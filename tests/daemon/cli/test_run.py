@@ -1,0 +1,77 @@
+"""``controlroom run`` as a user (or systemd) starts it: without any config file, and with its
+OSC port taken."""
+
+from __future__ import annotations
+
+import pytest
+from clikit import Command, hold_udp
+
+from controlroom.daemon.config import loader
+
+#: A complete config that needs no hardware; ``{port}`` is where OSC listens.
+VIRTUAL = """
+[audio]
+backend = "virtual"
+[sources.mix]
+channels = [1, 2]
+[speakers.studio]
+outputs = [1, 2]
+[osc]
+listen = "127.0.0.1:{port}"
+[state]
+path = "{state}"
+"""
+
+
+# a subprocess cannot be pointed away from /etc: where a machine has that file, it is found
+@pytest.mark.skipif(loader.SYSTEM_CONFIG.exists(), reason=f"{loader.SYSTEM_CONFIG} exists on this machine")
+def test_run_without_any_config_file_warns_where_it_looked_and_that_no_hardware_is_used(tmp_path):
+    home = {"HOME": str(tmp_path), "XDG_CONFIG_HOME": str(tmp_path / "config"), "XDG_STATE_HOME": str(tmp_path)}
+    daemon = Command("run", cwd=tmp_path, env=home, drop=("CONTROLROOM_CONFIG",))
+    try:
+        line = daemon.wait_line("stderr", lambda line: " WARNING " in line)
+    finally:
+        daemon.stop()
+    assert "no config file found" in line
+    for place in (
+        tmp_path / "controlroom.toml",
+        tmp_path / "config" / "controlroom" / "config.toml",
+        loader.SYSTEM_CONFIG,
+    ):
+        assert str(place) in line
+    assert "built-in default on the virtual backend, no audio hardware in use" in line
+    assert "Traceback" not in "\n".join(daemon.stderr)
+
+
+def test_run_with_a_config_file_gives_no_warning_about_it(tmp_path):
+    config = tmp_path / "studio.toml"
+    config.write_text(VIRTUAL.format(port=0, state=tmp_path / "state.json"))
+    daemon = Command("run", "-c", str(config), cwd=tmp_path)
+    try:
+        daemon.wait_line("stderr", lambda line: "OSC listening on" in line)
+    finally:
+        status = daemon.stop()
+    assert status == 0, daemon.output()
+    assert any(line.endswith(f"config: {config}") for line in daemon.stderr)
+    assert not any("no config file found" in line for line in daemon.stderr)
+
+
+def test_run_with_its_port_taken_names_it_and_the_config_to_change(tmp_path):
+    holder = hold_udp(0)
+    port = holder.getsockname()[1]
+    config = tmp_path / "studio.toml"
+    config.write_text(VIRTUAL.format(port=port, state=tmp_path / "state.json"))
+    try:
+        daemon = Command("run", "-c", str(config), cwd=tmp_path)
+        try:
+            status = daemon.finish()
+        finally:
+            daemon.kill()
+    finally:
+        holder.close()
+    assert status == 1
+    assert daemon.stderr[-1] == (
+        f"controlroom run: OSC cannot listen on 127.0.0.1:{port}: Address already in use (another controlroom"
+        f" running? choose another port with [osc] listen in {config})"
+    )
+    assert "Traceback" not in "\n".join(daemon.stderr)
