@@ -289,7 +289,12 @@ def _answer(data: bytes, address: str) -> list[Any] | None:
 
 
 #: How each report section writes booleans and missing values (a meter with no signal: -inf dB).
-_WORDS = {"state": ("on", "off", "-"), "engine": ("yes", "no", "-"), "meters": ("yes", "no", "-inf")}
+_WORDS = {
+    "state": ("on", "off", "-"),
+    "engine": ("yes", "no", "-"),
+    "meters": ("yes", "no", "-inf"),
+    "surfaces": ("yes", "no", "-"),
+}
 
 
 def format_value(target: str, value: Any) -> str:
@@ -302,7 +307,8 @@ def format_value(target: str, value: Any) -> str:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """``state``, ``engine`` and ``meters`` as aligned ``key value`` lines (nested keys dotted)."""
+    """``state``, ``engine``, ``meters`` and ``surfaces`` as aligned ``key value`` lines (nested
+    keys dotted)."""
     lines = []
     for section, words in _WORDS.items():
         lines.append(section)

@@ -46,6 +46,7 @@ from controlroom.daemon.midi.ports import (
     decode,
     find,
 )
+from controlroom.daemon.quiet import quiet_stderr
 
 if TYPE_CHECKING:
     from controlroom.daemon.config import MidiConfig, SurfaceConfig
@@ -54,6 +55,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RECONNECT_S = 0.5
+#: How often an unavailable MIDI API (a JACK server not started yet: a boot race) is tried (s).
+API_RETRY_S = 2.0
 #: At most one warning per surface and drop reason this often (every drop is counted).
 WARN_INTERVAL_S = 10.0
 
@@ -275,18 +278,26 @@ class SurfaceManager:
         self.surfaces: dict[str, Surface] = {}
         self._ports: Ports | None = None
         self._poller: Poller | None = None
+        self.unavailable: str | None = None  # why the MIDI API cannot be opened (None: it is)
 
     async def start(self) -> None:
         """Load the mappings and open the ports that exist (``watch`` looks for the others).
-        An unusable MIDI API or mapping is logged; the daemon runs on without it. With no
-        surfaces configured, no MIDI API is opened at all."""
+        An unusable MIDI API (no JACK server yet, no ALSA sequencer) is logged once and tried
+        again by ``watch``; an unusable mapping is logged. With no surfaces configured, no MIDI
+        API is opened at all."""
         if not self.configs:
             return
+        backend = backend_name(self.midi.backend)
         try:
-            self._ports = await asyncio.to_thread(Ports, api_for(self.midi.backend))
+            self._ports = await asyncio.to_thread(_quietly_opened, self.midi.backend)
         except PortError as exc:
-            log.error("MIDI (%s) unavailable: %s; surfaces disabled", backend_name(self.midi.backend), exc)
+            if str(exc) != self.unavailable:
+                log.error("MIDI (%s) unavailable: %s; surfaces wait for it", backend, exc)
+            self.unavailable = str(exc)
             return
+        if self.unavailable is not None:
+            log.info("MIDI (%s) available again", backend)
+        self.unavailable = None
         self._poller = Poller()
         loop = asyncio.get_running_loop()
         for index, config in enumerate(self.configs):
@@ -369,12 +380,42 @@ class SurfaceManager:
         for surface in list(self.surfaces.values()):
             await surface.reconnect(self._ports, self._poller, inputs, outputs)
 
+    def status(self) -> dict[str, dict[str, Any]]:
+        """Surface name -> ``connected`` and the ``input``/``output`` ports it uses (None while
+        it waits for them), as the state report shows it; ``waiting`` says for what."""
+        report = {}
+        for config in self.configs:
+            surface = self.surfaces.get(config.name)
+            entry = {
+                "connected": surface is not None and surface.connected,
+                "input": surface.input.name if surface is not None and surface.input is not None else None,
+                "output": surface.output.name if surface is not None and surface.output is not None else None,
+            }
+            if self._ports is None:
+                entry["waiting"] = f"MIDI: {self.unavailable or 'opening'}"
+            elif surface is None:
+                entry["waiting"] = "a mapping that loads"
+            elif not surface.connected:
+                entry["waiting"] = " and ".join(
+                    repr(name)
+                    for name, port in ((config.input, surface.input), (config.output, surface.output))
+                    if name is not None and port is None
+                )
+            report[config.name] = entry
+        return report
+
     async def watch(self) -> None:
-        """Look for unplugged and replugged ports every ``RECONNECT_S``, for as long as the
-        daemon runs (its task group runs this)."""
+        """Look for unplugged and replugged ports every ``RECONNECT_S`` (and for the MIDI API
+        itself every ``API_RETRY_S`` while it is unavailable), for as long as the daemon runs
+        (its task group runs this)."""
         last = None
+        loop = asyncio.get_running_loop()
+        next_api_try = loop.time() + API_RETRY_S
         while True:
             await asyncio.sleep(RECONNECT_S)
+            if self._ports is None and self.configs and loop.time() >= next_api_try:
+                next_api_try = loop.time() + API_RETRY_S
+                await self.start()
             if self._ports is None or not self.surfaces:
                 continue
             try:
@@ -384,3 +425,10 @@ class SurfaceManager:
                 if str(exc) != last:  # once per outage, not every half second
                     log.error("watching MIDI ports: %s", exc, exc_info=not isinstance(exc, PortError))
                 last = str(exc)
+
+
+def _quietly_opened(backend: str | None) -> Ports:
+    """The ports of ``backend``'s MIDI API; what the API prints while it fails to find its
+    server (JACK's "cannot connect" lines, every retry) stays off the log."""
+    with quiet_stderr():
+        return Ports(api_for(backend))

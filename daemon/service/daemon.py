@@ -306,9 +306,15 @@ class Daemon:
         return self.runner.loudness if self.runner is not None else None
 
     def report(self) -> dict[str, Any]:
-        """``{"state", "engine", "meters"}`` as ``/controlroom/state`` and ``ctl status`` show it."""
+        """``{"state", "engine", "meters", "surfaces"}`` as ``/controlroom/state`` and ``ctl status``
+        show it."""
         meters = self.controller.shown_meters(self.latest_meters)
-        return {"state": self.controller.state_report(), "engine": self.runner.stats(), "meters": meters}
+        return {
+            "state": self.controller.state_report(),
+            "engine": self.runner.stats(),
+            "meters": meters,
+            "surfaces": self.surfaces.status(),
+        }
 
     def status_line(self) -> str:
         s = self.controller.view()  # the journal must not name a blind test's sources either

@@ -1,0 +1,91 @@
+"""MIDI surfaces and the MIDI server's life: a daemon started before its JACK server (a boot
+race) waits for it, reports its surfaces as waiting, and connects them when the server and the
+ports appear — as audio does. The daemon runs as a subprocess; the surface is a fake on JACK."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+
+import pytest
+from daemonproc import DaemonProcess, write_config
+from jackmidi import BACKEND, FakeSurface
+from jackutil import JackServer
+
+pytestmark = [pytest.mark.jack, pytest.mark.slow]
+
+#: Bound for the daemon to report or connect (a cold numba cache compiles first).
+WAIT_S = 60.0
+
+
+# --- a MIDI server that starts after the daemon (a boot race) -------------------------------------
+
+SURFACE_CONFIG = """\
+[audio]
+backend = "virtual"
+
+[sources.mix]
+channels = [1, 2]
+
+[speakers.studio]
+outputs = [1, 2]
+
+[osc]
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1/32"]
+
+[state]
+path = "{state_path}"
+
+[midi]
+backend = "{backend}"
+
+[[surfaces]]
+name = "desk"
+input = "{port}"
+output = "{port}"
+mapping = "behringer-xtouch-mini"
+"""
+
+
+def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path, monkeypatch):
+    """JACK started after the daemon: the surface is reported waiting for MIDI, then connects
+    once the server and its port appear, as audio does; the state report names its ports."""
+    if shutil.which("jackd") is None:
+        pytest.skip("jackd is not installed")
+    server = JackServer(f"controlroom-midi-late-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    port = f"late-desk-{uuid.uuid4().hex[:6]}"
+    config = write_config(
+        tmp_path / "controlroom.toml",
+        SURFACE_CONFIG.format(state_path=tmp_path / "state.json", backend=BACKEND, port=port),
+    )
+    daemon = DaemonProcess(config, tmp_path / "daemon.log", env={"JACK_DEFAULT_SERVER": server.name})
+    fake = None
+    try:
+        daemon.start()
+        with daemon.peer() as peer:
+            waiting = daemon.wait_report(
+                peer,
+                lambda r: r["surfaces"]["desk"].get("waiting", "MIDI: opening") != "MIDI: opening",
+                WAIT_S,
+                "the surface reported waiting",
+            )
+            assert waiting["surfaces"]["desk"]["connected"] is False
+            assert waiting["surfaces"]["desk"]["waiting"].startswith("MIDI: ")
+            server.start()
+            monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)  # the fake surface's client
+            fake = FakeSurface(port)
+            connected = daemon.wait_report(
+                peer, lambda r: r["surfaces"]["desk"]["connected"], WAIT_S, "the surface to connect"
+            )
+        desk = connected["surfaces"]["desk"]
+        assert port in desk["input"] and port in desk["output"] and "waiting" not in desk
+        assert "MIDI (" in daemon.log() and "available again" in daemon.log()
+        assert daemon.terminate() == 0
+    finally:
+        if fake is not None:
+            fake.close()
+        daemon.close()
+        server.stop()  # a server never started is started first: only a live one frees its slot
+        server.log.unlink(missing_ok=True)
