@@ -9,6 +9,7 @@ and ffmpeg's ``ebur128`` filter on program-like signals. ffmpeg is required (CI 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 import shutil
@@ -343,7 +344,11 @@ def test_strided_views_of_wider_buffers_meter_like_a_copy():
         state = new_meter(2, SR)
         for start in range(0, len(x), 64):
             meter_process(state, view[start : start + 64])
-        assert read_meter(state) == reference
+        # to the last few bits: a strided and a contiguous loop may sum in another order
+        # (the compiled code vectorises them differently, and that can depend on alignment)
+        for key, expected in dataclasses.asdict(reference).items():
+            got = getattr(read_meter(state), key)
+            assert got == (pytest.approx(expected, rel=1e-12) if isinstance(expected, float) else expected), key
 
 
 def test_reset_forgets_everything():
