@@ -1,22 +1,35 @@
 """MIDI surfaces and the MIDI server's life: a daemon started before its JACK server (a boot
 race) waits for it, reports its surfaces as waiting, and connects them when the server and the
-ports appear — as audio does. The daemon runs as a subprocess; the surface is a fake on JACK."""
+ports appear — as audio does. The daemon runs as a subprocess, and so does the fake surface:
+this process opens no MIDI client on a server it starts mid-test (rtmidi brings a libjack of its
+own, beside the one PortAudio and the harness use)."""
 
 from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 
 import pytest
 from daemonproc import DaemonProcess, write_config
-from jackmidi import BACKEND, FakeSurface
+from jackmidi import BACKEND
 from jackutil import JackServer
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
 #: Bound for the daemon to report or connect (a cold numba cache compiles first).
 WAIT_S = 60.0
+#: A surface's two virtual JACK MIDI ports named argv[1], until stdin closes.
+FAKE_SURFACE = """
+import sys, rtmidi
+ports = [rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="fake"), rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="fake")]
+for port in ports:
+    port.open_virtual_port(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.read()
+"""
 
 
 # --- a MIDI server that starts after the daemon (a boot race) -------------------------------------
@@ -49,7 +62,7 @@ mapping = "behringer-xtouch-mini"
 """
 
 
-def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path, monkeypatch):
+def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path):
     """JACK started after the daemon: the surface is reported waiting for MIDI, then connects
     once the server and its port appear, as audio does; the state report names its ports."""
     if shutil.which("jackd") is None:
@@ -74,8 +87,14 @@ def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path, 
             assert waiting["surfaces"]["desk"]["connected"] is False
             assert waiting["surfaces"]["desk"]["waiting"].startswith("MIDI: ")
             server.start()
-            monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)  # the fake surface's client
-            fake = FakeSurface(port)
+            fake = subprocess.Popen(
+                [sys.executable, "-c", FAKE_SURFACE, port],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                env={**os.environ, "JACK_DEFAULT_SERVER": server.name},
+            )
+            assert fake.stdout.readline() == "ready\n"
             connected = daemon.wait_report(
                 peer, lambda r: r["surfaces"]["desk"]["connected"], WAIT_S, "the surface to connect"
             )
@@ -85,7 +104,8 @@ def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path, 
         assert daemon.terminate() == 0
     finally:
         if fake is not None:
-            fake.close()
+            fake.stdin.close()
+            fake.wait(10)
         daemon.close()
         server.stop()  # a server never started is started first: only a live one frees its slot
         server.log.unlink(missing_ok=True)
