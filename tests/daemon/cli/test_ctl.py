@@ -17,11 +17,34 @@ from controlroom.daemon.osc.server import OscServer
 PROCESS_TIMEOUT_S = 60
 
 
+#: The monitor's BS.1770 figures as the daemon's loudness meters report them.
+MONITOR_LOUDNESS = {
+    "outputs": [1, 2],
+    "momentary_lufs": -17.24,
+    "short_term_lufs": -18.5,
+    "integrated_lufs": -19.03,
+    "loudness_range_lu": 4.2,
+    "true_peak_dbtp": -2.95,
+    "correlation": 0.8,
+    "window_lufs": -19.0,
+}
+
+
 @pytest.fixture
-def daemon():
+def resets() -> list[str]:
+    """The loudness resets the ``daemon`` fixture was asked for."""
+    return []
+
+
+@pytest.fixture
+def daemon(resets):
     """An ``OscServer`` on its own event loop in a background thread: ``(port, controller)``."""
     controller = make_controller()
-    meters = {"sources": {"mix": {"peak_dbfs": [-3.5, None]}}, "limiter_gain_reduction_db": 0.0}
+    meters = {
+        "sources": {"mix": {"peak_dbfs": [-3.5, None]}},
+        "limiter_gain_reduction_db": 0.0,
+        "loudness": {"monitor": MONITOR_LOUDNESS},
+    }
 
     def report():
         return {"state": controller.state.as_dict(), "engine": {"running": True, "callbacks": 42}, "meters": meters}
@@ -29,7 +52,7 @@ def daemon():
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server = OscServer(controller, osc_config(), report)
+    server = OscServer(controller, osc_config(), report, reset_loudness=lambda: resets.append("reset"))
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     yield server.port, controller
     loop.call_soon_threadsafe(server.close)
@@ -119,9 +142,26 @@ def test_ctl_status_json(daemon):
     assert report["meters"]["sources"]["mix"]["peak_dbfs"] == [-3.5, None]
 
 
+def test_ctl_loudness_reset_sends_the_reset_and_says_so(daemon, resets):
+    port, _ = daemon
+    result = ctl(*at(port), "loudness", "reset")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "loudness reset: integrated and LRA start afresh\n"
+    assert resets == ["reset"]
+
+
+def test_ctl_loudness_prints_the_monitors_loudness(daemon):
+    port, _ = daemon
+    result = ctl(*at(port), "loudness")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "monitor M -17.2 S -18.5 I -19.0 LUFS, LRA 4.2 LU, TP -3.0 dBTP\n"
+    assert json.loads(ctl(*at(port), "--json", "loudness").stdout) == {"loudness": MONITOR_LOUDNESS}
+
+
 @pytest.mark.parametrize(
     "words",
     [
+        ["loudness", "now"],
         ["volum", "-12"],
         ["volume", "step"],
         ["volume", "step", "loud"],
