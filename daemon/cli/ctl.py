@@ -109,8 +109,24 @@ def run(args: argparse.Namespace) -> int:
     command = command_message(args.target, args.words)
     state = query(endpoint, [command] if command else [], timeout).get("state", {})
     shown = {key: state.get(key) for key in _shown(args.target, args.words)}
-    print(json.dumps(shown) if args.json else "\n".join(f"{k} {format_value(k, v)}" for k, v in shown.items()))
+    print(json.dumps(shown) if args.json else _applied(args.target, shown, state))
     return 0
+
+
+def _applied(target: str, shown: dict[str, Any], state: dict[str, Any]) -> str:
+    """What a command left, as a person reads it; ``ab`` and ``source`` also name the source
+    now heard and, with matching on, its match offset (dB): ``ab b: ref, matched -4.5 dB``."""
+    if target == "ab":
+        return f"ab {format_value('ab', state.get('ab'))}: {state.get('source')}{_offset(state)}"
+    if target == "source":
+        return f"source {state.get('source')}{_offset(state)}"
+    return "\n".join(f"{k} {format_value(k, v)}" for k, v in shown.items())
+
+
+def _offset(state: dict[str, Any]) -> str:
+    """``, matched -4.5 dB`` for the source heard while matching is on; empty otherwise."""
+    db = (state.get("match_db") or {}).get(state.get("source"))
+    return "" if state.get("match", "off") == "off" or db is None else f", matched {db:.1f} dB"
 
 
 def _shown(target: str, words: list[str]) -> tuple[str, ...]:

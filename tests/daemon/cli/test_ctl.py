@@ -47,7 +47,7 @@ def daemon(resets):
     }
 
     def report():
-        return {"state": controller.state.as_dict(), "engine": {"running": True, "callbacks": 42}, "meters": meters}
+        return {"state": controller.state_report(), "engine": {"running": True, "callbacks": 42}, "meters": meters}
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -86,7 +86,7 @@ def at(port: int) -> tuple[str, str]:
         (["speakers", "next"], "speakers", "speakers consumer", "consumer"),
         (["speakers", "prev"], "speakers", "speakers crap", "crap"),
         (["speakers", "crap"], "speakers", "speakers crap", "crap"),
-        (["source", "1"], "source", "source ref", "ref"),
+        (["source", "1"], "source", "source ref, matched 0.0 dB", "ref"),  # matching is on
         (["solo", "side"], "solo", "solo side", "side"),
         (["volume"], "volume", "volume -20.0 dB", -20.0),
     ],
@@ -97,6 +97,23 @@ def test_ctl_sets_and_prints_the_result(daemon, words, target, printed, value):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == printed
     assert getattr(controller.state, target) == value
+
+
+def test_ctl_ab_names_the_source_heard_and_its_match_offset(daemon):
+    port, controller = daemon
+    controller.match_db["ref"] = -4.5  # as a measured switch would have left it
+    result = ctl(*at(port), "ab", "b")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ab b: ref, matched -4.5 dB\n"
+    assert json.loads(ctl(*at(port), "--json", "ab").stdout) == {"ab": "b"}  # --json unchanged
+
+
+def test_ctl_source_shows_no_offset_when_matching_is_off(daemon):
+    port, _ = daemon
+    assert ctl(*at(port), "match", "off").returncode == 0
+    result = ctl(*at(port), "source", "ref")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "source ref\n"
 
 
 def test_ctl_prints_a_refusal_and_exits_1(daemon):
@@ -136,7 +153,7 @@ def test_ctl_status_json(daemon):
     result = ctl(*at(port), "status", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["state"] == controller.state.as_dict()
+    assert report["state"] == controller.state_report()
     assert report["engine"]["callbacks"] == 42
     assert report["engine"]["dropped"] == {}
     assert report["meters"]["sources"]["mix"]["peak_dbfs"] == [-3.5, None]
