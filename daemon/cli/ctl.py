@@ -248,6 +248,13 @@ def format_loudness(meters: dict[str, Any]) -> str:
     )
 
 
+def format_offsets(state: dict[str, Any]) -> str:
+    """Each compared source's match offset (dB) and the matching mode: ``match auto: mix
+    +0.0 ref -4.5 dB``."""
+    offsets = " ".join(f"{name} {db:+.1f}" for name, db in (state.get("match_db") or {}).items())
+    return f"match {state.get('match', '-')}: {offsets or 'none'} dB"
+
+
 def format_measurement(m: dict[str, Any]) -> str:
     """One insert's measurement in one line."""
     line = (
