@@ -9,7 +9,8 @@ exits 1, as does no answer. ``ctl status`` prints the whole report.
 ``ctl level NAME`` prints the volume it set. ``ctl blind reveal`` ends a blind test and prints
 its labels -> sources. ``ctl abx [start TRIALS|play a|b|x|answer a|b|stop]`` drives an ABX test
 and prints its score. ``ctl insert measure NAME`` measures an outboard insert and prints its
-latency and gain once done; ``ctl insert`` prints the measurements so far.
+latency and gain once done; ``ctl insert`` prints the measurements so far. ``ctl loudness``
+prints the monitor's loudness; ``ctl loudness reset`` restarts its integrated loudness and LRA.
 
 Values go out as OSC doubles when they read as a finite number (``-12``, ``-12.3``, an enum
 index ``2``; a double keeps ``-12.3`` exact where float32 would store -12.300000190734863) and as
@@ -31,6 +32,7 @@ from controlroom.daemon.errors import RemoteError, UsageError
 from controlroom.daemon.osc.protocol import (
     ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
+    LOUDNESS_RESET_ADDRESS,
     MEASURE_TIMEOUT_S,
     PREFIX,
     STATE_ADDRESS,
@@ -45,6 +47,7 @@ TIMEOUT_S = 2.0
 STATUS = "status"
 ABX = "abx"
 INSERT = "insert"
+LOUDNESS = "loudness"
 _MAX_DATAGRAM = 65535
 _DOUBLE = "d"
 #: What argparse takes for a negative number rather than an option: its own ``-12`` and
@@ -57,7 +60,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser._negative_number_matcher = _NEGATIVE_NUMBER
     parser.usage = (
         "controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] {TARGET [VALUE|toggle|next|prev|step DELTA] "
-        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | status}"
+        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | loudness [reset] | status}"
     )
     parser.add_argument("--osc", metavar="HOST:PORT", help="the daemon's OSC address (default: 127.0.0.1:9000)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -66,7 +69,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "target",
         metavar="TARGET",
         help="volume, dim, mute, mono, solo, polarity, speakers, sub, source, ab, match, blind, level; "
-        "or abx, insert, status",
+        "or abx, insert, loudness, status",
     )
     parser.add_argument(
         "words",
@@ -91,6 +94,9 @@ def run(args: argparse.Namespace) -> int:
     if args.target == INSERT:
         print(insert(endpoint, args.words, timeout, args.json))
         return 0
+    if args.target == LOUDNESS:
+        print(loudness(endpoint, args.words, timeout, args.json))
+        return 0
     if args.target == ABX:
         command = abx_message(args.words)
         abx = query(endpoint, [command] if command else [], timeout).get("state", {}).get(ABX)
@@ -98,13 +104,29 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.target not in TARGETS:
         raise UsageError(
-            f"unknown target {args.target!r} (expected {STATUS}, {ABX}, {INSERT} or one of {', '.join(TARGETS)})"
+            f"unknown target {args.target!r} (expected {STATUS}, {ABX}, {INSERT}, {LOUDNESS} or one of {', '.join(TARGETS)})"
         )
     command = command_message(args.target, args.words)
     state = query(endpoint, [command] if command else [], timeout).get("state", {})
     shown = {key: state.get(key) for key in _shown(args.target, args.words)}
-    print(json.dumps(shown) if args.json else "\n".join(f"{k} {format_value(k, v)}" for k, v in shown.items()))
+    print(json.dumps(shown) if args.json else _applied(args.target, shown, state))
     return 0
+
+
+def _applied(target: str, shown: dict[str, Any], state: dict[str, Any]) -> str:
+    """What a command left, as a person reads it; ``ab`` and ``source`` also name the source
+    now heard and, with matching on, its match offset (dB): ``ab b: ref, matched -4.5 dB``."""
+    if target == "ab":
+        return f"ab {format_value('ab', state.get('ab'))}: {state.get('source')}{_offset(state)}"
+    if target == "source":
+        return f"source {state.get('source')}{_offset(state)}"
+    return "\n".join(f"{k} {format_value(k, v)}" for k, v in shown.items())
+
+
+def _offset(state: dict[str, Any]) -> str:
+    """``, matched -4.5 dB`` for the source heard while matching is on; empty otherwise."""
+    db = (state.get("match_db") or {}).get(state.get("source"))
+    return "" if state.get("match", "off") == "off" or db is None else f", matched {db:.1f} dB"
 
 
 def _shown(target: str, words: list[str]) -> tuple[str, ...]:
@@ -188,6 +210,49 @@ def insert(endpoint: tuple[str, int], words: list[str], timeout: float, as_json:
             }
             return json.dumps(result) if as_json else format_measurement(result)
     raise UsageError(f"insert {' '.join(words)}: expected nothing (show the measurements) or measure NAME")
+
+
+def loudness(endpoint: tuple[str, int], words: list[str], timeout: float, as_json: bool) -> str:
+    """``loudness`` (the monitor's loudness now) or ``loudness reset`` (restart its integrated
+    loudness and LRA; the daemon does it at its meters' next 100 ms step)."""
+    match words:
+        case []:
+            meters = query(endpoint, [], timeout).get("meters") or {}
+            figures = monitor_loudness(meters)
+            return json.dumps({LOUDNESS: figures}) if as_json else format_loudness(meters)
+        case ["reset"]:
+            query(endpoint, [build_message(LOUDNESS_RESET_ADDRESS)], timeout)  # a refusal raises
+            return json.dumps({LOUDNESS: "reset"}) if as_json else "loudness reset: integrated and LRA start afresh"
+    raise UsageError(f"loudness {' '.join(words)}: expected nothing (show the loudness) or reset")
+
+
+def monitor_loudness(meters: dict[str, Any]) -> dict[str, Any] | None:
+    """The monitor's BS.1770 figures in a report's ``meters`` (None before any were measured)."""
+    return ((meters or {}).get("loudness") or {}).get("monitor")
+
+
+def format_loudness(meters: dict[str, Any]) -> str:
+    """The monitor's loudness in one line: momentary, short-term and integrated (LUFS),
+    loudness range (LU) and true peak (dBTP); ``-`` for a figure that does not exist yet."""
+    m = monitor_loudness(meters)
+    if not m:
+        return "monitor loudness: not measured"
+
+    def fig(key: str) -> str:
+        value = m.get(key)
+        return "-" if value is None else f"{value:.1f}"
+
+    return (
+        f"monitor M {fig('momentary_lufs')} S {fig('short_term_lufs')} I {fig('integrated_lufs')} LUFS, "
+        f"LRA {fig('loudness_range_lu')} LU, TP {fig('true_peak_dbtp')} dBTP"
+    )
+
+
+def format_offsets(state: dict[str, Any]) -> str:
+    """Each compared source's match offset (dB) and the matching mode: ``match auto: mix
+    +0.0 ref -4.5 dB``."""
+    offsets = " ".join(f"{name} {db:+.1f}" for name, db in (state.get("match_db") or {}).items())
+    return f"match {state.get('match', '-')}: {offsets or 'none'} dB"
 
 
 def format_measurement(m: dict[str, Any]) -> str:

@@ -18,6 +18,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from controlroom.daemon.cli import logsetup, options
+from controlroom.daemon.cli.ctl import format_loudness, format_offsets
 from controlroom.daemon.cli.program import demo_inputs
 from controlroom.daemon.config import Config, default_config
 from controlroom.daemon.errors import PortInUse
@@ -106,6 +107,8 @@ def view(report: dict, osc: OscServer) -> str:
         f"sub {'on' if s['sub'] else 'off'}",
         f"  volume {s['volume']:6.1f} dB   dim {'ON ' if s['dim'] else 'off'}  mute {'ON ' if s['mute'] else 'off'}"
         f"  mono {'ON ' if s['mono'] else 'off'}  solo {s['solo']}  polarity {'inv' if s['polarity'] else 'norm'}",
+        f"  {format_offsets(s)}",
+        f"  {format_loudness(m)}",
         "",
         "  sources (RMS dBFS, after trim)",
     ]
@@ -128,4 +131,7 @@ def one_line(report: dict) -> str:
     outs = " ".join(
         f"{k}:{_fmt(v['rms_dbfs']).strip()}" for k, v in m.get("outputs", {}).items() if v["rms_dbfs"] is not None
     )
-    return f"{s['source']} on {s['speakers']} at {s['volume']:.1f} dB | outputs RMS dBFS {outs or 'silent'}"
+    return (
+        f"{s['source']} on {s['speakers']} at {s['volume']:.1f} dB | outputs RMS dBFS {outs or 'silent'} | "
+        f"{format_offsets(s)} | {format_loudness(m)}"
+    )

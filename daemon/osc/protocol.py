@@ -15,8 +15,10 @@ Addresses (all under ``/controlroom/``), received:
   the sender, once done (about a second), with ``/controlroom/insert/measure <name>
   <latency samples> <latency ms> <gain dB> <coherence> <inverted 0/1>``, or with
   ``/controlroom/error measure_failed <message>``.
+- ``/controlroom/loudness/reset`` (a trigger) restarts the integrated loudness and loudness
+  range of the monitor and of the sources' meters (not their matching windows).
 
-Trigger addresses (toggle, next, prev, state, subscribe, unsubscribe) act on a message with no
+Trigger addresses (toggle, next, prev, state, subscribe, unsubscribe, loudness/reset) act on a message with no
 argument or with one "on" argument (a button press, e.g. ``1.0`` or ``T``); one "off" argument
 (the release TouchOSC and Open Stage Control buttons send) is accepted and ignored.
 
@@ -43,6 +45,9 @@ ERROR_ADDRESS = PREFIX + "error"
 METERS_PREFIX = PREFIX + "meters/"
 #: Actions that take no value: a button press triggers them.
 TRIGGER_ACTIONS = ("toggle", "next", "prev")
+
+#: Restarts the monitor's (and the sources') integrated loudness and loudness range; a trigger.
+LOUDNESS_RESET_ADDRESS = PREFIX + "loudness/reset"
 
 MEASURE_FAILED = "measure_failed"
 INSERT_MEASURE_ADDRESS = PREFIX + "insert/measure"

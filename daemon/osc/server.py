@@ -143,7 +143,9 @@ class OscServer(asyncio.DatagramProtocol):
     drop counters are added as ``engine.dropped`` when it has none. ``subscription_ttl_s``:
     how long a subscription lasts without renewal; ``meter_interval_s``: the shortest time
     between two meter sends to a receiver. ``measure_insert(name)``: the daemon's insert
-    measurement (None: ``/controlroom/insert/measure`` is refused).
+    measurement (None: ``/controlroom/insert/measure`` is refused). ``reset_loudness()``:
+    restart integrated loudness and LRA, queued for the meters (None:
+    ``/controlroom/loudness/reset`` is refused).
     """
 
     def __init__(
@@ -155,9 +157,11 @@ class OscServer(asyncio.DatagramProtocol):
         subscription_ttl_s: float = SUBSCRIPTION_TTL_S,
         meter_interval_s: float = METER_INTERVAL_S,
         measure_insert: Callable[[str], Awaitable[InsertResult]] | None = None,
+        reset_loudness: Callable[[], None] | None = None,
     ) -> None:
         self.controller = controller
         self.measure_insert = measure_insert
+        self.reset_loudness = reset_loudness
         self._measurements: set[asyncio.Task] = set()
         self.config = osc_config
         self.report = report
@@ -319,6 +323,11 @@ class OscServer(asyncio.DatagramProtocol):
                     self.controller.comparison.abx_stop(origin="osc")
             case ["insert", "measure"]:
                 self._start_measurement(_one(args), sender)
+            case ["loudness", "reset"]:
+                if self.reset_loudness is None:
+                    raise _Drop(DROP_UNKNOWN_ADDRESS, "loudness reset needs the audio engine")
+                if _pressed(args):
+                    self.reset_loudness()
             case _:
                 raise _Drop(DROP_UNKNOWN_ADDRESS, "unknown address")
 

@@ -240,7 +240,13 @@ class Daemon:
         await self.surfaces.reload(new.surfaces, new.midi)
 
     async def _start_osc(self, config: Config) -> OscServer:
-        server = OscServer(self.controller, config.osc, self.report, measure_insert=self.measure_insert)
+        server = OscServer(
+            self.controller,
+            config.osc,
+            self.report,
+            measure_insert=self.measure_insert,
+            reset_loudness=self.reset_loudness,
+        )
         await server.start()
         return server
 
@@ -304,6 +310,12 @@ class Daemon:
     def loudness(self):
         """The loudness meters of the running engine, if any."""
         return self.runner.loudness if self.runner is not None else None
+
+    def reset_loudness(self) -> None:
+        """Restart integrated loudness and LRA (monitor and sources) at the meters' next drain;
+        nothing to restart while no engine runs."""
+        if self.loudness is not None:
+            self.loudness.reset_integrated()
 
     def report(self) -> dict[str, Any]:
         """``{"state", "engine", "meters", "surfaces"}`` as ``/controlroom/state`` and ``ctl status``

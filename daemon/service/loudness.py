@@ -76,6 +76,11 @@ class SourceMeter:
         bs1770.meter_reset(self.state)
         self.window.clear()
 
+    def reset_integrated(self) -> None:
+        """Forget the integrated loudness and loudness range (their histograms); momentary,
+        short-term, true peak and the matching window go on (a new take, not a new source)."""
+        self.state[bs1770.I_COUNT : bs1770.S_ENERGY + bs1770.N_BINS] = 0.0
+
 
 def _finite(value: float | None) -> float | None:
     return round(value, 2) if value is not None and math.isfinite(value) else None
@@ -198,6 +203,15 @@ class LoudnessMonitor:
         programme: an insert's measurement noise), from the next ``drain`` on."""
         if source in self.sources:
             self._requests.append(self.sources[source].reset)
+
+    def reset_integrated(self) -> None:
+        """Start the integrated loudness and loudness range of the monitor and of every source
+        afresh from the next ``drain`` on; the matching windows are kept (matching goes on)."""
+        self._requests.append(self._reset_integrated)
+
+    def _reset_integrated(self) -> None:
+        for meter in (*self.sources.values(), *([self.monitor] if self.monitor is not None else [])):
+            meter.reset_integrated()
 
     def report(self) -> dict:
         with self._lock:

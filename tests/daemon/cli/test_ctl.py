@@ -17,19 +17,42 @@ from controlroom.daemon.osc.server import OscServer
 PROCESS_TIMEOUT_S = 60
 
 
+#: The monitor's BS.1770 figures as the daemon's loudness meters report them.
+MONITOR_LOUDNESS = {
+    "outputs": [1, 2],
+    "momentary_lufs": -17.24,
+    "short_term_lufs": -18.5,
+    "integrated_lufs": -19.03,
+    "loudness_range_lu": 4.2,
+    "true_peak_dbtp": -2.95,
+    "correlation": 0.8,
+    "window_lufs": -19.0,
+}
+
+
 @pytest.fixture
-def daemon():
+def resets() -> list[str]:
+    """The loudness resets the ``daemon`` fixture was asked for."""
+    return []
+
+
+@pytest.fixture
+def daemon(resets):
     """An ``OscServer`` on its own event loop in a background thread: ``(port, controller)``."""
     controller = make_controller()
-    meters = {"sources": {"mix": {"peak_dbfs": [-3.5, None]}}, "limiter_gain_reduction_db": 0.0}
+    meters = {
+        "sources": {"mix": {"peak_dbfs": [-3.5, None]}},
+        "limiter_gain_reduction_db": 0.0,
+        "loudness": {"monitor": MONITOR_LOUDNESS},
+    }
 
     def report():
-        return {"state": controller.state.as_dict(), "engine": {"running": True, "callbacks": 42}, "meters": meters}
+        return {"state": controller.state_report(), "engine": {"running": True, "callbacks": 42}, "meters": meters}
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
     thread.start()
-    server = OscServer(controller, osc_config(), report)
+    server = OscServer(controller, osc_config(), report, reset_loudness=lambda: resets.append("reset"))
     asyncio.run_coroutine_threadsafe(server.start(), loop).result(10)
     yield server.port, controller
     loop.call_soon_threadsafe(server.close)
@@ -63,7 +86,7 @@ def at(port: int) -> tuple[str, str]:
         (["speakers", "next"], "speakers", "speakers consumer", "consumer"),
         (["speakers", "prev"], "speakers", "speakers crap", "crap"),
         (["speakers", "crap"], "speakers", "speakers crap", "crap"),
-        (["source", "1"], "source", "source ref", "ref"),
+        (["source", "1"], "source", "source ref, matched 0.0 dB", "ref"),  # matching is on
         (["solo", "side"], "solo", "solo side", "side"),
         (["volume"], "volume", "volume -20.0 dB", -20.0),
     ],
@@ -74,6 +97,23 @@ def test_ctl_sets_and_prints_the_result(daemon, words, target, printed, value):
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == printed
     assert getattr(controller.state, target) == value
+
+
+def test_ctl_ab_names_the_source_heard_and_its_match_offset(daemon):
+    port, controller = daemon
+    controller.match_db["ref"] = -4.5  # as a measured switch would have left it
+    result = ctl(*at(port), "ab", "b")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "ab b: ref, matched -4.5 dB\n"
+    assert json.loads(ctl(*at(port), "--json", "ab").stdout) == {"ab": "b"}  # --json unchanged
+
+
+def test_ctl_source_shows_no_offset_when_matching_is_off(daemon):
+    port, _ = daemon
+    assert ctl(*at(port), "match", "off").returncode == 0
+    result = ctl(*at(port), "source", "ref")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "source ref\n"
 
 
 def test_ctl_prints_a_refusal_and_exits_1(daemon):
@@ -113,15 +153,32 @@ def test_ctl_status_json(daemon):
     result = ctl(*at(port), "status", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["state"] == controller.state.as_dict()
+    assert report["state"] == controller.state_report()
     assert report["engine"]["callbacks"] == 42
     assert report["engine"]["dropped"] == {}
     assert report["meters"]["sources"]["mix"]["peak_dbfs"] == [-3.5, None]
 
 
+def test_ctl_loudness_reset_sends_the_reset_and_says_so(daemon, resets):
+    port, _ = daemon
+    result = ctl(*at(port), "loudness", "reset")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "loudness reset: integrated and LRA start afresh\n"
+    assert resets == ["reset"]
+
+
+def test_ctl_loudness_prints_the_monitors_loudness(daemon):
+    port, _ = daemon
+    result = ctl(*at(port), "loudness")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "monitor M -17.2 S -18.5 I -19.0 LUFS, LRA 4.2 LU, TP -3.0 dBTP\n"
+    assert json.loads(ctl(*at(port), "--json", "loudness").stdout) == {"loudness": MONITOR_LOUDNESS}
+
+
 @pytest.mark.parametrize(
     "words",
     [
+        ["loudness", "now"],
         ["volum", "-12"],
         ["volume", "step"],
         ["volume", "step", "loud"],

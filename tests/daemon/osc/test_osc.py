@@ -786,3 +786,36 @@ def test_random_and_malformed_packets_are_counted_and_harmless(caplog):
         assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) < 40
 
     run(scenario)
+
+
+def test_loudness_reset_is_a_trigger_routed_to_the_daemon():
+    resets = []
+
+    async def scenario():
+        async with serving(reset_loudness=lambda: resets.append("reset")) as server:
+            peer = await Peer.open(server.port)
+            peer.send("/controlroom/loudness/reset")
+            peer.send("/controlroom/loudness/reset", 1.0)  # a button's press
+            peer.send("/controlroom/loudness/reset", 0.0)  # ... and its release: ignored
+            assert await peer.barrier() == []  # no answer, as for other triggers
+            assert resets == ["reset", "reset"]
+            peer.send("/controlroom/loudness/reset", 1.0, 2.0)
+            [(address, params)] = await peer.barrier()
+            assert address == ERROR_ADDRESS and params[0] == DROP_BAD_VALUE
+            assert resets == ["reset", "reset"]
+            assert dict(server.controller.dropped) == {DROP_BAD_VALUE: 1}
+
+    run(scenario)
+
+
+def test_loudness_reset_without_an_engine_is_refused_and_counted():
+    async def scenario():
+        async with serving() as server:  # no reset_loudness: nothing meters loudness
+            peer = await Peer.open(server.port)
+            peer.send("/controlroom/loudness/reset")
+            [(address, params)] = await peer.barrier()
+            assert address == ERROR_ADDRESS
+            assert params[0] == DROP_UNKNOWN_ADDRESS and "loudness reset" in params[1]
+            assert dict(server.controller.dropped) == {DROP_UNKNOWN_ADDRESS: 1}
+
+    run(scenario)
