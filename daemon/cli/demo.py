@@ -15,14 +15,17 @@ import asyncio
 import dataclasses
 import logging
 import sys
+from functools import partial
 from typing import TYPE_CHECKING
 
-from controlroom.daemon.cli import logsetup, options
+from controlroom.daemon.cli import logsetup, options, warmup
 from controlroom.daemon.cli.ctl import format_loudness, format_offsets
 from controlroom.daemon.cli.program import demo_inputs
+from controlroom.daemon.cli.run import leave
 from controlroom.daemon.config import Config, default_config
 from controlroom.daemon.errors import PortInUse
 from controlroom.daemon.service import Daemon
+from controlroom.dsp.path import process
 
 if TYPE_CHECKING:
     from controlroom.daemon.osc.server import OscServer
@@ -46,11 +49,19 @@ def run(args: argparse.Namespace) -> int:
     program = demo_inputs(config.audio.samplerate, config.audio.input_channels, played)
     # config_path None: a SIGHUP must not re-read the file onto its real backend
     config_dir = path.parent if path is not None else None
-    daemon = Daemon(config, None, state_path=None, program=program, config_dir=config_dir)
+    daemon = Daemon(
+        config,
+        None,
+        state_path=None,
+        program=program,
+        config_dir=config_dir,
+        announce=partial(warmup.announce, process),
+    )
     try:
-        return asyncio.run(_main(daemon, args.seconds))
+        status = asyncio.run(_main(daemon, args.seconds))
     except PortInUse as exc:
         raise options.port_in_use(exc, "demo", path) from None
+    return leave(status, daemon)
 
 
 def virtual(config: Config) -> Config:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controlroom.daemon.cli import options
+from controlroom.daemon.cli import options, warmup
 from controlroom.daemon.core.path import controls, path_spec
 from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.errors import TargetError, UsageError
@@ -100,6 +100,9 @@ def run(args: argparse.Namespace) -> int:
             f"{'input' if len(missing) == 1 else 'inputs'} {', '.join(map(str, missing))} will be silent",
             file=sys.stderr,
         )
+    from controlroom.dsp.path import render
+
+    warmup.announce(render)
     with _replacing(args.output) as fd:
         try:
             dst = sf.SoundFile(

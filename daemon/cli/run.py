@@ -7,11 +7,13 @@ import asyncio
 import logging
 import os
 import sys
+from functools import partial
 
-from controlroom.daemon.cli import logsetup, options
+from controlroom.daemon.cli import logsetup, options, warmup
 from controlroom.daemon.config import search_path
 from controlroom.daemon.errors import PortInUse
 from controlroom.daemon.service import Daemon
+from controlroom.dsp.path import process
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,15 +36,24 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         log.info("config: %s", path)
+    daemon = Daemon(config, path, announce=partial(warmup.announce, process, log=log))
     try:
-        status = asyncio.run(Daemon(config, path).run())
+        status = asyncio.run(daemon.run())
     except PortInUse as exc:
         raise options.port_in_use(exc, "run", path) from None
+    return leave(status, daemon)
+
+
+def leave(status: int, daemon: Daemon) -> int:
+    """``status``, or leave the process at once with it (``os._exit``, the state already
+    saved) when a thread of the engine may still run: finalisation would free memory under a
+    stream given up while it may still call back, and would wait for a first start's compile
+    that a stop gave up."""
+    log = logging.getLogger("controlroom")
     engine = sys.modules.get("controlroom.daemon.engine.library")
-    if engine is not None and not engine.finalisation_safe():
-        # A stream given up after its device vanished may still call back into memory that
-        # the interpreter's finalisation would free: the state is saved, leave without it.
-        log.debug("leaving without finalisation: a stream may still run")
+    unsafe = engine is not None and not engine.finalisation_safe()
+    if unsafe or (daemon.runner is not None and daemon.runner.abandoned):
+        log.debug("leaving without finalisation: an engine thread may still run")
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()

@@ -13,6 +13,7 @@ import asyncio
 import logging
 import signal
 import time
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class Daemon:
             plays silence.
         config_dir: where the surfaces' relative mapping paths start; default: the config
             file's directory, else the current one.
+        announce: called once SIGTERM and SIGINT stop the daemon, before anything else starts
+            (the command line says there that a first start compiles the engine: a Ctrl-C
+            after that line is a stop, exit 0).
     """
 
     def __init__(
@@ -70,6 +74,7 @@ class Daemon:
         state_path: Path | None | bool = True,
         program: np.ndarray | None = None,
         config_dir: Path | None = None,
+        announce: Callable[[], object] | None = None,
     ) -> None:
         self.config = config
         self.config_path = config_path
@@ -80,6 +85,7 @@ class Daemon:
         if config_dir is None:
             config_dir = config_path.parent if config_path is not None else Path.cwd()
         self.config_dir = config_dir
+        self.announce = announce
         self.controller: Controller | None = None
         self.runner: EngineRunner | None = None
         self.osc: OscServer | None = None
@@ -99,6 +105,8 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._stop.set)
         loop.add_signal_handler(signal.SIGHUP, self.reload)
+        if self.announce is not None:
+            self.announce()
         try:
             await self.start()
             return await self._serve()

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import logging
+import threading
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -125,6 +126,8 @@ class EngineRunner:
         self._failures = 0  # attempts since audio last ran
         self._due = 0.0  # time.monotonic() of the next attempt while WAITING
         self._last_error: str | None = None
+        self._stopping = asyncio.Event()  # set by request_stop: an opening stream is not waited for
+        self._left: list[threading.Thread] = []  # opening threads given up on a stop
         controller.fader = self.switch_through_silence
 
     # --- requests: from any task or callback ------------------------------------------------
@@ -137,6 +140,7 @@ class EngineRunner:
     def request_stop(self) -> None:
         """Ramp to silence, close the host and end ``run()``."""
         self._queue.stop = True
+        self._stopping.set()
         self._wake.set()
 
     async def through_silence(self, change: Callable[[], None]) -> None:
@@ -162,6 +166,13 @@ class EngineRunner:
         await until(lambda: not self.running or self._faded(source), SILENCE_TIMEOUT_S)
 
     # --- observation --------------------------------------------------------------------------
+
+    @property
+    def abandoned(self) -> bool:
+        """A stream's opening was given up on a stop or cancellation and its worker thread
+        still runs (compiling the kernel on a first start): the process should leave without
+        waiting for it (it closes what it opens itself)."""
+        return any(thread.is_alive() for thread in self._left)
 
     @property
     def running(self) -> bool:
@@ -245,21 +256,27 @@ class EngineRunner:
         buffers = self.controller.start_buffers()
         loudness = LoudnessMonitor(buffers, self.config, matching.window_s(self.config))
         loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].outputs)
-        opening = asyncio.ensure_future(asyncio.to_thread(self._start_host, buffers, refresh))
+        opening = _Opening(self._start_host, buffers, refresh)
         try:
-            host = await self._tend(opening)
+            host = await self._tend(opening.future, stoppable=True)
             # a stream that has not called back yet is starting, not lost; one that never does
             # is a failed start
             if not await until(lambda: host.running, RESUME_TIMEOUT_S):
                 await self._tend(asyncio.ensure_future(asyncio.to_thread(_close_quietly, host)))
                 raise EngineError(f"the {audio.backend} stream started but delivers no audio (device stalled?)")
-        except asyncio.CancelledError:
-            # the worker thread opens the stream whatever happens here: wait for it, so that
-            # the shutdown that follows closes it
-            await asyncio.wait({opening})
-            if not opening.cancelled() and opening.exception() is None and self.host is None:
-                self.host = opening.result()
-            raise
+        except (asyncio.CancelledError, _StopAsked) as exc:
+            # A first start compiles the kernel for up to a minute in the worker thread, and a
+            # stop or Ctrl-C must not wait for it: take the host if it is open already (the
+            # shutdown that follows closes it), else leave the thread to close what it opens.
+            host = opening.give_up()
+            if host is not None:
+                self.host = host
+            else:
+                self._left.append(opening.thread)
+                self.controller.release_buffers()
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return False  # stopped: run() ends
         except (EngineError, OSError, RuntimeError) as exc:
             self.controller.release_buffers()
             self.failed_starts += 1
@@ -284,13 +301,23 @@ class EngineRunner:
         self.ready.set()
         return True
 
-    async def _tend(self, job: asyncio.Future) -> Any:
+    async def _tend(self, job: asyncio.Future, stoppable: bool = False) -> Any:
         """``job``'s result (work in a worker thread), keeping the heartbeat fresh meanwhile: a
         first start compiles the kernel for tens of seconds, and the watchdog must not mistake
-        that for a hung loop."""
-        while not job.done():
-            self.heartbeat = time.monotonic()
-            await asyncio.wait({job}, timeout=1.0)
+        that for a hung loop. ``stoppable``: raise _StopAsked as soon as a stop is requested
+        rather than wait for the job."""
+        stopping = asyncio.ensure_future(self._stopping.wait()) if stoppable else None
+        try:
+            while not job.done():
+                self.heartbeat = time.monotonic()
+                if stopping is not None and stopping.done():
+                    raise _StopAsked
+                await asyncio.wait(
+                    {job} if stopping is None else {job, stopping}, timeout=1.0, return_when=asyncio.FIRST_COMPLETED
+                )
+        finally:
+            if stopping is not None:
+                stopping.cancel()
         return job.result()
 
     def _start_host(self, buffers: PathBuffers, refresh: bool):
@@ -440,6 +467,60 @@ class EngineRunner:
                 silence.change()  # a blind switch's release: nothing fades any more
             elif not silence.done.done():
                 silence.done.set_exception(EngineError("the audio engine stopped"))
+
+
+class _StopAsked(Exception):
+    """A stop was requested while a stream opened."""
+
+
+class _Opening:
+    """``start(*args)`` (which opens and returns a host) in a daemon thread, with ``future``
+    resolved on the loop. Unlike ``asyncio.to_thread`` the thread can be given up: the process
+    (and ``asyncio.run``'s executor shutdown) does not wait for it, and a host it opens after
+    ``give_up`` it closes itself."""
+
+    def __init__(self, start: Callable[..., Any], *args: Any) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.future: asyncio.Future = self._loop.create_future()
+        self._lock = threading.Lock()  # hands the host over to exactly one of the two sides
+        self._given_up = False
+        self._outcome: tuple[Any, BaseException | None] | None = None
+        self.thread = threading.Thread(target=self._work, args=(start, args), name="engine-open", daemon=True)
+        self.thread.start()
+
+    def _work(self, start: Callable[..., Any], args: tuple) -> None:
+        try:
+            outcome = (start(*args), None)
+        except BaseException as exc:  # handed to the loop, like asyncio.to_thread does
+            outcome = (None, exc)
+        with self._lock:
+            if self._given_up:
+                if outcome[0] is not None:
+                    _close_quietly(outcome[0])  # nobody else will
+                return
+            self._outcome = outcome
+        try:
+            self._loop.call_soon_threadsafe(self._settle)
+        except RuntimeError:  # the loop closed meanwhile: give_up already took the host
+            pass
+
+    def _settle(self) -> None:
+        if self.future.done():
+            return
+        host, error = self._outcome
+        if error is not None:
+            self.future.set_exception(error)
+        else:
+            self.future.set_result(host)
+
+    def give_up(self) -> Any:
+        """The host if the thread has opened it already (the caller closes it), else None: the
+        thread then closes whatever it opens."""
+        with self._lock:
+            self._given_up = True
+            if self._outcome is not None:
+                return self._outcome[0]
+            return None
 
 
 async def until(condition: Callable[[], bool], timeout_s: float) -> bool:
