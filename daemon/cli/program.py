@@ -1,7 +1,8 @@
 """Generated programme material for ``controlroom demo`` and tests: no files, no hardware.
 
 ``mix`` is a quiet, warm stereo texture (pink noise, a bass line, a kick); ``ref`` is the same
-kind of material mastered louder and brighter (+5 dB, treble lifted), the classic trap that
+kind of material mastered louder and brighter (+5 dB and a treble lift, peak-limited: 4.5 LU
+louder as BS.1770 measures it, the figure the README's tour gives), the classic trap that
 level-matched A/B exists to expose.
 """
 
