@@ -1,8 +1,9 @@
 """MIDI surfaces and the MIDI server's life: a daemon started before its JACK server (a boot
 race) waits for it, reports its surfaces as waiting, and connects them when the server and the
-ports appear — as audio does. The daemon runs as a subprocess, and so does the fake surface:
-this process opens no MIDI client on a server it starts mid-test (rtmidi brings a libjack of its
-own, beside the one PortAudio and the harness use)."""
+ports appear — as audio does. The daemon, the JACK server and the fake surface are
+subprocesses, and this process opens no JACK client at all: one opened here after earlier tests
+killed their server makes libjack free that server's dead clients under threads still running
+(PortAudio's, abandoned), which crashed the test process."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ import uuid
 import pytest
 from daemonproc import DaemonProcess, write_config
 from jackmidi import BACKEND
-from jackutil import JackServer
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -67,13 +67,14 @@ def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path):
     once the server and its port appear, as audio does; the state report names its ports."""
     if shutil.which("jackd") is None:
         pytest.skip("jackd is not installed")
-    server = JackServer(f"controlroom-midi-late-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    name = f"controlroom-midi-late-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    server = None
     port = f"late-desk-{uuid.uuid4().hex[:6]}"
     config = write_config(
         tmp_path / "controlroom.toml",
         SURFACE_CONFIG.format(state_path=tmp_path / "state.json", backend=BACKEND, port=port),
     )
-    daemon = DaemonProcess(config, tmp_path / "daemon.log", env={"JACK_DEFAULT_SERVER": server.name})
+    daemon = DaemonProcess(config, tmp_path / "daemon.log", env={"JACK_DEFAULT_SERVER": name})
     fake = None
     try:
         daemon.start()
@@ -86,13 +87,18 @@ def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path):
             )
             assert waiting["surfaces"]["desk"]["connected"] is False
             assert waiting["surfaces"]["desk"]["waiting"].startswith("MIDI: ")
-            server.start()
+            server = subprocess.Popen(
+                ["jackd", "-n", name, "-S", "-d", "dummy", "-r", "48000", "-p", "64", "-C", "2", "-P", "2"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+            daemon.wait_log(r"MIDI \(.*\) available again", WAIT_S)  # the daemon is the probe
             fake = subprocess.Popen(
                 [sys.executable, "-c", FAKE_SURFACE, port],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
-                env={**os.environ, "JACK_DEFAULT_SERVER": server.name},
+                env={**os.environ, "JACK_DEFAULT_SERVER": name},
             )
             assert fake.stdout.readline() == "ready\n"
             connected = daemon.wait_report(
@@ -107,5 +113,6 @@ def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path):
             fake.stdin.close()
             fake.wait(10)
         daemon.close()
-        server.stop()  # a server never started is started first: only a live one frees its slot
-        server.log.unlink(missing_ok=True)
+        if server is not None:
+            server.terminate()  # SIGTERM: the server gives its registry slot back
+            server.wait(20)
