@@ -117,7 +117,10 @@ def _applied(target: str, shown: dict[str, Any], state: dict[str, Any]) -> str:
     """What a command left, as a person reads it; ``ab`` and ``source`` also name the source
     now heard and, with matching on, its match offset (dB): ``ab b: ref, matched -4.5 dB``."""
     if target == "ab":
-        return f"ab {format_value('ab', state.get('ab'))}: {state.get('source')}{_offset(state)}"
+        label, source = state.get("ab"), state.get("source")
+        # in a blind test the source is shown as its label: nothing more to tell
+        heard = "" if source == label else f": {source}{_offset(state)}"
+        return f"ab {format_value('ab', label)}{heard}"
     if target == "source":
         return f"source {state.get('source')}{_offset(state)}"
     return "\n".join(f"{k} {format_value(k, v)}" for k, v in shown.items())

@@ -31,11 +31,11 @@ def cold(tmp_path) -> dict[str, str]:
     }
 
 
-def interrupt_after_announcement(command: Command) -> int:
-    """SIGINT as soon as ``command`` says it compiles; its exit status (bounded wait)."""
+def interrupt_after_announcement(command: Command, within_s: float = PROMPT_S) -> int:
+    """SIGINT as soon as ``command`` says it compiles; its exit status (waited for ``within_s``)."""
     command.wait_line("stderr", lambda line: MESSAGE in line)
     command.process.send_signal(signal.SIGINT)
-    return command.finish(PROMPT_S)
+    return command.finish(within_s)
 
 
 def test_a_cold_demo_says_it_compiles_and_ctrl_c_stops_it_at_once(tmp_path):
@@ -77,7 +77,9 @@ def test_a_cold_render_says_it_compiles_and_ctrl_c_exits_130_leaving_no_output(t
     out = tmp_path / "out.wav"
     render = Command("render", "-c", str(config), str(mix), str(out), cwd=tmp_path, env=cold(tmp_path))
     try:
-        status = interrupt_after_announcement(render)
+        # render compiles on its own thread: Ctrl-C lands once the compiler hands back to Python
+        # (seconds on a loaded machine), so only the outcome is held here, not its promptness
+        status = interrupt_after_announcement(render, within_s=180.0)
     finally:
         render.kill()
     assert status == 130, render.output()
