@@ -183,3 +183,8 @@ def ctl(port: int, *args: str) -> subprocess.CompletedProcess:
         text=True,
         timeout=PROCESS_TIMEOUT_S,
     )
+
+
+def without_meters(messages: list[tuple[str, list[Any]]]) -> list[tuple[str, list[Any]]]:
+    """``messages`` less the meters a subscriber also gets (at 10 Hz, between any two others)."""
+    return [(a, p) for a, p in messages if not a.startswith("/controlroom/meters/")]
