@@ -14,8 +14,10 @@ Two rules keep a test process alive across a killed server:
 
 from __future__ import annotations
 
+import os
 import re
 import signal
+import struct
 import subprocess
 import sys
 import tempfile
@@ -28,6 +30,13 @@ import jack
 import numpy as np
 
 SHM = Path("/dev/shm")
+#: JACK's table of running servers (jack2 ``shm.h``): a header, then MAX_SERVERS entries of
+#: ``{pid_t pid; char name[257]}`` padded to 264 bytes; the name reads ``jack-UID:NAME:``.
+REGISTRY = SHM / "jack-shm-registry"
+REGISTRY_MAGIC = 0x4A41434B
+REGISTRY_SLOTS = 8
+REGISTRY_HEADER = 24
+REGISTRY_ENTRY = 264
 #: The ``[audio]`` table of a daemon on the test server: PortAudio's JACK device, 8 in, 8 out, one
 #: period per callback.
 JACK_AUDIO = """\
@@ -63,24 +72,13 @@ class JackServer:
         """Start jackd and return once a client can connect (RuntimeError after
         ``READY_TIMEOUT_S`` or if jackd exits)."""
         self.remove_shm()
-        command = [
-            "jackd",
-            "-n",
-            self.name,
-            "-S",
-            "-d",
-            "dummy",
-            "-r",
-            str(self.samplerate),
-            "-p",
-            str(self.period),
-            "-C",
-            str(self.channels),
-            "-P",
-            str(self.channels),
-        ]
+        make_room()
         with open(self.log, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+            self.process = subprocess.Popen(
+                jackd_command(self.name, self.samplerate, self.period, self.channels),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         deadline = time.monotonic() + READY_TIMEOUT_S
         while True:
             if not self.alive:
@@ -100,7 +98,8 @@ class JackServer:
         """SIGKILL the server, as a crash would (after closing this module's clients of it).
 
         Its slot in JACK's server registry (8 per machine) stays taken until a server of the
-        same name starts again or ``stop()`` is called.
+        same name starts again or ``stop()`` is called (``start()`` gives back the slots of dead
+        test servers when the registry is full).
         """
         self._end(signal.SIGKILL)
 
@@ -140,9 +139,7 @@ class JackServer:
 
     def remove_shm(self) -> None:
         """Remove what a killed server leaves in /dev/shm, so that NAME can be reused."""
-        for pattern in (f"jack_{self.name}_*", f"jack_sem.*_{self.name}_*"):
-            for path in SHM.glob(pattern):
-                path.unlink(missing_ok=True)
+        remove_shm(self.name)
 
     def ports(self, client_prefix: str) -> list[str]:
         """The names of the audio ports of every client named ``client_prefix``* (JACK names a
@@ -164,6 +161,93 @@ class JackServer:
         """Close every ``JackHarness`` made by ``harness()``."""
         for harness in list(self._harnesses):
             harness.close()
+
+
+def jackd_command(name: str, samplerate: int = 48000, period: int = 64, channels: int = 8) -> list[str]:
+    """A dummy JACK server named ``name``: ``samplerate`` Hz, ``period`` frames, ``channels`` in
+    and out, synchronous mode."""
+    options = {"-r": samplerate, "-p": period, "-C": channels, "-P": channels}
+    return ["jackd", "-n", name, "-S", "-d", "dummy", *(str(x) for item in options.items() for x in item)]
+
+
+def registry() -> dict[str, int]:
+    """The servers in JACK's registry, name -> pid of the jackd that registered it (alive or not;
+    {} without a registry or with one of another layout).
+
+    A jackd that dies without unregistering (SIGKILL, or SIGPIPE when it notifies a client that
+    crashed) keeps its slot until a server of the same name registers: after 8 such names no
+    server can start (jackd exits 255)."""
+    try:
+        data = REGISTRY.read_bytes()
+    except OSError:
+        return {}
+    if (
+        len(data) < REGISTRY_HEADER + REGISTRY_SLOTS * REGISTRY_ENTRY
+        or struct.unpack_from("<I", data)[0] != REGISTRY_MAGIC
+    ):
+        return {}
+    servers = {}
+    for slot in range(REGISTRY_SLOTS):
+        offset = REGISTRY_HEADER + slot * REGISTRY_ENTRY
+        (pid,) = struct.unpack_from("<i", data, offset)
+        name = data[offset + 4 : offset + REGISTRY_ENTRY].split(b"\0")[0].decode(errors="replace")
+        if pid:
+            servers[re.sub(r"^jack-\d+:(.*):$", r"\1", name)] = pid
+    return servers
+
+
+def make_room() -> None:
+    """Call before starting a server: if JACK's registry is full, give back the slots of dead
+    test servers (``give_back_dead_slots``)."""
+    if len(registry()) >= REGISTRY_SLOTS:
+        give_back_dead_slots()
+
+
+def give_back_dead_slots(prefix: str = "controlroom-") -> None:
+    """Free the registry slots of dead servers named ``prefix``*: a jackd of the same name
+    takes the slot over, and SIGTERM ends it cleanly (no client ever connects to it)."""
+    for name, pid in registry().items():
+        if name.startswith(prefix) and not _alive(pid):
+            _take_over_and_end(name)
+
+
+def give_back(name: str) -> None:
+    """Free the registry slot of the server ``name`` if it died holding it (see
+    ``give_back_dead_slots``), and what it left in /dev/shm."""
+    pid = registry().get(name)
+    if pid is not None and not _alive(pid):
+        _take_over_and_end(name)
+    remove_shm(name)
+
+
+def remove_shm(name: str) -> None:
+    """Remove what the killed server ``name`` left in /dev/shm, so that the name can be reused."""
+    for pattern in (f"jack_{name}_*", f"jack_sem.*_{name}_*"):
+        for path in SHM.glob(pattern):
+            path.unlink(missing_ok=True)
+
+
+def _take_over_and_end(name: str) -> None:
+    process = subprocess.Popen(jackd_command(name, channels=2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while registry().get(name) != process.pid and process.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    process.terminate()
+    try:
+        process.wait(READY_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def sine(frequency: float, amplitude: float, samplerate: int = 48000, periods: int = 100) -> np.ndarray:

@@ -16,6 +16,7 @@ import uuid
 import pytest
 from daemonproc import DaemonProcess, write_config
 from jackmidi import BACKEND
+from jackutil import give_back, jackd_command, make_room
 
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
@@ -87,10 +88,9 @@ def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path):
             )
             assert waiting["surfaces"]["desk"]["connected"] is False
             assert waiting["surfaces"]["desk"]["waiting"].startswith("MIDI: ")
+            make_room()
             server = subprocess.Popen(
-                ["jackd", "-n", name, "-S", "-d", "dummy", "-r", "48000", "-p", "64", "-C", "2", "-P", "2"],
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                jackd_command(name, channels=2), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
             )
             daemon.wait_log(r"MIDI \(.*\) available again", WAIT_S)  # the daemon is the probe
             fake = subprocess.Popen(
@@ -114,5 +114,6 @@ def test_surfaces_wait_for_a_midi_server_that_starts_after_the_daemon(tmp_path):
             fake.wait(10)
         daemon.close()
         if server is not None:
-            server.terminate()  # SIGTERM: the server gives its registry slot back
+            server.terminate()
             server.wait(20)
+            give_back(name)  # if the server died without unregistering
