@@ -255,6 +255,11 @@ class PathBuffers:
         self.spec = spec
         publish(self.shared, self.counters, pack(spec, controls, master_ramp_ms))
 
+    def compile_publish(self) -> None:
+        """Compile ``update``'s publishing (or load it from numba's cache) on copies, leaving
+        the kernel's arrays alone."""
+        publish(self.shared.copy(), self.counters.copy(), self.shared.copy())
+
     def settle(self) -> None:
         """Take the latest parameters now and jump every ramp and crossfade to its target:
         ``render`` starts fully applied. Only while no host runs the kernel."""

@@ -1,6 +1,8 @@
 """Independent loudness oracles for tests: BS.1770-4's published 48 kHz K-weighting and
 scipy's filter responses, never the code under test."""
 
+import math
+
 import numpy as np
 from scipy import signal
 
@@ -9,6 +11,20 @@ FS = 48000
 SHELF_48K = ([1.53512485958697, -2.69169618940638, 1.19839281085285], [1.0, -1.69065929318241, 0.73248077421585])
 HIGHPASS_48K = ([1.0, -2.0, 1.0], [1.0, -1.99004745483398, 0.99007225036621])
 K_48K = (SHELF_48K, HIGHPASS_48K)
+
+
+def k_gain_48k(freq: float) -> float:
+    """Power gain of the published 48 kHz K-weighting at ``freq`` (Hz)."""
+    _, h1 = signal.freqz(*SHELF_48K, worN=[freq], fs=FS)
+    _, h2 = signal.freqz(*HIGHPASS_48K, worN=[freq], fs=FS)
+    return float(abs(h1[0] * h2[0]) ** 2)
+
+
+def sines_lufs(sines: list[tuple[float, float]]) -> float:
+    """Closed-form loudness (LUFS, BS.1770's formula, channel weights 1) of steady sines, one
+    ``(frequency Hz, amplitude)`` per channel."""
+    power = sum(amplitude**2 / 2 * k_gain_48k(freq) for freq, amplitude in sines)
+    return -0.691 + 10 * math.log10(power)
 
 
 def pink_k_gain_db(b, a) -> float:

@@ -23,32 +23,36 @@ import argparse
 import json
 import math
 import re
-import socket
-import time
 from typing import Any
 
+from controlroom.daemon.cli import liveview, options
+from controlroom.daemon.cli.formats import (
+    format_abx,
+    format_inserts,
+    format_loudness,
+    format_measurement,
+    format_report,
+    format_value,
+    monitor_loudness,
+    waiting_for,
+)
+from controlroom.daemon.cli.remote import DEFAULT_OSC, TIMEOUT_S, exchange, parse_endpoint, query
 from controlroom.daemon.core.targets import TARGETS, WRITE_ONLY_TARGETS
 from controlroom.daemon.errors import RemoteError, UsageError
 from controlroom.daemon.osc.protocol import (
-    ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
     LOUDNESS_RESET_ADDRESS,
     MEASURE_TIMEOUT_S,
     PREFIX,
-    STATE_ADDRESS,
     TRIGGER_ACTIONS,
-    MalformedPacket,
     build_message,
-    parse_packet,
 )
 
-DEFAULT_OSC = "127.0.0.1:9000"
-TIMEOUT_S = 2.0
 STATUS = "status"
+WATCH = "watch"
 ABX = "abx"
 INSERT = "insert"
 LOUDNESS = "loudness"
-_MAX_DATAGRAM = 65535
 _DOUBLE = "d"
 #: What argparse takes for a negative number rather than an option: its own ``-12`` and
 #: ``-12.3``, and exponents too (``-1e9``), so that ``ctl volume -1e9`` is a value to refuse.
@@ -60,16 +64,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser._negative_number_matcher = _NEGATIVE_NUMBER
     parser.usage = (
         "controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] {TARGET [VALUE|toggle|next|prev|step DELTA] "
-        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | loudness [reset] | status}"
+        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | loudness [reset] | status "
+        "| watch [--seconds S]}"
     )
     parser.add_argument("--osc", metavar="HOST:PORT", help="the daemon's OSC address (default: 127.0.0.1:9000)")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
     parser.add_argument("--timeout", type=float, metavar="S", help="seconds to wait for the answer (default: 2)")
     parser.add_argument(
+        "--seconds",
+        type=options.positive_seconds,
+        metavar="S",
+        help="watch: stop after S seconds (default: q or Ctrl-C)",
+    )
+    parser.add_argument(
         "target",
         metavar="TARGET",
         help="volume, dim, mute, mono, solo, polarity, speakers, sub, source, ab, match, blind, level; "
-        "or abx, insert, loudness, status",
+        "or abx, insert, loudness, status, watch",
     )
     parser.add_argument(
         "words",
@@ -85,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
     timeout = TIMEOUT_S if args.timeout is None else args.timeout
     if not timeout > 0:
         raise UsageError(f"--timeout {timeout:g}: expected a positive number of seconds")
+    if args.seconds is not None and args.target != WATCH:
+        raise UsageError(f"--seconds is for watch (not {args.target})")
+    if args.target == WATCH:
+        if args.words or args.json:
+            raise UsageError("watch takes no value and no --json (ctl status --json prints the report once)")
+        return liveview.watch(endpoint, timeout, args.seconds)
     if args.target == STATUS:
         if args.words:
             raise UsageError(f"status takes no value (got {' '.join(args.words)})")
@@ -104,7 +121,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.target not in TARGETS:
         raise UsageError(
-            f"unknown target {args.target!r} (expected {STATUS}, {ABX}, {INSERT}, {LOUDNESS} or one of {', '.join(TARGETS)})"
+            f"unknown target {args.target!r} (expected {STATUS}, {WATCH}, {ABX}, {INSERT}, {LOUDNESS} "
+            f"or one of {', '.join(TARGETS)})"
         )
     command = command_message(args.target, args.words)
     state = query(endpoint, [command] if command else [], timeout).get("state", {})
@@ -127,9 +145,13 @@ def _applied(target: str, shown: dict[str, Any], state: dict[str, Any]) -> str:
 
 
 def _offset(state: dict[str, Any]) -> str:
-    """``, matched -4.5 dB`` for the source heard while matching is on; empty otherwise."""
+    """``, matched -4.5 dB`` for the source heard while matching is on (``, not matched:
+    measuring 4 of 10 s`` while it cannot act); empty otherwise."""
     db = (state.get("match_db") or {}).get(state.get("source"))
-    return "" if state.get("match", "off") == "off" or db is None else f", matched {db:.1f} dB"
+    if state.get("match", "off") == "off" or db is None:
+        return ""
+    waiting = waiting_for(state.get("matching") or {})
+    return f", not matched: {waiting}" if waiting else f", matched {db:.1f} dB"
 
 
 def _shown(target: str, words: list[str]) -> tuple[str, ...]:
@@ -137,15 +159,6 @@ def _shown(target: str, words: list[str]) -> tuple[str, ...]:
     if target in WRITE_ONLY_TARGETS:
         return ("volume",)
     return (target, "blind_mapping") if words == ["reveal"] else (target,)
-
-
-def parse_endpoint(text: str) -> tuple[str, int]:
-    """``"host:port"`` or ``"[v6]:port"`` as ``(host, port)``; raises ``UsageError``."""
-    host, sep, port = text.rpartition(":")
-    host = host[1:-1] if host.startswith("[") and host.endswith("]") else host
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise UsageError(f"--osc {text!r}: expected HOST:PORT, e.g. {DEFAULT_OSC}")
-    return host, int(port)
 
 
 def command_message(target: str, words: list[str]) -> bytes | None:
@@ -229,185 +242,9 @@ def loudness(endpoint: tuple[str, int], words: list[str], timeout: float, as_jso
     raise UsageError(f"loudness {' '.join(words)}: expected nothing (show the loudness) or reset")
 
 
-def monitor_loudness(meters: dict[str, Any]) -> dict[str, Any] | None:
-    """The monitor's BS.1770 figures in a report's ``meters`` (None before any were measured)."""
-    return ((meters or {}).get("loudness") or {}).get("monitor")
-
-
-def format_loudness(meters: dict[str, Any]) -> str:
-    """The monitor's loudness in one line: momentary, short-term and integrated (LUFS),
-    loudness range (LU) and true peak (dBTP); ``-`` for a figure that does not exist yet."""
-    m = monitor_loudness(meters)
-    if not m:
-        return "monitor loudness: not measured"
-
-    def fig(key: str) -> str:
-        value = m.get(key)
-        return "-" if value is None else f"{value:.1f}"
-
-    return (
-        f"monitor M {fig('momentary_lufs')} S {fig('short_term_lufs')} I {fig('integrated_lufs')} LUFS, "
-        f"LRA {fig('loudness_range_lu')} LU, TP {fig('true_peak_dbtp')} dBTP"
-    )
-
-
-def format_offsets(state: dict[str, Any]) -> str:
-    """Each compared source's match offset (dB) and the matching mode: ``match auto: mix
-    +0.0 ref -4.5 dB``."""
-    offsets = " ".join(f"{name} {db:+.1f}" for name, db in (state.get("match_db") or {}).items())
-    return f"match {state.get('match', '-')}: {offsets or 'none'} dB"
-
-
-def format_measurement(m: dict[str, Any]) -> str:
-    """One insert's measurement in one line."""
-    line = (
-        f"insert {m['name']}: latency {m['latency']} samples ({m['latency_ms']:.2f} ms), "
-        f"gain {m['gain_db']:+.2f} dB, coherence {m['coherence']:.3f}"
-    )
-    return line + (", polarity inverted" if m["inverted"] else "")
-
-
-def format_inserts(inserts: dict[str, dict[str, Any]]) -> str:
-    """The measurements in the state report, one line each."""
-    if not inserts:
-        return "inserts: none measured"
-    return "\n".join(format_measurement({"name": name, **m}) for name, m in inserts.items())
-
-
-def format_abx(abx: dict[str, Any] | None) -> str:
-    """An ABX test's progress or result in one line."""
-    if abx is None:
-        return "abx: no test yet"
-    state = "running" if abx["running"] else "finished" if abx["done"] == abx["trials"] else "stopped"
-    return (
-        f"abx {abx['a']} vs {abx['b']} {state}: {abx['correct']} of {abx['done']} correct "
-        f"({abx['trials']} trials), p = {abx['p_value']:.4g}"
-    )
-
-
 def _number(text: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
         return None
     return value if math.isfinite(value) else None
-
-
-def query(endpoint: tuple[str, int], messages: list[bytes], timeout: float) -> dict[str, Any]:
-    """Send ``messages`` then ``/controlroom/state``; the daemon's report. Raises
-    ``RemoteError`` on a refusal, on no answer within ``timeout`` s."""
-    params = exchange(endpoint, [*messages, build_message(STATE_ADDRESS)], STATE_ADDRESS, timeout)
-    if not params or not isinstance(params[0], str):
-        raise RemoteError("the daemon's state answer is empty")
-    try:
-        return json.loads(params[0])
-    except ValueError:
-        raise RemoteError("the daemon's state answer is not valid JSON") from None
-
-
-def exchange(endpoint: tuple[str, int], messages: list[bytes], answer: str, timeout: float) -> list[Any]:
-    """Send ``messages`` and return the arguments of the first ``answer`` message back.
-    Raises ``RemoteError`` on a refusal, on no answer within ``timeout`` s."""
-    host, port = endpoint
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
-    except OSError as exc:
-        raise RemoteError(f"cannot resolve {host}: {exc}") from None
-    where = f"{host}:{port}"
-    with socket.socket(family, kind, proto) as sock:
-        # connected: only the daemon's answers are read, and a closed port is reported at once
-        sock.connect(address)
-        deadline = time.monotonic() + timeout
-        try:
-            for message in messages:
-                sock.send(message)
-            while (remaining := deadline - time.monotonic()) > 0:
-                sock.settimeout(remaining)
-                params = _answer(sock.recv(_MAX_DATAGRAM), answer)
-                if params is not None:
-                    return params
-        except TimeoutError:
-            pass
-        except ConnectionRefusedError:
-            raise RemoteError(f"nothing is listening on {where} (is the daemon running?)") from None
-        except OSError as exc:
-            raise RemoteError(f"cannot reach {where}: {exc.strerror or exc}") from None
-    raise RemoteError(
-        f"no answer from {where} within {timeout:g} s "
-        "(is the daemon running, on this port, with this host in its [osc] allow list?)"
-    )
-
-
-def _answer(data: bytes, address: str) -> list[Any] | None:
-    """The arguments of ``address`` in a reply; None for feedback that is not the answer."""
-    try:
-        messages = parse_packet(data)
-    except MalformedPacket:
-        return None
-    for message in messages:
-        params = message.params
-        if message.address == ERROR_ADDRESS:
-            raise RemoteError(f"refused: {params[-1] if params else 'no reason given'}")
-        if message.address == address:
-            return params
-    return None
-
-
-# --- output -----------------------------------------------------------------------------------
-
-
-#: How each report section writes booleans and missing values (a meter with no signal: -inf dB).
-_WORDS = {
-    "state": ("on", "off", "-"),
-    "engine": ("yes", "no", "-"),
-    "meters": ("yes", "no", "-inf"),
-    "surfaces": ("yes", "no", "-"),
-}
-
-
-def format_value(target: str, value: Any) -> str:
-    """A target's value as a person reads it: ``-12.0 dB``, ``on``, ``crap``."""
-    if target == "volume" and isinstance(value, (int, float)):
-        return f"{value:.1f} dB"
-    if target.endswith("p_value") and isinstance(value, float):
-        return f"{value:.4g}"
-    return _text(value, _WORDS["state"])
-
-
-def format_report(report: dict[str, Any]) -> str:
-    """``state``, ``engine``, ``meters`` and ``surfaces`` as aligned ``key value`` lines (nested
-    keys dotted)."""
-    lines = []
-    for section, words in _WORDS.items():
-        lines.append(section)
-        rows = _flatten(report.get(section) or {})
-        width = max((len(key) for key in rows), default=0)
-        for key, value in rows.items():
-            text = format_value(key, value) if section == "state" else _text(value, words)
-            lines.append(f"  {key:<{width}}  {text}")
-    return "\n".join(lines)
-
-
-def _flatten(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    rows: dict[str, Any] = {}
-    for key, value in tree.items():
-        if isinstance(value, dict) and value:
-            rows.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            rows[f"{prefix}{key}"] = value
-    return rows
-
-
-def _text(value: Any, words: tuple[str, str, str]) -> str:
-    true, false, missing = words
-    if isinstance(value, bool):
-        return true if value else false
-    if value is None:
-        return missing
-    if isinstance(value, float):
-        return f"{value:.1f}"
-    if isinstance(value, list):
-        return "  ".join(_text(v, words) for v in value)
-    if isinstance(value, dict):  # empty, e.g. no drops, unless asked for one (blind_mapping)
-        return "  ".join(f"{k}={_text(v, words)}" for k, v in value.items()) or "-"
-    return str(value)

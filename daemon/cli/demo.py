@@ -19,7 +19,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from controlroom.daemon.cli import logsetup, options, warmup
-from controlroom.daemon.cli.ctl import format_loudness, format_offsets
+from controlroom.daemon.cli.liveview import CLEAR, one_line, view
 from controlroom.daemon.cli.program import demo_inputs
 from controlroom.daemon.cli.run import leave
 from controlroom.daemon.config import Config, default_config
@@ -70,6 +70,16 @@ def virtual(config: Config) -> Config:
     return dataclasses.replace(config, audio=dataclasses.replace(config.audio, backend="virtual", device=None))
 
 
+def header(osc: OscServer) -> str:
+    """The live view's first line: where OSC listens and how to reach it."""
+    # a wildcard address is reached on loopback, the way ctl would be typed on this machine
+    host = "127.0.0.1" if osc.config.host in ("0.0.0.0", "") else osc.config.host
+    return (
+        f"controlroom demo — OSC on {host}:{osc.port} (try: controlroom ctl --osc {host}:{osc.port} volume -30),"
+        " Ctrl-C quits"
+    )
+
+
 async def _main(daemon: Daemon, seconds: float | None) -> int:
     loop = asyncio.get_running_loop()
     end = loop.time() + seconds if seconds is not None else None
@@ -86,63 +96,10 @@ async def _main(daemon: Daemon, seconds: float | None) -> int:
             daemon.stop()
             break
         if tty:
-            sys.stdout.write("\x1b[H\x1b[J" + view(daemon.report(), daemon.osc))
+            sys.stdout.write(CLEAR + view(daemon.report(), header(daemon.osc)))
             sys.stdout.flush()
         elif now - last_line >= 1.0:
             print(one_line(daemon.report()), flush=True)
             last_line = now
         await asyncio.sleep(VIEW_INTERVAL_S)
     return await task
-
-
-def _bar(db: float | None, width: int = 30, floor: float = -60.0) -> str:
-    if db is None:
-        return "." * width
-    filled = int(round(width * (max(floor, min(0.0, db)) - floor) / -floor))
-    return "#" * filled + "." * (width - filled)
-
-
-def _fmt(db: float | None) -> str:
-    return "  -inf" if db is None else f"{db:6.1f}"
-
-
-def view(report: dict, osc: OscServer) -> str:
-    s, e, m = report["state"], report["engine"], report["meters"]
-    # a wildcard address is reached on loopback, the way ctl would be typed on this machine
-    host = "127.0.0.1" if osc.config.host in ("0.0.0.0", "") else osc.config.host
-    lines = [
-        f"controlroom demo — OSC on {host}:{osc.port} (try: controlroom ctl --osc {host}:{osc.port} volume -30),"
-        " Ctrl-C quits",
-        "",
-        f"  source {s['source']:<8} ab {s['ab']}  match {s['match']}   speakers {s['speakers']:<9} "
-        f"sub {'on' if s['sub'] else 'off'}",
-        f"  volume {s['volume']:6.1f} dB   dim {'ON ' if s['dim'] else 'off'}  mute {'ON ' if s['mute'] else 'off'}"
-        f"  mono {'ON ' if s['mono'] else 'off'}  solo {s['solo']}  polarity {'inv' if s['polarity'] else 'norm'}",
-        f"  {format_offsets(s)}",
-        f"  {format_loudness(m)}",
-        "",
-        "  sources (RMS dBFS, after trim)",
-    ]
-    for name, level in m.get("sources", {}).items():
-        for ch, rms in enumerate(level["rms_dbfs"], 1):
-            lines.append(f"    {name:>6} {ch}  {_fmt(rms)}  {_bar(rms)}")
-    lines.append("  outputs (RMS dBFS, after the limiter)")
-    for out, level in m.get("outputs", {}).items():
-        lines.append(f"    out {out:>3}  {_fmt(level['rms_dbfs'])}  {_bar(level['rms_dbfs'])}")
-    lines += [
-        "",
-        f"  engine: {'running' if e.get('running') else 'STOPPED'}, callbacks {e.get('callbacks', 0)}, "
-        f"limiter {m.get('limiter_gain_reduction_db', 0.0):.1f} dB, dropped {sum(e.get('dropped', {}).values())}",
-    ]
-    return "\n".join(lines) + "\n"
-
-
-def one_line(report: dict) -> str:
-    s, m = report["state"], report["meters"]
-    outs = " ".join(
-        f"{k}:{_fmt(v['rms_dbfs']).strip()}" for k, v in m.get("outputs", {}).items() if v["rms_dbfs"] is not None
-    )
-    return (
-        f"{s['source']} on {s['speakers']} at {s['volume']:.1f} dB | outputs RMS dBFS {outs or 'silent'} | "
-        f"{format_offsets(s)} | {format_loudness(m)}"
-    )

@@ -7,6 +7,10 @@ replaces, from the latest measurements; the offset then holds still while it pla
 pumps. A quieter source is raised by at most ``[ab] max_boost_db``: beyond that it stays quieter
 rather than being pushed into the limiter. ``hold`` freezes every offset, ``off`` clears them.
 The pair in ``[ab]`` and plain ``source`` switching among all sources are matched alike.
+
+A source is measured once its window is full: until then (after a start, a reload that
+restarts the meters, an insert measurement) a switch keeps the offsets, and ``status`` says
+"measuring" with how far the windows are.
 """
 
 from __future__ import annotations
@@ -56,6 +60,33 @@ def switch_offset(measure: Measure, offsets: dict[str, float], old: str, new: st
         log.debug("matching %s -> %s: no loudness measured for %s yet; offset kept", old, new, missing)
         return None
     return matched_offset(old_lufs + offsets.get(old, 0.0), new_lufs, cap_db)
+
+
+def compared(config) -> tuple[str, ...]:
+    """The sources whose windows matching needs: the ``[ab]`` pair, else every source."""
+    return (config.ab.a, config.ab.b) if config.ab is not None else tuple(config.sources)
+
+
+def status(mode: str, windows: dict[str, tuple[float | None, float]], window: float) -> dict[str, Any]:
+    """What matching can do now, for the state report's ``matching``.
+
+    Args:
+        mode: the ``match`` target: ``auto``, ``hold`` or ``off``.
+        windows: each compared source -> (its window's gated loudness in LUFS or None, seconds
+            of audio in its window).
+        window: the window's length (s).
+
+    Returns ``{"status": "off" | "hold"}`` unless ``mode`` is ``auto``; then ``"measuring"``
+    with ``filled_s`` (the least full window, s) and ``window_s`` until every window is full,
+    ``"no signal"`` with ``silent`` (the sources whose full window is silent), or ``"ready"``.
+    """
+    if mode != "auto":
+        return {"status": mode}
+    filled = min((seconds for _, seconds in windows.values()), default=window)
+    if filled < window:
+        return {"status": "measuring", "filled_s": round(filled, 1), "window_s": window}
+    silent = [name for name, (lufs, _) in windows.items() if lufs is None]
+    return {"status": "no signal", "silent": silent} if silent else {"status": "ready"}
 
 
 def restore_offsets(saved: Any, sources: Iterable[str], cap_db: float) -> tuple[dict[str, float], list[str]]:

@@ -330,11 +330,22 @@ class Daemon:
         show it."""
         meters = self.controller.shown_meters(self.latest_meters)
         return {
-            "state": self.controller.state_report(),
+            "state": {**self.controller.state_report(), "matching": self.matching_status()},
             "engine": self.runner.stats(),
             "meters": meters,
             "surfaces": self.surfaces.status(),
         }
+
+    def matching_status(self) -> dict[str, Any]:
+        """What level matching can do now (``matching.status``) for the compared sources."""
+        monitor = self.loudness
+        windows = {
+            name: (monitor.window_lufs(name), monitor.window_filled_s(name))
+            if monitor is not None and name in monitor.sources
+            else (None, 0.0)
+            for name in matching.compared(self.config)
+        }
+        return matching.status(self.controller.state.match, windows, matching.window_s(self.config))
 
     def status_line(self) -> str:
         s = self.controller.view()  # the journal must not name a blind test's sources either

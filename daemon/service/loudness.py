@@ -25,6 +25,8 @@ from controlroom.dsp.tap import read_tap
 
 #: Length of the matching window (s) unless configured otherwise.
 MATCH_WINDOW_S = 10.0
+#: Momentary loudness values per second in a matching window (one per 100 ms step).
+STEPS_PER_S = 10
 
 
 class SourceMeter:
@@ -34,7 +36,7 @@ class SourceMeter:
         self.columns = columns
         self.state = bs1770.new_meter(len(columns), samplerate)
         self.segment = int(self.state[bs1770.SEGMENT_FRAMES])
-        self.window: deque[float] = deque(maxlen=max(1, round(window_s * 10)))
+        self.window: deque[float] = deque(maxlen=max(1, round(window_s * STEPS_PER_S)))
 
     def feed(self, block: np.ndarray) -> None:
         """Meter ``block`` (frames, all tap columns), recording momentary loudness at every
@@ -49,10 +51,18 @@ class SourceMeter:
             if int(self.state[bs1770.POS]) == 0:
                 self.window.append(float(self.state[bs1770.MOMENTARY]))
 
+    def filled_s(self) -> float:
+        """Seconds of audio in the matching window (its length once full)."""
+        return len(self.window) / STEPS_PER_S
+
     def window_lufs(self) -> float | None:
         """Gated loudness (LUFS) of the window: -70 LUFS absolute, then -10 LU relative gate,
-        as for integrated loudness; None while nothing passes the gates."""
-        energies = np.fromiter(self.window, dtype=float)
+        as for integrated loudness. None until the window is full (a match never acts on a
+        few seconds of a song) and while nothing passes the gates (silence)."""
+        values = self.window.copy()  # one step under the GIL: drain may append meanwhile
+        if len(values) < values.maxlen:
+            return None
+        energies = np.array(values, dtype=float)
         energies = energies[energies > bs1770.ABSOLUTE_GATE_ENERGY]
         if energies.size == 0:
             return None
@@ -70,6 +80,7 @@ class SourceMeter:
             "true_peak_dbtp": _finite(m.true_peak_dbtp),
             "correlation": round(m.correlation, 3) if len(self.columns) > 1 else None,
             "window_lufs": _finite(self.window_lufs()),
+            "window_filled_s": self.filled_s(),
         }
 
     def reset(self) -> None:
@@ -196,7 +207,12 @@ class LoudnessMonitor:
             return n
 
     def window_lufs(self, source: str) -> float | None:
+        """``source``'s gated loudness over its full matching window (``SourceMeter.window_lufs``)."""
         return self.sources[source].window_lufs()
+
+    def window_filled_s(self, source: str) -> float:
+        """Seconds of audio in ``source``'s matching window."""
+        return self.sources[source].filled_s()
 
     def reset_source(self, source: str) -> None:
         """Start ``source``'s meter and matching window afresh (what it played was not
@@ -222,12 +238,21 @@ class LoudnessMonitor:
 
 
 def compile_meters(buffers: PathBuffers) -> None:
-    """Run every compiled function the meters use once, on nothing, so that numba compiles
-    them (or loads them from its cache) here — in the engine runner's worker thread, on a
-    first start — rather than on the event loop in the middle of the first drain."""
-    meter = SourceMeter([0], buffers.spec.samplerate, 1.0)
-    meter.feed(np.zeros((meter.segment, 1), dtype=np.float32))
-    meter.figures()
-    meter.reset()
+    """Run every compiled function the meters and the control plane use once, on scratch
+    copies, so that numba compiles them (or loads them from its cache) here — in the engine
+    runner's worker thread, on a first start — rather than later: a compile holds the GIL, and
+    one in the first drain or the first control change would stall the event loop for seconds.
+
+    The meters are fed as ``drain`` feeds them, because numba compiles a version per array
+    layout: a mono source's column of a tap block is contiguous; a stereo source's columns are
+    Fortran-ordered as a whole block and of no order when a 100 ms step splits the block."""
     width = buffers.spec.n_in + buffers.spec.n_out
-    read_tap(buffers.meters, buffers.counters.copy(), 0, width, np.zeros((layout.TAP_FRAMES, width), np.float32))
+    scratch = np.zeros((layout.TAP_FRAMES, width), np.float32)
+    for columns in ([0], [0, min(1, width - 1)]):
+        meter = SourceMeter(columns, buffers.spec.samplerate, 1.0)
+        meter.feed(scratch[:2])  # whole
+        meter.feed(scratch[: meter.segment])  # split at the end of the step
+        meter.figures()
+        meter.reset()
+    read_tap(buffers.meters, buffers.counters.copy(), 0, width, scratch)
+    buffers.compile_publish()

@@ -18,7 +18,7 @@ import subprocess
 import numpy as np
 import pytest
 import soundfile
-from loudnessoracle import HIGHPASS_48K, SHELF_48K
+from loudnessoracle import HIGHPASS_48K, SHELF_48K, k_gain_48k
 from scipy import signal
 
 from controlroom.dsp import bs1770
@@ -69,13 +69,6 @@ def faded(x: np.ndarray, sr: int = SR, seconds: float = 0.01) -> np.ndarray:
 
 def stereo(x: np.ndarray) -> np.ndarray:
     return np.stack([x, x], axis=1)
-
-
-def k_gain_48k(freq: float) -> float:
-    """Power gain of the published 48 kHz K-weighting at ``freq``."""
-    _, h1 = signal.freqz(*SHELF_48K, worN=[freq], fs=SR)
-    _, h2 = signal.freqz(*HIGHPASS_48K, worN=[freq], fs=SR)
-    return float(abs(h1[0] * h2[0]) ** 2)
 
 
 def sine_loudness(channel_dbfs: list[float], weights: list[float], freq: float = 1000.0) -> float:

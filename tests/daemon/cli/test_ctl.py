@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import pty
+import select
 import socket
 import subprocess
 import sys
+import termios
 import threading
+import time
 
 import pytest
 from osckit import make_controller, osc_config
@@ -37,7 +42,13 @@ def resets() -> list[str]:
 
 
 @pytest.fixture
-def daemon(resets):
+def matching() -> dict:
+    """The ``matching`` status the ``daemon`` fixture reports (a test may change it)."""
+    return {"status": "ready"}
+
+
+@pytest.fixture
+def daemon(resets, matching):
     """An ``OscServer`` on its own event loop in a background thread: ``(port, controller)``."""
     controller = make_controller()
     meters = {
@@ -47,7 +58,11 @@ def daemon(resets):
     }
 
     def report():
-        return {"state": controller.state_report(), "engine": {"running": True, "callbacks": 42}, "meters": meters}
+        return {
+            "state": {**controller.state_report(), "matching": matching},
+            "engine": {"running": True, "callbacks": 42},
+            "meters": meters,
+        }
 
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -108,6 +123,22 @@ def test_ctl_ab_names_the_source_heard_and_its_match_offset(daemon):
     assert json.loads(ctl(*at(port), "--json", "ab").stdout) == {"ab": "b"}  # --json unchanged
 
 
+@pytest.mark.parametrize(
+    "status, printed",
+    [
+        ({"status": "measuring", "filled_s": 4.2, "window_s": 10.0}, "ab b: ref, not matched: measuring 4 of 10 s"),
+        ({"status": "no signal", "silent": ["ref"]}, "ab b: ref, not matched: no signal on ref"),
+    ],
+)
+def test_ctl_ab_says_why_a_switch_was_not_matched(daemon, matching, status, printed):
+    port, _ = daemon
+    matching.clear()
+    matching.update(status)
+    result = ctl(*at(port), "ab", "b")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == printed + "\n"
+
+
 def test_ctl_source_shows_no_offset_when_matching_is_off(daemon):
     port, _ = daemon
     assert ctl(*at(port), "match", "off").returncode == 0
@@ -148,12 +179,12 @@ def test_ctl_status_is_readable(daemon):
     assert rows["sources.mix.peak_dbfs"] == "-3.5  -inf"
 
 
-def test_ctl_status_json(daemon):
+def test_ctl_status_json(daemon, matching):
     port, controller = daemon
     result = ctl(*at(port), "status", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["state"] == controller.state_report()
+    assert report["state"] == {**controller.state_report(), "matching": matching}
     assert report["engine"]["callbacks"] == 42
     assert report["engine"]["dropped"] == {}
     assert report["meters"]["sources"]["mix"]["peak_dbfs"] == [-3.5, None]
@@ -165,6 +196,95 @@ def test_ctl_loudness_reset_sends_the_reset_and_says_so(daemon, resets):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "loudness reset: integrated and LRA start afresh\n"
     assert resets == ["reset"]
+
+
+# --- ctl watch ----------------------------------------------------------------------------------
+
+
+def test_ctl_watch_prints_a_line_a_second_when_not_on_a_terminal(daemon):
+    port, controller = daemon
+    controller.match_db["ref"] = -4.5
+    result = ctl(*at(port), "watch", "--seconds", "1.5")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) >= 1
+    for line in lines:
+        assert line.startswith("mix on studio at -20.0 dB | ")
+        assert line.endswith(
+            " | match auto: mix +0.0 ref -4.5 tape +0.0 dB | monitor M -17.2 S -18.5 I -19.0 LUFS, LRA 4.2 LU, TP -3.0 dBTP"
+        )
+
+
+class Terminal:
+    """``controlroom ctl ARGS`` on a pseudo-terminal: what it drew, and keys pressed."""
+
+    def __init__(self, *args: str) -> None:
+        self.master, self.slave = pty.openpty()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "controlroom", "ctl", *args],
+            stdin=self.slave,
+            stdout=self.slave,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.screen = ""
+
+    def wait_for(self, text: str, timeout: float = PROCESS_TIMEOUT_S) -> None:
+        """Read what it draws until ``text`` appears (AssertionError after ``timeout`` s)."""
+        deadline = time.monotonic() + timeout
+        while text not in self.screen:
+            ready, _, _ = select.select([self.master], [], [], max(0.0, deadline - time.monotonic()))
+            assert ready, f"{text!r} not drawn within {timeout} s: {self.screen[-500:]!r}"
+            self.screen += os.read(self.master, 65536).decode(errors="replace")
+
+    def press(self, key: str) -> None:
+        os.write(self.master, key.encode())
+
+    def close(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait(PROCESS_TIMEOUT_S)
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_ctl_watch_on_a_terminal_resets_loudness_on_r_and_quits_on_q(daemon, resets):
+    port, _ = daemon
+    terminal = Terminal(*at(port), "watch")
+    try:
+        terminal.wait_for(f"controlroom ctl watch — 127.0.0.1:{port}   r: reset integrated loudness   q: quit")
+        terminal.wait_for("monitor M -17.2 S -18.5 I -19.0 LUFS")
+        terminal.press("r")
+        terminal.wait_for("loudness reset: integrated and LRA start afresh")
+        assert resets == ["reset"]
+        terminal.press("q")
+        assert terminal.process.wait(PROCESS_TIMEOUT_S) == 0, terminal.process.stderr.read()
+        assert termios.tcgetattr(terminal.slave)[3] & termios.ICANON  # the terminal is given back
+    finally:
+        terminal.close()
+
+
+def test_ctl_watch_without_a_daemon_says_so_and_exits_1():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing answers there once closed
+    result = ctl(*at(port), "--timeout", "0.5", "watch")
+    assert result.returncode == 1
+    assert result.stderr == f"controlroom ctl: nothing is listening on 127.0.0.1:{port} (is the daemon running?)\n"
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("watch", "--json"), "watch takes no value and no --json (ctl status --json prints the report once)"),
+        (("watch", "now"), "watch takes no value and no --json (ctl status --json prints the report once)"),
+        (("volume", "--seconds", "2"), "--seconds is for watch (not volume)"),
+    ],
+)
+def test_ctl_watch_arguments_are_checked(args, message):
+    result = ctl("--osc", "127.0.0.1:9", *args)
+    assert result.returncode == 2
+    assert result.stderr == f"controlroom ctl: {message}\n"
 
 
 def test_ctl_loudness_prints_the_monitors_loudness(daemon):

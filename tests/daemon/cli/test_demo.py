@@ -6,12 +6,9 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import pytest
 from clikit import DEMO_PORT, Command, hold_udp
-
-from controlroom.daemon.cli.demo import one_line, view
 
 #: A studio with its hardware not yet there: a PortAudio device no machine has, sources on
 #: inputs the built-in demo leaves silent, its own state file.
@@ -121,35 +118,3 @@ def test_seconds_must_be_a_positive_number(seconds):
         f"controlroom demo: error: argument --seconds: expected a positive number of seconds, got {seconds!r}\n"
     )
     assert result.stdout == ""
-
-
-#: A report as the daemon gives it, with match offsets and the monitor's loudness.
-REPORT = {
-    "state": {
-        **dict(source="ref", ab="b", match="auto", speakers="studio", sub=True, volume=-20.0),
-        **dict(dim=False, mute=False, mono=False, solo="off", polarity=False),
-        "match_db": {"mix": 0.0, "ref": -4.5},
-    },
-    "engine": {"running": True, "callbacks": 7, "dropped": {}},
-    "meters": {
-        "outputs": {"1": {"rms_dbfs": -20.0}},
-        "loudness": {
-            "monitor": {
-                "outputs": [1, 2],
-                **dict(momentary_lufs=-17.2, short_term_lufs=-18.5, integrated_lufs=-19.0),
-                **dict(loudness_range_lu=4.2, true_peak_dbtp=-2.9),
-            }
-        },
-    },
-}
-SHOWN = ("match auto: mix +0.0 ref -4.5 dB", "monitor M -17.2 S -18.5 I -19.0 LUFS, LRA 4.2 LU, TP -2.9 dBTP")
-
-
-def test_the_live_view_shows_match_offsets_and_the_monitors_loudness():
-    screen = view(REPORT, SimpleNamespace(config=SimpleNamespace(host="127.0.0.1"), port=9000))
-    for text in SHOWN:
-        assert f"  {text}\n" in screen
-
-
-def test_the_once_a_second_line_shows_match_offsets_and_the_monitors_loudness():
-    assert one_line(REPORT).endswith(" | ".join(SHOWN))

@@ -27,7 +27,7 @@ from daemonkit import (
 from osckit import run
 
 from controlroom.daemon.core.controller import Controller
-from controlroom.daemon.core.matching import matched_offset, restore_offsets
+from controlroom.daemon.core.matching import matched_offset, restore_offsets, status
 from controlroom.daemon.core.targets import Vocabulary
 from controlroom.dsp import layout
 from controlroom.dsp.control import db_to_gain
@@ -101,6 +101,24 @@ def test_a_missing_measurement_keeps_the_offset(caplog):
     levels.levels["ref"] = None
     c.apply("ab", "set", "b")
     assert c.match_db["ref"] == -6.0  # kept from before
+
+
+@pytest.mark.parametrize(
+    "mode, windows, expected",
+    [
+        ("off", {"mix": (None, 0.0)}, {"status": "off"}),
+        ("hold", {"mix": (-20.0, 10.0)}, {"status": "hold"}),
+        (
+            "auto",
+            {"mix": (-20.0, 10.0), "ref": (None, 3.94)},
+            {"status": "measuring", "filled_s": 3.9, "window_s": 10.0},
+        ),
+        ("auto", {"mix": (-20.0, 10.0), "ref": (None, 10.0)}, {"status": "no signal", "silent": ["ref"]}),
+        ("auto", {"mix": (-20.0, 10.0), "ref": (-14.0, 10.0)}, {"status": "ready"}),
+    ],
+)
+def test_the_status_says_what_matching_waits_for(mode, windows, expected):
+    assert status(mode, windows, 10.0) == expected
 
 
 def test_hold_freezes_every_offset():

@@ -24,6 +24,8 @@ import numpy as np
 import pytest
 from daemonproc import DaemonProcess, message, wait_for, write_config
 from jackutil import JACK_AUDIO, rms_db, sine
+from loudnessoracle import sines_lufs
+from osckit import ctl
 
 pytestmark = pytest.mark.jack
 
@@ -83,6 +85,7 @@ trim_db = {alt_trim_db}
 [speakers.cube]
 outputs = [6]
 
+{ab}
 [osc]
 listen = "127.0.0.1:0"
 allow = ["127.0.0.1/32"]
@@ -93,8 +96,9 @@ path = "{state_path}"
 )
 
 
-def config_text(state_path, studio_eq: str = "") -> str:
+def config_text(state_path, studio_eq: str = "", ab: str = "") -> str:
     return CONFIG.format(
+        ab=ab,
         volume_db=VOLUME_DB,
         max_volume_db=MAX_VOLUME_DB,
         startup_max_db=STARTUP_MAX_DB,
@@ -138,11 +142,11 @@ def mix_on_studio(volume_db: float) -> dict[int, float]:
 class Rig:
     """A daemon subprocess, an OSC peer and a JACK harness wired to the daemon's ports."""
 
-    def __init__(self, jack, tmp_path, studio_eq: str = "") -> None:
+    def __init__(self, jack, tmp_path, studio_eq: str = "", ab: str = "") -> None:
         self.jack = jack
         self.tmp_path = tmp_path
         self.state_path = tmp_path / "state.json"
-        self.config = write_config(tmp_path / "controlroom.toml", config_text(self.state_path, studio_eq))
+        self.config = write_config(tmp_path / "controlroom.toml", config_text(self.state_path, studio_eq, ab))
         self.daemon = DaemonProcess(self.config, tmp_path / "daemon.log")
         self.peer = None
         self.harness = None
@@ -258,6 +262,42 @@ def test_mono_speakers_and_source_route_the_signal(rig):
 
 
 # --- restart ------------------------------------------------------------------------------------
+
+
+#: Long enough that the rig is wired and the first switch made well before it is full.
+MATCH_WINDOW_S = 15.0
+
+
+def test_matching_waits_for_a_full_window_then_matches_the_published_k_weighted_loudness(jack, tmp_path):
+    """A switch made while the matching windows fill is not matched, and ctl says so; once they
+    are full the next switch is, by the loudness difference of the played sines computed from
+    BS.1770's published K-weighting (ref includes its trim), and the output follows."""
+    rig = Rig(jack, tmp_path, ab=f'[ab]\na = "mix"\nb = "ref"\nwindow_s = {MATCH_WINDOW_S}\n')
+    try:
+        rig.start()
+        early = ctl(rig.daemon.port, "ab", "b")
+        assert early.returncode == 0, early.stderr
+        assert early.stdout.startswith("ab b: ref, not matched: measuring "), early.stdout
+        assert early.stdout.endswith(f" of {MATCH_WINDOW_S:.0f} s\n"), early.stdout
+        assert rig.peer.query()["state"]["match_db"]["ref"] == 0.0
+        raw = {o: sine_db(c) + REF_TRIM_DB + VOLUME_DB for o, c in ((1, 3), (2, 4))}
+        assert_levels(rig.levels(skip=STARTUP_FRAMES), raw, "ref while the windows fill")
+
+        rig.set("ab", "a")
+        ready = rig.peer.wait(
+            lambda r: r["state"]["matching"] == {"status": "ready"}, MATCH_WINDOW_S + 30.0, "full matching windows"
+        )
+        assert ready["state"]["match_db"]["mix"] == 0.0  # switched back before they were full: kept
+        matched = ctl(rig.daemon.port, "ab", "b")
+        assert matched.returncode == 0, matched.stderr
+        mix = sines_lufs([SIGNALS[1], SIGNALS[2]])
+        ref = sines_lufs([SIGNALS[3], SIGNALS[4]]) + REF_TRIM_DB
+        offset = rig.peer.query()["state"]["match_db"]["ref"]
+        assert offset == pytest.approx(mix - ref, abs=TOLERANCE_DB)
+        assert matched.stdout == f"ab b: ref, matched {offset:.1f} dB\n"
+        assert_levels(rig.levels(), {o: db + offset for o, db in raw.items()}, "ref matched")
+    finally:
+        rig.close()
 
 
 def test_restart_restores_the_state_with_the_volume_capped(rig):

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import numpy as np
-from daemonkit import SAMPLERATE, config, noise_at, program, running, until
+import pytest
+from daemonkit import SAMPLERATE, config, noise_at, program, running, until, windows_full
 from osckit import Peer, run
 
 from controlroom.daemon.service.loudness import SourceMeter
@@ -15,8 +16,9 @@ def monitor(daemon) -> dict:
 
 def test_loudness_reset_over_osc_restarts_the_monitors_integrated_loudness_and_keeps_matching():
     async def scenario():
-        async with running(config(), program=program()) as daemon:
+        async with running(config("window_s = 2.0"), program=program()) as daemon:
             await until(lambda: monitor(daemon).get("integrated_lufs") is not None, "an integrated loudness")
+            await windows_full(daemon)
             # silence the output, so that nothing after the reset is loud enough to be gated in
             daemon.controller.apply("mute", "set", True, origin="test")
             await until(lambda: monitor(daemon).get("momentary_lufs") is None, "a silent monitor")
@@ -28,14 +30,33 @@ def test_loudness_reset_over_osc_restarts_the_monitors_integrated_loudness_and_k
             await until(lambda: monitor(daemon)["integrated_lufs"] is None, "integrated loudness reset")
             assert monitor(daemon)["loudness_range_lu"] is None
             # the sources' matching windows are not what was reset
-            assert daemon.latest_loudness["sources"]["mix"]["window_lufs"] is not None
+            assert daemon.latest_loudness["sources"]["mix"]["window_filled_s"] == 2.0
             peer.close()
 
     run(scenario)
 
 
+def test_a_matching_window_has_no_loudness_until_it_is_full():
+    meter = SourceMeter([0, 1], SAMPLERATE, window_s=2.0)
+    x = noise_at(-20.0, 0.0, seed=1)[: 2 * SAMPLERATE].astype(np.float32)
+    meter.feed(x[: 19 * SAMPLERATE // 10])  # 1.9 s: 19 momentary values
+    assert meter.filled_s() == 1.9
+    assert meter.window_lufs() is None
+    assert meter.figures()["momentary_lufs"] is not None  # the meter itself shows the programme
+    meter.feed(x[19 * SAMPLERATE // 10 :])
+    assert meter.filled_s() == 2.0
+    # -20 LUFS integrated over the whole loop; the first momentary values are of a partial block
+    assert meter.window_lufs() == pytest.approx(-20.0, abs=0.5)
+
+
+def test_a_silent_full_window_has_no_loudness():
+    meter = SourceMeter([0], SAMPLERATE, window_s=1.0)
+    meter.feed(np.zeros((2 * SAMPLERATE, 1), np.float32))
+    assert meter.filled_s() == 1.0 and meter.window_lufs() is None
+
+
 def test_a_source_meters_integrated_reset_keeps_its_matching_window():
-    meter = SourceMeter([0, 1], SAMPLERATE, window_s=10.0)
+    meter = SourceMeter([0, 1], SAMPLERATE, window_s=2.0)
     meter.feed(noise_at(-20.0, 0.0, seed=1)[: 2 * SAMPLERATE].astype(np.float32))
     before = meter.figures()
     assert before["integrated_lufs"] is not None and before["window_lufs"] is not None
