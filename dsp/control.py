@@ -47,6 +47,8 @@ class SetSpec:
     """A speaker set: 1 or 2 outputs (1-based), trim (dB), delay (ms), EQ, optional sub.
 
     ``mono`` makes both outputs play the mono sum (a mono emulation profile).
+    ``output_trim_db`` and ``output_delay_ms`` give each output its own trim (dB) and delay (ms)
+    on top of the set's, in the order of ``outputs`` (missing entries: 0).
     """
 
     outputs: tuple[int, ...]
@@ -55,6 +57,8 @@ class SetSpec:
     eq: tuple[Biquad, ...] = ()
     sub: SubSpec | None = None
     mono: bool = False
+    output_trim_db: tuple[float, ...] = ()
+    output_delay_ms: tuple[float, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,8 +106,9 @@ class PathSpec:
             outs = s.outputs + ((s.sub.output,) if s.sub else ())
             if not 1 <= len(s.outputs) <= 2 or not all(1 <= o <= self.n_out for o in outs):
                 raise ValueError(f"set outputs {outs} outside 1..{self.n_out}")
-            if not 0.0 <= s.delay_ms <= layout.MAX_DELAY_MS:
-                raise ValueError(f"set delay {s.delay_ms} ms outside 0..{layout.MAX_DELAY_MS:g} ms")
+            for extra in (0.0, *s.output_delay_ms):
+                if not (0.0 <= s.delay_ms and 0.0 <= extra and s.delay_ms + extra <= layout.MAX_DELAY_MS):
+                    raise ValueError(f"set delay {s.delay_ms} + {extra} ms outside 0..{layout.MAX_DELAY_MS:g} ms")
             if len(s.eq) > layout.MAX_BANDS:
                 raise ValueError(f"at most {layout.MAX_BANDS} EQ bands per set")
 
@@ -212,6 +217,12 @@ def _pack_set(p: np.ndarray, b: int, s: SetSpec, fs: int) -> None:
     p[b + layout.K_OUT1] = s.outputs[-1] - 1
     p[b + layout.K_GAIN] = db_to_gain(s.trim_db)
     p[b + layout.K_DELAY] = round(s.delay_ms * 1e-3 * fs)
+    for j in range(2):
+        p[b + layout.K_LANE_GAIN + j] = db_to_gain(_nth(s.output_trim_db, j))
+        # rounded as a total, so that an output's delay is the nearest sample to what was asked
+        p[b + layout.K_LANE_DELAY + j] = round((s.delay_ms + _nth(s.output_delay_ms, j)) * 1e-3 * fs) - round(
+            s.delay_ms * 1e-3 * fs
+        )
     p[b + layout.K_MONO] = float(s.mono)
     p[b + layout.K_NBANDS] = len(s.eq)
     for j, band in enumerate(s.eq):

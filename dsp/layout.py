@@ -74,7 +74,9 @@ K_MONO = 8  # 1.0: both outputs play the mono sum (mono emulation)
 K_HIGHPASS = 10  # 2 sections x 5 coefficients: LR4 high-pass for the mains
 K_LOWPASS = 20  # 2 sections x 5 coefficients: LR4 low-pass for the sub
 K_BANDS = 30  # MAX_BANDS sections x 5 coefficients
-SET_STRIDE = K_BANDS + 5 * MAX_BANDS
+K_LANE_GAIN = K_BANDS + 5 * MAX_BANDS  # per output (2): its own trim, linear (ramped)
+K_LANE_DELAY = K_LANE_GAIN + 2  # per output (2): its own delay, samples, on top of K_DELAY
+SET_STRIDE = K_LANE_DELAY + 2
 SETS_BASE = SOURCES_BASE + MAX_SOURCES * SRC_STRIDE
 
 # --- per outboard insert: a source sent to outputs; its return is a source of its own -----------
@@ -113,13 +115,15 @@ TS_DELAY_POS = TS_GAIN + RAMP
 TS_STRIDE = TS_DELAY_POS + 1
 T_SOURCES = T_GLOBALS
 
-#: per set: crossfade position, gain ramp, sub-gain ramp, delay write index, drain, filter states
+#: per set: crossfade position, gain ramp, sub-gain ramp, delay write index, drain, the outputs'
+#: trim ramps, filter states (the filter states onwards are cleared when a set falls silent)
 TK_FADE = 0
 TK_GAIN = 1
 TK_SUB_GAIN = TK_GAIN + RAMP
 TK_DELAY_POS = TK_SUB_GAIN + RAMP
 TK_DRAIN = TK_DELAY_POS + 1  # samples a faded-out set keeps running so its delay line empties
-TK_HIGHPASS = 12  # 2 sections x 2 lanes x 2 states
+TK_LANE_GAIN = TK_DRAIN + 1  # 2 ramps: the outputs' own trims
+TK_HIGHPASS = TK_LANE_GAIN + 2 * RAMP  # 2 sections x 2 lanes x 2 states
 TK_LOWPASS = TK_HIGHPASS + 8  # 2 sections x 2 states
 TK_BANDS = TK_LOWPASS + 4  # MAX_BANDS x 2 lanes x 2 states
 TK_STRIDE = TK_BANDS + 4 * MAX_BANDS

@@ -51,6 +51,8 @@ from controlroom.dsp.layout import (
     K_DELAY,
     K_GAIN,
     K_HIGHPASS,
+    K_LANE_DELAY,
+    K_LANE_GAIN,
     K_LOWPASS,
     K_MONO,
     K_NBANDS,
@@ -121,6 +123,7 @@ from controlroom.dsp.layout import (
     TK_FADE,
     TK_GAIN,
     TK_HIGHPASS,
+    TK_LANE_GAIN,
     TK_LOWPASS,
     TK_STRIDE,
     TK_SUB_GAIN,
@@ -563,7 +566,7 @@ def matrix_and_master(n, p, state):
 @njit(**JIT)
 def play_set(k, n, p, state):
     """Step 5 for one speaker set: skipped when silent, else trim and crossfade gain, EQ, bass
-    management, delay, then added to its output buses.
+    management, each output's own trim, delay, then added to its output buses.
 
     The crossfade gain is applied before the delay so that the fade travels with the signal;
     a set that has faded out keeps running for its delay (the drain) before it is cleared.
@@ -605,6 +608,7 @@ def play_set(k, n, p, state):
     has_sub = p[base + K_SUB_OUT] >= 0.0
     if has_sub:
         bass_management(n, p, base, tb, state, two)
+    trim_outputs(n, p, base, tb, state, 2 if two else 1)
     delay_lanes(k, n, p, base, tb, state, 3 if has_sub else 2)
 
     # a set fading out plays on until its last faded sample has left the delay line, and not
@@ -615,7 +619,7 @@ def play_set(k, n, p, state):
     elif draining:
         until = int(state[tb + TK_DRAIN])
     else:
-        until = silent_from + int(p[base + K_DELAY])
+        until = silent_from + longest_delay(p, base)
     play = min(n, until)
     add_to_output(state, ll, int(p[base + K_OUT0]), play)
     if two:
@@ -669,14 +673,40 @@ def bass_management(n, p, base, tb, state, two):
 
 
 @njit(**JIT)
+def trim_outputs(n, p, base, tb, state, outputs):
+    """Each of the set's ``outputs`` (1 or 2) lanes by its own trim, ramped so that a reload
+    that changes it does not click; a steady trim of 0 dB costs nothing."""
+    for j in range(outputs):
+        off = tb + TK_LANE_GAIN + j * RAMP
+        ramp_to(state, off, p[base + K_LANE_GAIN + j], p[P_RAMP])
+        lane = T_BUS + (LANE_L + j) * CHUNK
+        if state[off + 2] > 0.0:
+            for i in range(n):
+                state[lane + i] *= ramp_next(state, off)
+        elif state[off] != 1.0:
+            g = state[off]
+            for i in range(n):
+                state[lane + i] *= g
+
+
+@njit(**JIT)
+def longest_delay(p, base):
+    """The longest delay (samples) of the set starting at ``base``: its own plus an output's."""
+    return int(p[base + K_DELAY]) + int(max(p[base + K_LANE_DELAY], p[base + K_LANE_DELAY + 1]))
+
+
+@njit(**JIT)
 def delay_lanes(k, n, p, base, tb, state, lanes):
-    """Delay set ``k``'s lanes by K_DELAY samples."""
-    d = int(p[base + K_DELAY])
-    if d <= 0:
+    """Delay set ``k``'s output lanes by K_DELAY plus each output's K_LANE_DELAY samples, and
+    its sub lane (the third, if ``lanes`` is 3) by K_DELAY."""
+    if longest_delay(p, base) <= 0:
         return
     cap = int(p[P_DELAY_CAP])
     pos = int(state[tb + TK_DELAY_POS])
-    delay_buffers(state, T_BUS + LANE_L * CHUNK, lanes, T_DELAY + k * 3 * cap, cap, pos, d, n)
+    ring = T_DELAY + k * 3 * cap
+    for lane in range(lanes):
+        d = int(p[base + K_DELAY]) + (int(p[base + K_LANE_DELAY + lane]) if lane < 2 else 0)
+        delay_buffers(state, T_BUS + (LANE_L + lane) * CHUNK, 1, ring + lane * cap, cap, pos, d, n)
     state[tb + TK_DELAY_POS] = (pos + n) % cap
 
 
@@ -794,6 +824,8 @@ def settle(p, state, master):
         state[tb + TK_FADE] = 1.0 if k == int(p[P_SET]) else 0.0
         ramp_snap(state, tb + TK_GAIN, p[base + K_GAIN])
         ramp_snap(state, tb + TK_SUB_GAIN, p[base + K_SUB_GAIN])
+        for j in range(2):
+            ramp_snap(state, tb + TK_LANE_GAIN + j * RAMP, p[base + K_LANE_GAIN + j])
     state[T_SEEN] = 1.0
 
 

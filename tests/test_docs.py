@@ -32,7 +32,11 @@ BASE = {
     "monitor": {},
     "sources": {"mix": {"channels": [1]}, "ref": {"channels": [2]}},
     "speakers": {
-        "studio": {"outputs": [1], "eq": [{"type": "peak", "freq_hz": 1000.0, "q": 1.0}], "sub": {"output": 2}},
+        "studio": {
+            "outputs": [{"channel": 1}],
+            "eq": [{"type": "peak", "freq_hz": 1000.0, "q": 1.0}],
+            "sub": {"output": 2},
+        },
     },
     "emulations": {"tiny": {"eq": [{"type": "highshelf", "freq_hz": 5000.0, "gain_db": -3.0}]}},
     "inserts": {"comp": {"send": [3], "return": [3], "source": "mix"}},

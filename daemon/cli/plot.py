@@ -61,16 +61,18 @@ def set_responses(spec: PathSpec, index: int, freqs_hz: np.ndarray) -> dict[str,
     fs = spec.samplerate
     n_bands = int(p[base + layout.K_NBANDS])
     bands = p[base + layout.K_BANDS : base + layout.K_BANDS + 5 * n_bands].reshape(-1, 5)
-    mains = p[base + layout.K_GAIN] * cascade_response(bands, freqs_hz, fs)
+    shaped = p[base + layout.K_GAIN] * cascade_response(bands, freqs_hz, fs)
+    # the curve is the set's first output, with its own trim; the sub is fed before that trim
+    first = p[base + layout.K_LANE_GAIN]
     if p[base + layout.K_SUB_OUT] < 0.0:
-        return {"mains": mains}
+        return {"mains": first * shaped}
     high = p[base + layout.K_HIGHPASS : base + layout.K_HIGHPASS + 10].reshape(2, 5)
     low = p[base + layout.K_LOWPASS : base + layout.K_LOWPASS + 10].reshape(2, 5)
     # the sub is fed the sum of the mains' lanes: L + R with two outputs, the mono lane with one
     feed = p[base + layout.K_NOUT] * p[base + layout.K_SUB_GAIN]
     return {
-        "mains": mains * cascade_response(high, freqs_hz, fs),
-        "sub": feed * mains * cascade_response(low, freqs_hz, fs),
+        "mains": first * shaped * cascade_response(high, freqs_hz, fs),
+        "sub": feed * shaped * cascade_response(low, freqs_hz, fs),
     }
 
 

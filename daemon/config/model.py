@@ -89,16 +89,31 @@ class SubConfig:
 
 
 @dataclass(frozen=True)
+class SpeakerOutput:
+    """One of a speaker set's outputs: its 1-based channel, and its own trim (dB) and delay
+    (ms) on top of the set's (an asymmetric room: one speaker nearer or louder)."""
+
+    channel: int
+    trim_db: float = 0.0
+    delay_ms: float = 0.0
+
+
+@dataclass(frozen=True)
 class SpeakerSetConfig:
-    """``[speakers.NAME]``: 1 or 2 1-based outputs (one = mono sum), trim dB, delay ms, EQ."""
+    """``[speakers.NAME]``: 1 or 2 outputs (one = mono sum), trim dB, delay ms, EQ."""
 
     name: str
-    outputs: tuple[int, ...]
+    outputs: tuple[SpeakerOutput, ...]
     trim_db: float = 0.0
     delay_ms: float = 0.0
     eq: tuple[Biquad, ...] = ()
     sub: SubConfig | None = None
     emulate: str | None = None  # one of EMULATION_PROFILES or a user-defined [emulations.NAME]
+
+    @property
+    def channels(self) -> tuple[int, ...]:
+        """The 1-based output channels, in order (none while the outputs are invalid)."""
+        return tuple(o.channel for o in self.outputs or ())
 
 
 @dataclass(frozen=True)

@@ -70,7 +70,7 @@ def channel_counts(
         [
             (f"{join_key('speakers', name)}.outputs[{i}]", channel)
             for name, speaker_set in speakers.items()
-            for i, channel in enumerate(speaker_set.outputs or ())
+            for i, channel in enumerate(speaker_set.channels)
         ]
         + [
             (f"{join_key('speakers', name)}.sub.output", speaker_set.sub.output)

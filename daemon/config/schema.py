@@ -31,6 +31,7 @@ from controlroom.daemon.config.model import (
     MonitorConfig,
     OscConfig,
     SourceConfig,
+    SpeakerOutput,
     SpeakerSetConfig,
     StateConfig,
     SubConfig,
@@ -56,6 +57,7 @@ from controlroom.daemon.config.values import (
     default_of,
     join_key,
     keys_of,
+    wrong_type,
 )
 from controlroom.dsp import layout
 from controlroom.dsp.bands import FILTER_TYPES, GAIN_TYPES, SHELF_TYPES, Biquad
@@ -88,6 +90,27 @@ _LISTEN = Address(Integer("a UDP port (0 = any free port)", 0, 65535))
 _ALLOW = ListOf(Network(), "CIDR networks", 1, example='["127.0.0.0/8", "192.168.1.0/24"]')
 _CLIENTS = ListOf(Address(Integer("a UDP port", 1, 65535)), '"host:port" addresses', example='["10.0.0.2:9001"]')
 _PORT_NAME = Text("a MIDI port name (substring)")
+
+
+class _Output(Spec):
+    """A speaker set's output: a channel number, or a table with its own trim and delay."""
+
+    def describe(self) -> str:
+        return "a 1-based channel number or a table such as { channel = 2, trim_db = -0.5, delay_ms = 0.3 }"
+
+    def convert(self, reader: Reader, path: str, value: Any) -> SpeakerOutput | None:
+        if isinstance(value, dict):
+            reader.keys(value, path, keys_of(SpeakerOutput))
+            channel = reader.get(value, path, "channel", _CHANNEL)
+            trim_db = reader.get(value, path, "trim_db", _TRIM, default_of(SpeakerOutput, "trim_db"))
+            delay_ms = reader.get(value, path, "delay_ms", _DELAY, default_of(SpeakerOutput, "delay_ms"))
+            return None if None in (channel, trim_db, delay_ms) else SpeakerOutput(channel, trim_db, delay_ms)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise wrong_type(value, self)
+        return SpeakerOutput(_CHANNEL.convert(reader, path, value))
+
+
+_OUTPUTS = ListOf(_Output(), "outputs", 1, 2, example="[1, 2] or [1, { channel = 2, trim_db = -0.5 }]")
 
 
 # --- sections ------------------------------------------------------------------------------------
@@ -243,15 +266,31 @@ def _speaker_set(
     def get(key: str, spec: Spec) -> Any:
         return reader.get(table, path, key, spec, default_of(SpeakerSetConfig, key))
 
-    outputs = reader.get(table, path, "outputs", _CHANNELS)
+    outputs = reader.get(table, path, "outputs", _OUTPUTS)
     trim_db, delay_ms = get("trim_db", _TRIM), get("delay_ms", _DELAY)
+    _check_outputs(reader, path, outputs or (), delay_ms)
     eq = get("eq", _eq(samplerate, MAX_EQ_BANDS))
     sub = get("sub", Table("a table such as { output = 3, crossover_hz = 80.0 }", _sub))
-    if sub is not None and outputs and sub.output in outputs:
+    if sub is not None and outputs and sub.output in (o.channel for o in outputs):
         message = f"{sub.output} is also one of the set's outputs (expected an output of its own)"
         reader.error(f"{path}.sub.output", message)
     emulate = get("emulate", Choice(profiles, "an emulation profile"))
     return SpeakerSetConfig(name, outputs, trim_db, delay_ms, eq, sub, emulate)
+
+
+def _check_outputs(reader: Reader, path: str, outputs: tuple[SpeakerOutput, ...], delay_ms: float | None) -> None:
+    """Each output once; an output's delay on top of the set's within the engine's longest."""
+    for i, output in enumerate(outputs):
+        where = f"{path}.outputs[{i}]"
+        if output.channel in (o.channel for o in outputs[:i]):
+            reader.error(where, f"{output.channel} is listed twice (expected 1 or 2 distinct outputs)")
+        total = output.delay_ms + (delay_ms or 0.0)
+        if output.delay_ms and total > layout.MAX_DELAY_MS:
+            reader.error(
+                f"{where}.delay_ms",
+                f"{output.delay_ms} ms on top of delay_ms {delay_ms} ms makes {total:g} ms "
+                f"(expected at most {layout.MAX_DELAY_MS:g} ms together)",
+            )
 
 
 def _eq(samplerate: int | None, most: int) -> ListOf:
@@ -342,9 +381,7 @@ def _inserts(
     if tables and len(tables) > layout.MAX_INSERTS:
         reader.error("inserts", f"{len(tables)} defined (expected at most {layout.MAX_INSERTS})")
     speaker_outputs = {
-        o: name
-        for name, s in speakers.items()
-        for o in (s.outputs or ()) + ((s.sub.output,) if s.sub is not None else ())
+        o: name for name, s in speakers.items() for o in s.channels + ((s.sub.output,) if s.sub is not None else ())
     }
     result = {}
     for name, table in (tables or {}).items():

@@ -41,7 +41,16 @@ def _set_spec(s, config) -> SetSpec:
     if s.emulate:
         profile, compensation_db = emulation_profile(config, s.emulate)
         eq, mono, trim = eq + profile.bands, profile.mono, trim + compensation_db
-    return SetSpec(s.outputs, trim, s.delay_ms, eq, sub, mono)
+    return SetSpec(
+        s.channels,
+        trim,
+        s.delay_ms,
+        eq,
+        sub,
+        mono,
+        output_trim_db=tuple(o.trim_db for o in s.outputs),
+        output_delay_ms=tuple(o.delay_ms for o in s.outputs),
+    )
 
 
 def emulation_profile(config, name: str) -> tuple[Profile, float]:

@@ -255,7 +255,7 @@ class EngineRunner:
         audio = self.config.audio
         buffers = self.controller.start_buffers()
         loudness = LoudnessMonitor(buffers, self.config, matching.window_s(self.config))
-        loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].outputs)
+        loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].channels)
         opening = _Opening(self._start_host, buffers, refresh)
         try:
             host = await self._tend(opening.future, stoppable=True)
@@ -452,7 +452,7 @@ class EngineRunner:
     def follow_speakers(self) -> None:
         """Point the monitor-output loudness meter at the selected set's outputs."""
         if self.loudness is not None:
-            self.loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].outputs)
+            self.loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].channels)
 
     async def _shut_down(self) -> None:
         """Ramp to silence, close the host, and let every waiting request go."""

@@ -23,6 +23,7 @@ from pathkit import (
     noise,
     rms,
     run,
+    run_blocks,
     sine,
     sos_gain,
     stereo_spec,
@@ -469,6 +470,59 @@ def test_delay_shifts_the_whole_set_including_eq_and_sub():
     wet, _ = run(spec_wet, Controls(master_db=-1.0), x)
     assert not np.any(wet[:d])
     np.testing.assert_allclose(wet[d:], dry[:-d], rtol=0, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- per-output trim and delay
+
+
+@pytest.mark.parametrize("blocksize", [16, 333, 4096])
+def test_each_output_gets_its_own_trim_and_delay_on_top_of_the_sets(blocksize):
+    """An asymmetric room: the right speaker 0.4 m nearer (1.2 ms) and 1.5 dB hotter. Each
+    output is its input shifted by the set's delay plus its own (whole samples) and scaled by
+    the set's trim times its own."""
+    n = FS // 2
+    spec = stereo_spec(
+        sets=[SetSpec((1, 2), trim_db=-2.0, delay_ms=3.0, output_trim_db=(0.0, -1.5), output_delay_ms=(0.0, 1.2))]
+    )
+    x = frames(noise(n, 0.5, seed=41), noise(n, 0.5, seed=42))
+    y, _ = run(spec, Controls(master_db=0.0), x, blocksize=blocksize)
+    for ch, trim_db, delay_ms in ((0, -2.0, 3.0), (1, -3.5, 4.2)):
+        d = delay_samples(delay_ms)
+        assert not np.any(y[:d, ch])
+        np.testing.assert_allclose(y[d:, ch], gain(trim_db) * x[: n - d, ch].astype(float), rtol=0, atol=1e-6)
+
+
+def test_an_output_delay_keeps_the_sub_with_the_set():
+    """The sub follows the set's delay, not an output's own: the sub output of a set whose
+    outputs carry their own delays is the sub of the same set without them."""
+    sub = SubSpec(3, 90.0)
+    plain = stereo_spec(n_out=3, sets=[SetSpec((1, 2), delay_ms=2.0, sub=sub)])
+    own = stereo_spec(n_out=3, sets=[SetSpec((1, 2), delay_ms=2.0, sub=sub, output_delay_ms=(5.0, 0.7))])
+    x = frames(noise(N, 0.3, seed=43) + sine(50.0, N, 0.3), noise(N, 0.3, seed=44))
+    expected, _ = run(plain, Controls(master_db=0.0), x)
+    got, _ = run(own, Controls(master_db=0.0), x)
+    np.testing.assert_array_equal(got[:, 2], expected[:, 2])
+    d = delay_samples(5.0)
+    np.testing.assert_allclose(got[d:, 0], expected[:-d, 0], rtol=0, atol=1e-7)
+
+
+def test_a_set_switched_away_plays_out_its_longest_output_delay():
+    """A faded-out set drains for as long as its longest output's delay: the delayed output
+    plays the end of the fade exactly its delay later than the other, not cut short."""
+    n = FS // 4
+    spec = stereo_spec(n_out=4, sets=[SetSpec((1, 2), output_delay_ms=(0.0, 20.0)), SetSpec((3, 4))])
+    buffers = PathBuffers(spec, Controls(master_db=0.0))
+    buffers.settle()
+    x = frames(np.full(n, 0.5), np.full(n, 0.5))
+    y = run_blocks(buffers, x, 64, changes={n // 2: (spec, Controls(master_db=0.0, speakers=1))})
+    last = [np.flatnonzero(y[:, ch])[-1] for ch in (0, 1)]
+    assert n // 2 < last[0] < n - delay_samples(20.0)
+    assert last[1] == last[0] + delay_samples(20.0)
+
+
+def test_output_delays_beyond_50ms_together_with_the_sets_are_refused():
+    with pytest.raises(ValueError):
+        stereo_spec(sets=[SetSpec((1, 2), delay_ms=40.0, output_delay_ms=(0.0, 10.5))])
 
 
 def test_delay_longer_than_50ms_is_refused():

@@ -27,8 +27,8 @@ EXAMPLE = REPO / "examples" / "emulations.toml"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 FS = 48000
 
-#: Sets that exercise every part of a curve: EQ, trim, emulation and compensation, sub on a pair
-#: and on a single output, sub trim.
+#: Sets that exercise every part of a curve: EQ, trim, an output's own trim, emulation and
+#: compensation, sub on a pair and on a single output, sub trim.
 CONFIG = """
 [audio]
 backend = "virtual"
@@ -36,7 +36,7 @@ samplerate = 48000
 [sources.mix]
 channels = [1, 2]
 [speakers.studio]
-outputs = [1, 2]
+outputs = [{ channel = 1, trim_db = -1.25 }, 2]
 trim_db = -2.0
 eq = [{ type = "peak", freq_hz = 250.0, gain_db = -4.0, q = 2.0 }]
 sub = { output = 3, crossover_hz = 90.0, trim_db = 1.5 }
@@ -96,7 +96,7 @@ def test_every_curve_agrees_with_the_rendered_impulse_response():
     checked = 0
     for curve in lines:
         s = config.speakers[names[curve.group]]
-        output = s.sub.output if curve.sub else s.outputs[0]
+        output = s.sub.output if curve.sub else s.channels[0]
         at = np.searchsorted(curve.freqs_hz, [30.0, 90.0, 250.0, 1000.0, 3000.0, 8000.0])
         at = at[curve.level_db[at] > -100.0]  # deeper, the float32 output's rounding dominates
         rendered = impulse_spectrum_db(config, curve.group, output, curve.freqs_hz[at])

@@ -22,6 +22,7 @@ from controlroom.daemon.config import (
     MonitorConfig,
     OscConfig,
     SourceConfig,
+    SpeakerOutput,
     SpeakerSetConfig,
     StateConfig,
     SubConfig,
@@ -31,6 +32,7 @@ from controlroom.daemon.config import (
     loader,
     parse_config,
 )
+from controlroom.daemon.core.path import path_spec
 from controlroom.daemon.errors import ConfigError
 from controlroom.dsp.bands import Biquad
 
@@ -79,7 +81,9 @@ def test_a_minimal_file_takes_every_documented_default():
         reference_spl_db=None,
     )
     assert config.sources == {"mix": SourceConfig("mix", (1, 2), 0.0)}
-    assert config.speakers == {"studio": SpeakerSetConfig("studio", (1, 2), 0.0, 0.0, (), None, None)}
+    assert config.speakers == {
+        "studio": SpeakerSetConfig("studio", (SpeakerOutput(1), SpeakerOutput(2)), 0.0, 0.0, (), None, None)
+    }
     assert config.ab is None
     assert config.osc == OscConfig("127.0.0.1", 9000, (ipaddress.ip_network("127.0.0.0/8"),), ())
     assert config.surfaces == ()
@@ -153,7 +157,7 @@ def test_every_section_parses_to_its_dataclass():
     assert config.sources["talkback"] == SourceConfig("talkback", (7,), 6.0)
     assert config.speakers["studio"] == SpeakerSetConfig(
         name="studio",
-        outputs=(1, 2),
+        outputs=(SpeakerOutput(1), SpeakerOutput(2)),
         trim_db=-0.5,
         delay_ms=2.5,
         eq=(
@@ -184,6 +188,17 @@ def test_every_section_parses_to_its_dataclass():
 def test_the_first_source_and_the_first_speaker_set_are_the_defaults():
     config = parse_config(MINIMAL + "[sources.ref]\nchannels = [3, 4]\n[speakers.crap]\noutputs = [6]\n")
     assert (config.default_source, config.default_speakers) == ("mix", "studio")
+
+
+def test_an_output_may_carry_its_own_trim_and_delay_and_the_engine_gets_them():
+    config = parse_config(
+        MINIMAL.replace("outputs = [1, 2]", "outputs = [1, { channel = 2, trim_db = -0.5, delay_ms = 0.3 }]")
+    )
+    studio = config.speakers["studio"]
+    assert studio.outputs == (SpeakerOutput(1), SpeakerOutput(2, -0.5, 0.3))
+    assert studio.channels == (1, 2)
+    set_spec = path_spec(config).sets[0]
+    assert (set_spec.outputs, set_spec.output_trim_db, set_spec.output_delay_ms) == ((1, 2), (0.0, -0.5), (0.0, 0.3))
 
 
 def test_channel_counts_default_to_the_highest_channel_used_including_the_sub():
@@ -217,7 +232,7 @@ def test_a_source_and_a_speaker_set_may_share_a_name_and_sets_may_share_outputs(
     config = parse_config(
         MINIMAL + '[sources.studio]\nchannels = [3]\n[speakers.phone]\noutputs = [1, 2]\nemulate = "phone"\n'
     )
-    assert "studio" in config.sources and config.speakers["phone"].outputs == (1, 2)
+    assert "studio" in config.sources and config.speakers["phone"].channels == (1, 2)
 
 
 def test_the_built_in_default():
@@ -226,11 +241,11 @@ def test_the_built_in_default():
     assert config.source == "<default>"
     assert (config.audio.backend, config.audio.samplerate, config.audio.blocksize) == ("virtual", 48000, 64)
     assert {name: s.channels for name, s in config.sources.items()} == {"mix": (1, 2), "ref": (3, 4)}
-    assert config.speakers["studio"].outputs == (1, 2)
+    assert config.speakers["studio"].channels == (1, 2)
     assert config.speakers["studio"].sub == SubConfig(3, 80.0, 0.0)
-    assert (config.speakers["consumer"].outputs, config.speakers["consumer"].trim_db) == ((4, 5), -1.5)
-    assert config.speakers["crap"].outputs == (6,)
-    assert (config.speakers["phone"].outputs, config.speakers["phone"].emulate) == ((1, 2), "phone")
+    assert (config.speakers["consumer"].channels, config.speakers["consumer"].trim_db) == ((4, 5), -1.5)
+    assert config.speakers["crap"].channels == (6,)
+    assert (config.speakers["phone"].channels, config.speakers["phone"].emulate) == ((1, 2), "phone")
     assert config.ab == AbConfig("mix", "ref", "auto", 6.0)
     assert (config.osc.host, config.osc.port) == ("127.0.0.1", 9000)
     assert (config.default_source, config.default_speakers) == ("mix", "studio")
@@ -281,7 +296,7 @@ def test_the_studio_example_is_the_full_studio():
     assert (config.audio.input_channels, config.audio.output_channels) == (8, 8)
     assert (len(config.speakers["studio"].eq), len(config.speakers["consumer"].eq)) == (8, 4)
     assert config.speakers["studio"].sub is not None
-    assert config.speakers["crap"].outputs == (6,)
+    assert config.speakers["crap"].channels == (6,)
     assert config.speakers["phone"].emulate == "phone"
     assert config.ab is not None and config.levels
 
@@ -545,7 +560,7 @@ BROKEN = [
     (
         "channel-twice",
         "[sources.mix]\nchannels = [1, 2]\n[speakers.studio]\noutputs = [2, 2]\n",
-        "speakers.studio.outputs",
+        "speakers.studio.outputs[1]",
         "2 is listed twice",
     ),
     (
@@ -752,6 +767,36 @@ BROKEN = [
         MINIMAL + "[levels]\nloud = 6.0\n",
         "levels.loud",
         "6.0 is above max_volume_db",
+    ),
+    (
+        "output-entry-key",
+        MINIMAL.replace("outputs = [1, 2]", "outputs = [1, { channel = 2, trim = -0.5 }]"),
+        "speakers.studio.outputs[1].trim",
+        "unknown key (did you mean 'trim_db'?)",
+    ),
+    (
+        "output-entry-channel",
+        MINIMAL.replace("outputs = [1, 2]", "outputs = [1, { trim_db = -0.5 }]"),
+        "speakers.studio.outputs[1].channel",
+        "missing (expected a 1-based channel number",
+    ),
+    (
+        "output-entry-type",
+        MINIMAL.replace("outputs = [1, 2]", 'outputs = [1, "2"]'),
+        "speakers.studio.outputs[1]",
+        "or a table such as { channel = 2, trim_db = -0.5, delay_ms = 0.3 }",
+    ),
+    (
+        "output-delay-total",
+        MINIMAL.replace("outputs = [1, 2]", "outputs = [1, { channel = 2, delay_ms = 20.0 }]\ndelay_ms = 40.0"),
+        "speakers.studio.outputs[1].delay_ms",
+        "20.0 ms on top of delay_ms 40.0 ms makes 60 ms (expected at most 50 ms together)",
+    ),
+    (
+        "output-twice-as-table",
+        MINIMAL.replace("outputs = [1, 2]", "outputs = [1, { channel = 1, trim_db = -1.0 }]"),
+        "speakers.studio.outputs[1]",
+        "1 is listed twice",
     ),
 ]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 
 import pytest
 from daemonkit import running
@@ -144,7 +145,7 @@ def test_ctl_level_prints_the_volume_it_set():
             result = await asyncio.to_thread(ctl, port, "--json", "level", "quiet")
             assert json.loads(result.stdout) == {"volume": -20.0}
             result = await asyncio.to_thread(ctl, port, "status")
-            assert "volume_spl_db  63.0" in result.stdout
+            assert re.search(r"volume_spl_db +63.0\n", result.stdout)
             result = await asyncio.to_thread(ctl, port, "level", "deafening")
             assert result.returncode == 1 and "refused" in result.stderr
 
