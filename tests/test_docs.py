@@ -41,6 +41,7 @@ BASE = {
     "emulations": {"tiny": {"eq": [{"type": "highshelf", "freq_hz": 5000.0, "gain_db": -3.0}]}},
     "inserts": {"comp": {"send": [3], "return": [3], "source": "mix"}},
     "ab": {"a": "mix", "b": "ref"},
+    "mqtt": {"broker": "127.0.0.1"},
 }
 #: Count rows: what one more entry of the counted table looks like.
 ENTRY = {

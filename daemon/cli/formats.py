@@ -11,6 +11,7 @@ _WORDS = {
     "engine": ("yes", "no", "-"),
     "meters": ("yes", "no", "-inf"),
     "surfaces": ("yes", "no", "-"),
+    "mqtt": ("yes", "no", "-"),
 }
 
 
@@ -24,10 +25,12 @@ def format_value(target: str, value: Any) -> str:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """``state``, ``engine``, ``meters`` and ``surfaces`` as aligned ``key value`` lines (nested
-    keys dotted)."""
+    """``state``, ``engine``, ``meters``, ``surfaces`` and ``mqtt`` (when the daemon has it) as
+    aligned ``key value`` lines (nested keys dotted)."""
     lines = []
     for section, words in _WORDS.items():
+        if section == "mqtt" and section not in report:
+            continue
         lines.append(section)
         rows = _flatten(report.get(section) or {})
         width = max((len(key) for key in rows), default=0)

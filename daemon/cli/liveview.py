@@ -30,7 +30,7 @@ CLEAR = "\x1b[H\x1b[J"
 
 def view(report: dict[str, Any], header: str) -> str:
     """The whole screen for ``report``, under ``header``: state, match offsets, monitor
-    loudness, source and output meters (RMS dBFS), engine health, surfaces."""
+    loudness, source and output meters (RMS dBFS), engine health, surfaces, MQTT."""
     s, e, m = report["state"], report["engine"], report["meters"]
     lines = [
         header,
@@ -55,6 +55,12 @@ def view(report: dict[str, Any], header: str) -> str:
     surfaces = report.get("surfaces") or {}
     if surfaces:
         lines.append("  surfaces: " + ", ".join(_surface(name, s) for name, s in surfaces.items()))
+    mqtt = report.get("mqtt")
+    if mqtt:
+        lines.append(
+            f"  mqtt: {mqtt['state']} ({mqtt['broker']}), published {mqtt['published']}, "
+            f"received {mqtt['received']}, dropped {mqtt['dropped']}"
+        )
     return "\n".join(lines) + "\n"
 
 

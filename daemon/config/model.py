@@ -22,6 +22,17 @@ SAMPLERATES = (44100, 48000, 88200, 96000, 176400, 192000)
 BLOCKSIZES = tuple(2**k for k in range(4, 13))
 #: Loudness-match modes of the ``[ab]`` pair: the ``match`` target's values.
 MATCH_MODES = ("off", "auto", "hold")
+#: The targets by kind (the vocabulary of OSC, MIDI, MQTT, ``ctl`` and the state file; their
+#: values are parsed in ``core.targets``).
+BOOL_TARGETS = ("dim", "mute", "mono", "polarity", "sub", "blind")
+ENUM_TARGETS = ("solo", "speakers", "source", "ab", "match")
+NUMERIC_TARGETS = ("volume",)
+#: Targets with a value of their own: the state, its file and feedback.
+STATE_TARGETS = NUMERIC_TARGETS + BOOL_TARGETS + ENUM_TARGETS
+#: Write-only targets: they set other targets and have no value of their own (``level`` sets
+#: ``volume`` to a named ``[levels]`` entry).
+WRITE_ONLY_TARGETS = ("level",)
+TARGETS = STATE_TARGETS + WRITE_ONLY_TARGETS
 #: Built-in emulation profiles a speaker set may ``emulate`` (defined with their filters in dsp).
 EMULATION_PROFILES = PROFILE_NAMES
 #: Highest 1-based channel number accepted anywhere: the engine's compiled limit.
@@ -161,6 +172,25 @@ class OscConfig:
 
 
 @dataclass(frozen=True)
+class MqttConfig:
+    """``[mqtt]``: the broker (TOML ``broker = "host[:port]"``), this instance's ``id`` in its
+    topics, the login and TLS files, Home Assistant discovery, how often meters go out (s), and
+    the instances whose ``link_targets`` follow ours and ours theirs."""
+
+    host: str
+    port: int = 1883
+    id: str = ""
+    username: str | None = None
+    password_file: Path | None = None
+    ca_file: Path | None = None
+    discovery: bool = True
+    discovery_prefix: str = "homeassistant"
+    meters_interval_s: float = 1.0
+    link: tuple[str, ...] = ()
+    link_targets: tuple[str, ...] = ("volume", "dim", "mute")
+
+
+@dataclass(frozen=True)
 class SurfaceConfig:
     """``[[surfaces]]``: MIDI port names (substrings) and a mapping preset name or path."""
 
@@ -201,6 +231,7 @@ class Config:
     levels: dict[str, float]  # named listening levels (dB), within [min_volume_db, max_volume_db]
     emulations: dict[str, EmulationConfig] = field(default_factory=dict)  # user-defined, file order
     inserts: dict[str, InsertConfig] = field(default_factory=dict)  # their returns are in sources too
+    mqtt: MqttConfig | None = None  # None: no [mqtt] section, MQTT off
 
     @property
     def default_source(self) -> str:

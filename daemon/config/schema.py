@@ -8,8 +8,11 @@ indices in key paths (``eq[2]``) count from 0, as TOML tools do.
 
 from __future__ import annotations
 
+import re
+import socket
 from collections.abc import Callable
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from controlroom.daemon.config.model import (
@@ -22,6 +25,7 @@ from controlroom.daemon.config.model import (
     MAX_EQ_BANDS,
     MAX_NAMED,
     SAMPLERATES,
+    STATE_TARGETS,
     AbConfig,
     AudioConfig,
     Config,
@@ -29,6 +33,7 @@ from controlroom.daemon.config.model import (
     InsertConfig,
     MidiConfig,
     MonitorConfig,
+    MqttConfig,
     OscConfig,
     SourceConfig,
     SpeakerOutput,
@@ -45,6 +50,7 @@ from controlroom.daemon.config.values import (
     Choice,
     Device,
     Integer,
+    Invalid,
     ListOf,
     Name,
     Network,
@@ -57,6 +63,7 @@ from controlroom.daemon.config.values import (
     default_of,
     join_key,
     keys_of,
+    show_value,
     wrong_type,
 )
 from controlroom.dsp import layout
@@ -90,6 +97,21 @@ _LISTEN = Address(Integer("a UDP port (0 = any free port)", 0, 65535))
 _ALLOW = ListOf(Network(), "CIDR networks", 1, example='["127.0.0.0/8", "192.168.1.0/24"]')
 _CLIENTS = ListOf(Address(Integer("a UDP port", 1, 65535)), '"host:port" addresses', example='["10.0.0.2:9001"]')
 _PORT_NAME = Text("a MIDI port name (substring)")
+_METERS_INTERVAL = Number(0.2, 60.0, "s")
+#: MQTT instance ids: one topic level, the same letters as names.
+_INSTANCE_ID = re.compile(r"[a-z0-9_-]+")
+_MQTT_KEYS = (
+    "broker",
+    "id",
+    "username",
+    "password_file",
+    "ca_file",
+    "discovery",
+    "discovery_prefix",
+    "meters_interval_s",
+    "link",
+    "link_targets",
+)
 
 
 class _Output(Spec):
@@ -128,6 +150,7 @@ _SECTIONS = (
     "midi",
     "state",
     "levels",
+    "mqtt",
 )
 
 
@@ -167,6 +190,7 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
         levels=_levels(reader, document, monitor),
         emulations=emulations,
         inserts=inserts,
+        mqtt=_mqtt(reader, document),
     )
 
 
@@ -448,6 +472,102 @@ def _osc(reader: Reader, table: dict[str, Any]) -> OscConfig:
         port=port,
         allow=reader.get(table, "osc", "allow", _ALLOW, default_of(OscConfig, "allow")),
         clients=reader.get(table, "osc", "clients", _CLIENTS, default_of(OscConfig, "clients")),
+    )
+
+
+class _InstanceId(Spec):
+    """An MQTT instance id: one topic level of lower-case letters, digits, '-' and '_'."""
+
+    def describe(self) -> str:
+        return "an id of lower-case letters, digits, '-' and '_', e.g. \"control-a\""
+
+    def convert(self, reader: Reader, path: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise wrong_type(value, self)
+        if not _INSTANCE_ID.fullmatch(value):
+            raise Invalid(f"{show_value(value)} is not a valid id (expected {self.describe()})")
+        return value
+
+
+class _Broker(Spec):
+    """``"host"`` or ``"host:port"`` (``[v6]`` bracketed), the port 1883 unless given."""
+
+    def describe(self) -> str:
+        return 'a broker address "host" or "host:port", e.g. "127.0.0.1:1883"'
+
+    def convert(self, reader: Reader, path: str, value: Any) -> tuple[str, int]:
+        if not isinstance(value, str):
+            raise wrong_type(value, self)
+        address = Address(Integer("a TCP port", 1, 65535))
+        bare = re.fullmatch(r"\[[^\]]*\]|[^:]*", value) is not None  # a host alone: the default port
+        try:
+            return address.convert(reader, path, f"{value}:{MqttConfig.port}" if bare else value)
+        except Invalid as exc:
+            raise Invalid(str(exc).replace(address.describe(), self.describe())) from None
+
+
+class _TopicPrefix(Spec):
+    """A topic prefix: levels without MQTT's wildcards, not starting or ending with '/'."""
+
+    def describe(self) -> str:
+        return 'a topic prefix without + or #, e.g. "homeassistant"'
+
+    def convert(self, reader: Reader, path: str, value: Any) -> str:
+        text = Text(self.describe()).convert(reader, path, value)
+        if "+" in text or "#" in text or text.startswith("/") or text.endswith("/") or "//" in text:
+            raise Invalid(f"{show_value(value)} is not a topic prefix (expected {self.describe()})")
+        return text
+
+
+class _PrivateFile(Spec):
+    """An absolute path to a file that exists; ``private``: not readable by everyone."""
+
+    def __init__(self, private: bool) -> None:
+        self.private = private
+
+    def describe(self) -> str:
+        return "an absolute path to an existing file" + (" that only its owner may read" if self.private else "")
+
+    def convert(self, reader: Reader, path: str, value: Any) -> Path:
+        file = AbsolutePath().convert(reader, path, value)
+        try:
+            mode = file.stat().st_mode
+        except OSError as exc:
+            raise Invalid(f"{show_value(value)}: {exc.strerror} (expected {self.describe()})") from None
+        if self.private and mode & 0o004:
+            raise Invalid(f"{show_value(value)} is readable by everyone (chmod o-r it: it holds a password)")
+        return file
+
+
+def _mqtt(reader: Reader, document: dict[str, Any]) -> MqttConfig | None:
+    """``[mqtt]``: absent means no MQTT."""
+    if "mqtt" not in document:
+        return None
+    table = reader.section(document, "mqtt", _MQTT_KEYS)
+
+    def get(key: str, spec: Spec) -> Any:
+        return reader.get(table, "mqtt", key, spec, default_of(MqttConfig, key))
+
+    broker = reader.get(table, "mqtt", "broker", _Broker())
+    host = re.sub(r"[^a-z0-9_-]", "-", socket.gethostname().lower()) or "controlroom"
+    instance = reader.get(table, "mqtt", "id", _InstanceId(), host)
+    link = get("link", ListOf(_InstanceId(), "instance ids", distinct=True, example='["control-b"]'))
+    if link and instance in link:
+        reader.error("mqtt.link", f'"{instance}" is this instance\'s own id (expected the ids of other instances)')
+    targets = ListOf(Choice(STATE_TARGETS, "a target with a value"), "targets", distinct=True, example='["volume"]')
+    host, port = broker or (None, None)
+    return MqttConfig(
+        host=host,
+        port=port,
+        id=instance,
+        username=get("username", Text("a user name")),
+        password_file=get("password_file", _PrivateFile(private=True)),
+        ca_file=get("ca_file", _PrivateFile(private=False)),
+        discovery=get("discovery", _BOOLEAN),
+        discovery_prefix=get("discovery_prefix", _TopicPrefix()),
+        meters_interval_s=get("meters_interval_s", _METERS_INTERVAL),
+        link=link,
+        link_targets=get("link_targets", targets),
     )
 
 

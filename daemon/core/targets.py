@@ -11,21 +11,36 @@ import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from controlroom.daemon.config.model import MATCH_MODES
+from controlroom.daemon.config.model import (
+    BOOL_TARGETS,
+    ENUM_TARGETS,
+    MATCH_MODES,
+    NUMERIC_TARGETS,
+    STATE_TARGETS,
+    TARGETS,
+    WRITE_ONLY_TARGETS,
+)
 from controlroom.daemon.errors import TargetError
+
+# the target names are defined beside the config (which names targets in link_targets and
+# mappings) and are this module's vocabulary
+__all__ = [
+    "BOOL_TARGETS",
+    "ENUM_TARGETS",
+    "NUMERIC_TARGETS",
+    "STATE_TARGETS",
+    "TARGETS",
+    "WRITE_ONLY_TARGETS",
+    "MonitorState",
+    "Vocabulary",
+    "parse_bool",
+    "parse_choice",
+    "parse_number",
+    "step_choice",
+]
 
 SOLO = ("off", "left", "right", "side")
 AB = ("a", "b")
-
-BOOL_TARGETS = ("dim", "mute", "mono", "polarity", "sub", "blind")
-ENUM_TARGETS = ("solo", "speakers", "source", "ab", "match")
-NUMERIC_TARGETS = ("volume",)
-#: Targets with a value of their own: the state, its file and feedback.
-STATE_TARGETS = NUMERIC_TARGETS + BOOL_TARGETS + ENUM_TARGETS
-#: Write-only targets: they set other targets and have no value of their own (``level`` sets
-#: ``volume`` to a named ``[levels]`` entry).
-WRITE_ONLY_TARGETS = ("level",)
-TARGETS = STATE_TARGETS + WRITE_ONLY_TARGETS
 
 _TRUE = ("on", "true", "yes", "1")
 _FALSE = ("off", "false", "no", "0")
@@ -206,9 +221,15 @@ def parse_number(value: Any) -> float:
             value = float(value)
         except ValueError:
             raise TargetError(f"{value!r} is not a number") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
+    if not isinstance(value, (int, float)):
+        raise TargetError(f"{value!r} is not a number")
+    try:
+        number = float(value)  # an int too large for a float overflows
+    except OverflowError:
+        raise TargetError(f"{value:.3g} is not a finite number") from None
+    if not math.isfinite(number):
         raise TargetError(f"{value!r} is not a finite number")
-    return float(value)
+    return number
 
 
 def _is_integer_text(text: str) -> bool:

@@ -90,6 +90,7 @@ class Daemon:
         self.runner: EngineRunner | None = None
         self.osc: OscServer | None = None
         self.surfaces: SurfaceManager | None = None
+        self.mqtt = None  # an MqttBridge when the config has [mqtt]
         self.saver: statefile.Saver | None = None
         self.notifier = Notifier()
         self.latest_meters: dict[str, Any] = {}
@@ -152,17 +153,24 @@ class Daemon:
             self.saver.changed()  # the capped start-up volume is the state now
         self.controller.add_listener(lambda changes, origin: "speakers" in changes and self.runner.follow_speakers())
         self.osc = await self._start_osc(self.config)
+        if self.config.mqtt is not None:
+            from controlroom.daemon.mqtt import MqttBridge  # aiomqtt only for a config that asks
+
+            self.mqtt = MqttBridge(self.controller, self.config, self.report)
         self.surfaces = SurfaceManager(self.controller, self.config.surfaces, self.config.midi, self.config_dir)
         await self.surfaces.start()
 
     def _jobs(self):
-        return (
+        jobs = [
             ("meters", self._poll_meters()),
             ("loudness", self._poll_loudness()),
             ("watchdog", self._keep_watch()),
             ("surfaces", self.surfaces.watch()),
             ("ready", self._ready_after_grace()),
-        )
+        ]
+        if self.mqtt is not None:
+            jobs.append(("mqtt", self.mqtt.run()))
+        return jobs
 
     async def _until_stopped(self, engine: asyncio.Task) -> None:
         """On SIGTERM/SIGINT: let the runner ramp to silence and close the stream, then end the
@@ -246,6 +254,10 @@ class Daemon:
                 log.error("reload: OSC is off until a reload can bind it")
         # the surfaces re-read their mapping files on every reload
         await self.surfaces.reload(new.surfaces, new.midi)
+        if self.mqtt is not None:
+            self.mqtt.reload(new)
+        elif new.mqtt is not None:
+            log.warning("reload: [mqtt] takes effect when the daemon restarts")
 
     async def _start_osc(self, config: Config) -> OscServer:
         server = OscServer(
@@ -326,15 +338,18 @@ class Daemon:
             self.loudness.reset_integrated()
 
     def report(self) -> dict[str, Any]:
-        """``{"state", "engine", "meters", "surfaces"}`` as ``/controlroom/state`` and ``ctl status``
-        show it."""
+        """``{"state", "engine", "meters", "surfaces"}`` (and ``mqtt`` with ``[mqtt]``) as
+        ``/controlroom/state`` and ``ctl status`` show it."""
         meters = self.controller.shown_meters(self.latest_meters)
-        return {
+        report = {
             "state": {**self.controller.state_report(), "matching": self.matching_status()},
             "engine": self.runner.stats(),
             "meters": meters,
             "surfaces": self.surfaces.status(),
         }
+        if self.mqtt is not None:
+            report["mqtt"] = self.mqtt.status()
+        return report
 
     def matching_status(self) -> dict[str, Any]:
         """What level matching can do now (``matching.status``) for the compared sources."""

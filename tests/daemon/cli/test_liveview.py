@@ -42,15 +42,17 @@ def test_the_view_says_what_matching_waits_for():
     assert "  match auto: mix +0.0 ref -4.5 dB (measuring 4 of 10 s)\n" in view(report, "header")
 
 
-def test_the_view_shows_engine_health_and_surfaces():
+def test_the_view_shows_engine_health_surfaces_and_mqtt():
     report = {
         **REPORT,
         "engine": {"running": False, "state": "waiting", "error": "device gone", "restarts": 2, "dropped": {"x": 3}},
         "surfaces": {"desk": {"connected": True}, "pad": {"connected": False, "waiting": "MIDI: no server"}},
+        "mqtt": {"state": "retrying", "broker": "10.0.0.5:1883", "published": 7, "received": 2, "dropped": 1},
     }
     screen = view(report, "header")
     assert "  engine: WAITING (device gone), callbacks 0, restarts 2, limiter 0.0 dB, dropped 3\n" in screen
     assert "  surfaces: desk connected, pad waiting (MIDI: no server)\n" in screen
+    assert "  mqtt: retrying (10.0.0.5:1883), published 7, received 2, dropped 1\n" in screen
 
 
 def test_the_view_of_a_daemon_without_audio_has_empty_meters():

@@ -17,7 +17,8 @@ import mido
 import rtmidi
 
 BACKEND = "mido.backends.rtmidi/UNIX_JACK"
-TIMEOUT_S = 5.0
+#: Bound for anything awaited (a loaded 2-core machine may take seconds to run a JACK client).
+TIMEOUT_S = 20.0
 #: Messages the fake surface's input may queue between two reads (floods included).
 QUEUE_LIMIT = 1 << 16
 
