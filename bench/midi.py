@@ -187,12 +187,12 @@ async def loop_lag(seconds: float) -> float:
 async def callbacks_during(daemon: Daemon, seconds: float, device: Device | None) -> tuple[int, float, int]:
     """Audio callbacks delivered, worst loop lag, and MIDI messages ``device`` sent (None: an
     idle run), over ``seconds``."""
-    before = daemon.engine_stats()["callbacks"]
+    before = daemon.runner.stats()["callbacks"]
     stop = threading.Event()
     sending = asyncio.to_thread(flood, device, seconds, stop) if device is not None else _nothing()
     lag, sent = await asyncio.gather(loop_lag(seconds), sending)
     stop.set()
-    return daemon.engine_stats()["callbacks"] - before, lag, sent
+    return daemon.runner.stats()["callbacks"] - before, lag, sent
 
 
 async def _nothing() -> int:

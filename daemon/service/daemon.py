@@ -156,7 +156,7 @@ class Daemon:
         if self.config.mqtt is not None:
             from controlroom.daemon.mqtt import MqttBridge  # aiomqtt only for a config that asks
 
-            self.mqtt = MqttBridge(self.controller, self.config, self.report)
+            self.mqtt = MqttBridge(self.controller, self.config, self.state_report, self.shown_meters)
         self.surfaces = SurfaceManager(self.controller, self.config.surfaces, self.config.midi, self.config_dir)
         await self.surfaces.start()
 
@@ -340,16 +340,23 @@ class Daemon:
     def report(self) -> dict[str, Any]:
         """``{"state", "engine", "meters", "surfaces"}`` (and ``mqtt`` with ``[mqtt]``) as
         ``/controlroom/state`` and ``ctl status`` show it."""
-        meters = self.controller.shown_meters(self.latest_meters)
         report = {
-            "state": {**self.controller.state_report(), "matching": self.matching_status()},
+            "state": self.state_report(),
             "engine": self.runner.stats(),
-            "meters": meters,
+            "meters": self.shown_meters(),
             "surfaces": self.surfaces.status(),
         }
         if self.mqtt is not None:
             report["mqtt"] = self.mqtt.status()
         return report
+
+    def state_report(self) -> dict[str, Any]:
+        """The report's ``state``: the controller's, and what level matching can do."""
+        return {**self.controller.state_report(), "matching": self.matching_status()}
+
+    def shown_meters(self) -> dict[str, Any]:
+        """The report's ``meters``, as they may be shown (a blind test conceals sources)."""
+        return self.controller.shown_meters(self.latest_meters)
 
     def matching_status(self) -> dict[str, Any]:
         """What level matching can do now (``matching.status``) for the compared sources."""

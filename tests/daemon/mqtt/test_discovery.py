@@ -9,10 +9,11 @@ so the test does not depend on the keys the implementation gives them in ``cmps`
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
-from daemonkit import running
+from daemonkit import running, until
 from mqttkit import (
     LEVELS,
     SOURCES,
@@ -25,8 +26,9 @@ from mqttkit import (
 )
 from osckit import run
 
-from controlroom.daemon.config import MATCH_MODES, parse_config
+from controlroom.daemon.config import MATCH_MODES, load_config, parse_config
 from controlroom.daemon.core.targets import AB, SOLO
+from controlroom.daemon.service import Daemon
 
 pytestmark = pytest.mark.slow
 
@@ -236,5 +238,36 @@ def test_home_assistant_coming_online_gets_discovery_and_state_again(broker):
             assert recorder.on(topic(ID, "state"), since=mark)[-1].json()["volume"] == -21.5
             assert all(m.text == "-21.5" for m in recorder.on(topic(ID, "volume"), since=mark))
             assert recorder.last(device_topic()).json() == recorder.on(device_topic())[0].json()
+
+    run(scenario)
+
+
+def test_a_reload_that_renames_a_level_replaces_its_button_and_removes_the_old_one(broker, tmp_path):
+    """SIGHUP with ``[levels] quiet`` renamed ``soft``: the device payload is published again
+    with a ``soft`` button, and the ``quiet`` button reduced to its platform, which is how Home
+    Assistant is told to remove a component."""
+    path = tmp_path / "controlroom.toml"
+    path.write_text(mqtt_config(broker.port, id=ID))
+
+    async def scenario():
+        daemon = Daemon(load_config(path), path, state_path=None)
+        serving = asyncio.create_task(daemon.run())
+        try:
+            async with Recorder(broker.port, topic(ID, "#"), "homeassistant/#") as recorder:
+                await until(lambda: daemon.mqtt is not None, "the bridge")
+                await ready(daemon, recorder, ID)
+                await recorder.wait(lambda: recorder.last(device_topic()), "the first discovery payload")
+                assert "level_quiet" in recorder.last(device_topic()).json()["cmps"]
+                mark = recorder.mark()
+                path.write_text(path.read_text().replace("quiet = -30.0", "soft = -30.0"))
+                daemon.reload()
+                await recorder.wait(lambda: recorder.on(device_topic(), since=mark), "discovery again")
+                cmps = recorder.last(device_topic()).json()["cmps"]
+                assert cmps["level_quiet"] == {"p": "button"}
+                assert cmps["level_soft"]["payload_press"] == "soft"
+                assert cmps["level_soft"]["command_topic"] == "~/level/set"
+        finally:
+            daemon.stop()
+            assert await serving == 0
 
     run(scenario)
