@@ -42,7 +42,12 @@ class PortError(ControlroomError):
 
 
 class PortInUse(PortError):
-    """A network address another process holds already (e.g. another controlroom's OSC port)."""
+    """A network address another process holds already (e.g. another controlroom's OSC port);
+    ``key`` is the config key that chooses it (``[osc] listen``)."""
+
+    def __init__(self, message: str, key: str = "[osc] listen") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class RemoteError(ControlroomError):

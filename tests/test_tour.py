@@ -115,6 +115,7 @@ class Checks:
                     "engine",
                     "meters",
                     "surfaces",
+                    "web",  # the demo's web remote
                 ]
                 assert now == before
             case _:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import ipaddress
 import logging
 import sys
 from functools import partial
@@ -22,13 +23,13 @@ from controlroom.daemon.cli import logsetup, options, warmup
 from controlroom.daemon.cli.liveview import CLEAR, one_line, view
 from controlroom.daemon.cli.program import demo_inputs
 from controlroom.daemon.cli.run import leave
-from controlroom.daemon.config import Config, default_config
+from controlroom.daemon.config import Config, WebConfig, default_config
 from controlroom.daemon.errors import PortInUse
 from controlroom.daemon.service import Daemon
 from controlroom.dsp.path import process
 
 if TYPE_CHECKING:
-    from controlroom.daemon.osc.server import OscServer
+    pass
 
 VIEW_INTERVAL_S = 0.1
 
@@ -66,17 +67,20 @@ def run(args: argparse.Namespace) -> int:
 
 def virtual(config: Config) -> Config:
     """``config`` on the virtual backend (no device), whatever its ``[audio]`` says; rates,
-    block size and channel counts are kept."""
-    return dataclasses.replace(config, audio=dataclasses.replace(config.audio, backend="virtual", device=None))
+    block size and channel counts are kept. Without a ``[web]`` section, the web remote is on
+    for this machine only (127.0.0.1:8080)."""
+    web = config.web or WebConfig(host="127.0.0.1", port=8080, allow=(ipaddress.ip_network("127.0.0.0/8"),))
+    return dataclasses.replace(config, audio=dataclasses.replace(config.audio, backend="virtual", device=None), web=web)
 
 
-def header(osc: OscServer) -> str:
-    """The live view's first line: where OSC listens and how to reach it."""
+def header(daemon: Daemon) -> str:
+    """The live view's first line: where OSC listens and how to reach it, the web remote."""
+    osc = daemon.osc
     # a wildcard address is reached on loopback, the way ctl would be typed on this machine
     host = "127.0.0.1" if osc.config.host in ("0.0.0.0", "") else osc.config.host
     return (
         f"controlroom demo — OSC on {host}:{osc.port} (try: controlroom ctl --osc {host}:{osc.port} volume -30),"
-        " Ctrl-C quits"
+        f" web remote {daemon.web.url}, Ctrl-C quits"
     )
 
 
@@ -89,6 +93,8 @@ async def _main(daemon: Daemon, seconds: float | None) -> int:
     await asyncio.wait({task, ready}, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
     ready.cancel()
     tty = sys.stdout.isatty()
+    if daemon.web is not None and daemon.web.port is not None and not tty:
+        print(f"web remote on {daemon.web.url}", flush=True)
     last_line = 0.0
     while not task.done():
         now = loop.time()
@@ -96,7 +102,7 @@ async def _main(daemon: Daemon, seconds: float | None) -> int:
             daemon.stop()
             break
         if tty:
-            sys.stdout.write(CLEAR + view(daemon.report(), header(daemon.osc)))
+            sys.stdout.write(CLEAR + view(daemon.report(), header(daemon)))
             sys.stdout.flush()
         elif now - last_line >= 1.0:
             print(one_line(daemon.report()), flush=True)

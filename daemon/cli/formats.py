@@ -12,6 +12,7 @@ _WORDS = {
     "meters": ("yes", "no", "-inf"),
     "surfaces": ("yes", "no", "-"),
     "mqtt": ("yes", "no", "-"),
+    "web": ("yes", "no", "-"),
 }
 
 
@@ -25,11 +26,11 @@ def format_value(target: str, value: Any) -> str:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """``state``, ``engine``, ``meters``, ``surfaces`` and ``mqtt`` (when the daemon has it) as
+    """``state``, ``engine``, ``meters``, ``surfaces``, ``mqtt`` and ``web`` (when the daemon has them) as
     aligned ``key value`` lines (nested keys dotted)."""
     lines = []
     for section, words in _WORDS.items():
-        if section == "mqtt" and section not in report:
+        if section in ("mqtt", "web") and section not in report:
             continue
         lines.append(section)
         rows = _flatten(report.get(section) or {})

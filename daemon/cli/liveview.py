@@ -61,6 +61,9 @@ def view(report: dict[str, Any], header: str) -> str:
             f"  mqtt: {mqtt['state']} ({mqtt['broker']}), published {mqtt['published']}, "
             f"received {mqtt['received']}, dropped {mqtt['dropped']}"
         )
+    web = report.get("web")
+    if web:
+        lines.append(f"  web: {web['url']}, {web['clients']} page(s) open")
     return "\n".join(lines) + "\n"
 
 

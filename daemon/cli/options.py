@@ -34,8 +34,8 @@ def load(args: argparse.Namespace) -> tuple[Config, Path | None]:
 
 
 def port_in_use(exc: PortInUse, command: str, path: Path | None) -> PortInUse:
-    """``exc`` (the OSC address is taken) with what to do about it: where ``command`` reads
-    ``[osc] listen`` from, the config file ``path``, or a config to name with ``-c`` when it
-    runs on the built-in default (path None)."""
+    """``exc`` (an OSC or web address is taken) with what to do about it: where ``command``
+    reads the key that chooses it (``[osc] listen``, ``[web] listen``) from, the config file
+    ``path``, or a config to name with ``-c`` when it runs on the built-in default (path None)."""
     where = f"in {path}" if path is not None else f"in a config: controlroom {command} -c FILE"
-    return PortInUse(f"{exc} (another controlroom running? choose another port with [osc] listen {where})")
+    return PortInUse(f"{exc} (another controlroom running? choose another port with {exc.key} {where})", exc.key)

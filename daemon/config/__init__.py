@@ -40,6 +40,7 @@ from controlroom.daemon.config.model import (
     StateConfig,
     SubConfig,
     SurfaceConfig,
+    WebConfig,
 )
 from controlroom.daemon.config.rules import Changes, diff
 
@@ -67,6 +68,7 @@ __all__ = [
     "StateConfig",
     "SubConfig",
     "SurfaceConfig",
+    "WebConfig",
     "default_config",
     "diff",
     "find_config",

@@ -171,6 +171,24 @@ class OscConfig:
     clients: tuple[tuple[str, int], ...] = ()
 
 
+#: Who may open the web remote unless ``[web] allow`` says: this machine and the private ranges.
+PRIVATE_NETWORKS = tuple(
+    ipaddress.ip_network(n)
+    for n in ("127.0.0.0/8", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "::1/128", "fc00::/7", "fe80::/10")
+)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    """``[web]``: the web remote's listen address (TOML ``listen = "host:port"``, port 0 = any
+    free port), who may open it, and the file holding its password (none: no password)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    allow: tuple[IPNetwork, ...] = PRIVATE_NETWORKS
+    password_file: Path | None = None
+
+
 @dataclass(frozen=True)
 class MqttConfig:
     """``[mqtt]``: the broker (TOML ``broker = "host[:port]"``), this instance's ``id`` in its
@@ -232,6 +250,7 @@ class Config:
     emulations: dict[str, EmulationConfig] = field(default_factory=dict)  # user-defined, file order
     inserts: dict[str, InsertConfig] = field(default_factory=dict)  # their returns are in sources too
     mqtt: MqttConfig | None = None  # None: no [mqtt] section, MQTT off
+    web: WebConfig | None = None  # None: no [web] section, no web remote
 
     @property
     def default_source(self) -> str:

@@ -41,6 +41,7 @@ from controlroom.daemon.config.model import (
     StateConfig,
     SubConfig,
     SurfaceConfig,
+    WebConfig,
 )
 from controlroom.daemon.config.rules import channel_counts
 from controlroom.daemon.config.values import (
@@ -94,6 +95,7 @@ _MATCH = Choice(MATCH_MODES, "a match mode")
 _MAX_BOOST = Number(0.0, 24.0, "dB")
 _MATCH_WINDOW = Number(1.0, 60.0, "s")
 _LISTEN = Address(Integer("a UDP port (0 = any free port)", 0, 65535))
+_WEB_LISTEN = Address(Integer("a TCP port (0 = any free port)", 0, 65535))
 _ALLOW = ListOf(Network(), "CIDR networks", 1, example='["127.0.0.0/8", "192.168.1.0/24"]')
 _CLIENTS = ListOf(Address(Integer("a UDP port", 1, 65535)), '"host:port" addresses', example='["10.0.0.2:9001"]')
 _PORT_NAME = Text("a MIDI port name (substring)")
@@ -151,6 +153,7 @@ _SECTIONS = (
     "state",
     "levels",
     "mqtt",
+    "web",
 )
 
 
@@ -191,6 +194,7 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
         emulations=emulations,
         inserts=inserts,
         mqtt=_mqtt(reader, document),
+        web=_web(reader, document),
     )
 
 
@@ -568,6 +572,23 @@ def _mqtt(reader: Reader, document: dict[str, Any]) -> MqttConfig | None:
         meters_interval_s=get("meters_interval_s", _METERS_INTERVAL),
         link=link,
         link_targets=get("link_targets", targets),
+    )
+
+
+def _web(reader: Reader, document: dict[str, Any]) -> WebConfig | None:
+    """``[web]``: absent means no web remote."""
+    if "web" not in document:
+        return None
+    table = reader.section(document, "web", ("listen", "allow", "password_file"))
+    host, port = reader.get(table, "web", "listen", _WEB_LISTEN, None) or (
+        default_of(WebConfig, "host"),
+        default_of(WebConfig, "port"),
+    )
+    return WebConfig(
+        host=host,
+        port=port,
+        allow=reader.get(table, "web", "allow", _ALLOW, default_of(WebConfig, "allow")),
+        password_file=reader.get(table, "web", "password_file", _PrivateFile(private=True), None),
     )
 
 

@@ -91,6 +91,7 @@ class Daemon:
         self.osc: OscServer | None = None
         self.surfaces: SurfaceManager | None = None
         self.mqtt = None  # an MqttBridge when the config has [mqtt]
+        self.web = None  # a WebServer when the config has [web]
         self.saver: statefile.Saver | None = None
         self.notifier = Notifier()
         self.latest_meters: dict[str, Any] = {}
@@ -157,6 +158,19 @@ class Daemon:
             from controlroom.daemon.mqtt import MqttBridge  # aiomqtt only for a config that asks
 
             self.mqtt = MqttBridge(self.controller, self.config, self.state_report, self.shown_meters)
+        if self.config.web is not None:
+            from controlroom.daemon.web import WebServer  # aiohttp only for a config that asks
+
+            self.web = WebServer(
+                self.controller,
+                self.config,
+                self.state_report,
+                self.shown_meters,
+                self.runner.stats,
+                measure_insert=self.measure_insert,
+                reset_loudness=self.reset_loudness,
+            )
+            await self.web.start()
         self.surfaces = SurfaceManager(self.controller, self.config.surfaces, self.config.midi, self.config_dir)
         await self.surfaces.start()
 
@@ -191,6 +205,8 @@ class Daemon:
             self.surfaces.close()
         if self.osc is not None:
             self.osc.close()
+        if self.web is not None:
+            await self.web.close()
         self.notifier.close()
         log.info("stopped")
 
@@ -338,8 +354,8 @@ class Daemon:
             self.loudness.reset_integrated()
 
     def report(self) -> dict[str, Any]:
-        """``{"state", "engine", "meters", "surfaces"}`` (and ``mqtt`` with ``[mqtt]``) as
-        ``/controlroom/state`` and ``ctl status`` show it."""
+        """``{"state", "engine", "meters", "surfaces"}`` (and ``mqtt`` with ``[mqtt]``, ``web`` with
+        ``[web]``) as ``/controlroom/state`` and ``ctl status`` show it."""
         report = {
             "state": self.state_report(),
             "engine": self.runner.stats(),
@@ -348,6 +364,8 @@ class Daemon:
         }
         if self.mqtt is not None:
             report["mqtt"] = self.mqtt.status()
+        if self.web is not None:
+            report["web"] = self.web.status()
         return report
 
     def state_report(self) -> dict[str, Any]:
