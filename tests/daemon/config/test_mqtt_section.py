@@ -1,9 +1,8 @@
 """The ``[mqtt]`` section: its presence turns MQTT on, its keys take the documented defaults, and
 every invalid key is one ``FILE: mqtt.KEY: reason`` line of a ``ConfigError``, all at once.
 
-docs/configuration.md names the TOML keys; the config object is read as ``config.mqtt`` with
-one attribute per key (``broker`` through ``broker_of``: ``host`` and ``port``, as ``[osc]
-listen`` is read).
+docs/configuration.md names the TOML keys; the config object is ``config.mqtt`` with one
+attribute per key, ``broker`` read into ``host`` and ``port`` as ``[osc] listen`` is.
 """
 
 from __future__ import annotations
@@ -62,10 +61,7 @@ def key_path(line: str) -> str:
 
 
 def broker_of(mqtt) -> tuple[str, int]:
-    if hasattr(mqtt, "host") and hasattr(mqtt, "port"):
-        return mqtt.host, mqtt.port
-    host, port = mqtt.broker
-    return host, port
+    return mqtt.host, mqtt.port
 
 
 @pytest.fixture
