@@ -184,6 +184,8 @@ class Daemon:
         ]
         if self.mqtt is not None:
             jobs.append(("mqtt", self.mqtt.run()))
+        if self.web is not None:
+            jobs.append(("web", self.web.watch()))
         return jobs
 
     async def _until_stopped(self, engine: asyncio.Task) -> None:

@@ -31,12 +31,14 @@ from collections import deque
 from collections.abc import Awaitable, Callable
 from importlib import resources
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
 from controlroom.daemon.core import inserts
 from controlroom.daemon.core.targets import BOOL_TARGETS, TARGETS, Vocabulary
 from controlroom.daemon.errors import PortError, PortInUse, TargetError
+from controlroom.daemon.osc.protocol import MEASURE_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,13 @@ DROP_MALFORMED = "web_malformed"
 DROP_BAD_VALUE = "web_bad_value"
 DROP_UNKNOWN_TARGET = "web_unknown_target"
 DROP_FLOOD = "web_flood"
-#: Largest frame taken (bytes): a command is a few dozen.
+#: Largest frame taken (bytes): a command is a few dozen. Larger ones are refused and counted;
+#: beyond ``MAX_SOCKET_FRAME`` the socket itself is closed (1009), so nothing is buffered unbounded.
 MAX_FRAME = 4096
+MAX_SOCKET_FRAME = 64 * 1024
+#: Seconds between looks at the state for what no change announces (an ABX score, an insert
+#: being measured, matching that got ready): pages see it this much later at most.
+STATE_WATCH_S = 0.1
 #: Messages a client may send per second (a token bucket of this size, refilled continuously).
 MAX_RATE = 200.0
 #: Meter frames per second at most, whatever a page asks for.
@@ -195,7 +202,11 @@ class WebServer:
     # --- the socket ----------------------------------------------------------------------------
 
     async def _socket(self, request: web.Request) -> web.WebSocketResponse:
-        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_FRAME)
+        origin = request.headers.get("Origin")
+        if origin is not None and urlsplit(origin).netloc != request.host:
+            # another site's page in a browser on the studio network: not ours to obey
+            raise web.HTTPForbidden(text="cross-origin WebSocket refused\n")
+        ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_SOCKET_FRAME)
         await ws.prepare(request)
         client = _Client(self, ws)
         self.clients.add(client)
@@ -213,6 +224,15 @@ class WebServer:
     def _changed(self, changes: dict[str, Any], origin: str) -> None:
         for client in self.clients:
             client.state_due()
+
+    async def watch(self) -> None:
+        """A service job: pages also get the state when something changes that no listener
+        hears of (an ABX answer, an insert measurement, matching getting ready); a page is
+        sent a state only when it differs from the last one it got."""
+        while True:
+            await asyncio.sleep(STATE_WATCH_S)
+            for client in self.clients:
+                client.state_due()
 
     def dispatch(self, message: dict[str, Any], client: _Client) -> None:
         """Carry out one command; raises ``TargetError`` or ``_Refused`` to refuse it."""
@@ -250,7 +270,7 @@ class WebServer:
         try:
             await self.measure_insert(name)
         except TargetError as exc:  # InsertError: the measurement failed
-            client.error(str(exc), "measurement_failed")
+            client.error(str(exc), MEASURE_FAILED)
 
     def _spawn(self, job: Awaitable[None]) -> None:
         task = asyncio.get_running_loop().create_task(job)
@@ -271,6 +291,7 @@ class _Client:
         self.server = server
         self.ws = ws
         self._state = True  # the state goes out first
+        self._last_state = ""  # the state frame last sent, as sent
         self._errors: deque[dict[str, str]] = deque(maxlen=MAX_PENDING_ERRORS)
         self._meters_s = 0.0  # seconds between meter frames; 0: none
         self._next_meters = 0.0
@@ -300,8 +321,9 @@ class _Client:
             self.server.controller.drop(DROP_FLOOD)  # no answer: that would feed the flood
             return
         self._tokens -= 1.0
-        if len(data) > MAX_FRAME:
-            self.refuse(DROP_MALFORMED, f"{len(data)} characters (expected at most {MAX_FRAME})")
+        size = len(data.encode())
+        if size > MAX_FRAME:
+            self.refuse(DROP_MALFORMED, f"{size} bytes (expected at most {MAX_FRAME})")
             return
         try:
             message = json.loads(data)
@@ -339,7 +361,10 @@ class _Client:
                 frames = []
                 if self._state:
                     self._state = False
-                    frames.append({"state": self.server.state()})
+                    state = json.dumps({"state": self.server.state()})
+                    if state != self._last_state:
+                        self._last_state = state
+                        frames.append(state)
                 while self._errors:
                     frames.append(self._errors.popleft())
                 now = time.monotonic()
@@ -348,7 +373,8 @@ class _Client:
                     self._next_meters = max(self._next_meters + self._meters_s, now)
                     frames.append({"meters": {**self.server.meters(), "engine": _health(self.server.engine())}})
                 for frame in frames:
-                    await asyncio.wait_for(self.ws.send_str(json.dumps(frame)), SEND_TIMEOUT_S)
+                    text = frame if isinstance(frame, str) else json.dumps(frame)
+                    await asyncio.wait_for(self.ws.send_str(text), SEND_TIMEOUT_S)
         except (TimeoutError, ConnectionError, RuntimeError):
             log.info("web: a page that stopped reading was closed")
             await self.ws.close()
