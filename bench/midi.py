@@ -20,10 +20,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
-import statistics
 import subprocess
 import sys
 import threading
@@ -34,6 +32,7 @@ from pathlib import Path
 
 import mido
 import rtmidi
+from benchkit import latency_rows, report
 
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.service import Daemon
@@ -222,10 +221,7 @@ async def measure(trips: int, seconds: float) -> list[dict]:
         daemon.stop()
         await serving
         device.close()
-    results = []
-    for name, q in (("button_to_led_p50_ms", 0.5), ("button_to_led_p99_ms", 0.99)):
-        a, b = _quantile(ours, q) * 1e3, _quantile(floor, q) * 1e3
-        results.append({"name": name, "ours": round(a, 3), "floor": round(b, 3), "ratio": round(a / b, 2)})
+    results = latency_rows("button_to_led", ours, floor)
     results.append(
         {
             "name": "audio_callbacks_flood_vs_idle",
@@ -255,10 +251,6 @@ async def measure(trips: int, seconds: float) -> list[dict]:
     return results
 
 
-def _quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1] if q < 1 else max(values)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object with a results list")
@@ -267,14 +259,9 @@ def main() -> int:
     args = parser.parse_args()
     with jack_server():
         results = asyncio.run(measure(args.trips, args.seconds))
+    report(results, args.json)
     if args.json:
-        print(json.dumps({"results": results}))
         return 0
-    print(f"{'measure':<32} {'ours':>10} {'floor/idle':>11} {'ratio':>7}")
-    for r in results:
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:g}"
-        floor = "" if r["floor"] is None else f"{r['floor']:g}"
-        print(f"{r['name']:<32} {r['ours']:>10g} {floor:>11} {ratio:>7}")
     flood_row = results[-1]
     drops = ", ".join(f"{n} {reason}" for reason, n in flood_row["dropped"].items()) or "none"
     print(

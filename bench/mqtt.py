@@ -20,11 +20,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import random
 import shutil
 import socket
-import statistics
 import subprocess
 import tempfile
 import time
@@ -32,6 +30,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import aiomqtt
+from benchkit import latency_rows, report
 
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.service import Daemon
@@ -197,10 +196,7 @@ async def measure(port: int, trips: int, seconds: float) -> list[dict]:
         echoing.cancel()
         daemon.stop()
         await serving
-    results = []
-    for name, q in (("command_to_state_p50_ms", 0.5), ("command_to_state_p99_ms", 0.99)):
-        a, b = _quantile(ours, q) * 1e3, _quantile(floor, q) * 1e3
-        results.append({"name": name, "ours": round(a, 3), "floor": round(b, 3), "ratio": round(a / b, 2)})
+    results = latency_rows("command_to_state", ours, floor)
     results.append(
         {
             "name": "audio_callbacks_flood_vs_idle",
@@ -231,10 +227,6 @@ async def measure(port: int, trips: int, seconds: float) -> list[dict]:
     return results
 
 
-def _quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1] if q < 1 else max(values)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object with a results list")
@@ -243,14 +235,9 @@ def main() -> int:
     args = parser.parse_args()
     with broker() as port:
         results = asyncio.run(measure(port, args.trips, args.seconds))
+    report(results, args.json)
     if args.json:
-        print(json.dumps({"results": results}))
         return 0
-    print(f"{'measure':<32} {'ours':>10} {'floor/idle':>11} {'ratio':>7}")
-    for r in results:
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:g}"
-        floor = "" if r["floor"] is None else f"{r['floor']:g}"
-        print(f"{r['name']:<32} {r['ours']:>10g} {floor:>11} {ratio:>7}")
     flood_row = results[-1]
     drops = ", ".join(f"{n} {reason}" for reason, n in flood_row["dropped"].items()) or "none"
     print(

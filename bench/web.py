@@ -18,11 +18,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import statistics
 import time
 
 import aiohttp
 from aiohttp import web
+from benchkit import latency_rows, report
 
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.service import Daemon
@@ -137,10 +137,7 @@ async def measure(count: int, seconds: float) -> list[dict]:
         await echo.cleanup()
         daemon.stop()
         await serving
-    results = []
-    for name, q in (("command_to_state_p50_ms", 0.5), ("command_to_state_p99_ms", 0.99)):
-        a, b = _quantile(ours, q) * 1e3, _quantile(floor, q) * 1e3
-        results.append({"name": name, "ours": round(a, 3), "floor": round(b, 3), "ratio": round(a / b, 2)})
+    results = latency_rows("command_to_state", ours, floor)
     results.append(
         {
             "name": f"audio_callbacks_{PAGES}_pages_vs_none",
@@ -168,10 +165,6 @@ async def measure(count: int, seconds: float) -> list[dict]:
     return results
 
 
-def _quantile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[round(q * 100) - 1] if q < 1 else max(values)
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object with a results list")
@@ -179,13 +172,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=float, default=5.0, help="length of each run (default 5)")
     args = parser.parse_args()
     results = asyncio.run(measure(args.trips, args.seconds))
-    if args.json:
-        print(json.dumps({"results": results}))
-        return 0
-    print(f"{'measure':<34} {'ours':>10} {'floor/none':>11} {'ratio':>7}")
-    for r in results:
-        ratio = "" if r["ratio"] is None else f"{r['ratio']:g}"
-        print(f"{r['name']:<34} {r['ours']:>10g} {r['floor']:>11g} {ratio:>7}")
+    report(results, args.json, "floor/none")
     return 0
 
 

@@ -49,23 +49,6 @@ REPLY_S = 10.0
 #: A daemon finds a broker that was absent or went away within this (its backoff is a few s).
 RECONNECT_S = 30.0
 
-#: The targets with a value of their own, each a retained topic (as docs/mqtt.md lists them).
-STATE_TARGETS = (
-    "volume",
-    "dim",
-    "mute",
-    "mono",
-    "solo",
-    "polarity",
-    "speakers",
-    "sub",
-    "source",
-    "ab",
-    "match",
-    "blind",
-)
-SWITCHES = ("dim", "mute", "mono", "polarity", "sub", "blind")
-CHOICES = ("solo", "speakers", "source", "ab", "match")
 #: The MQTT reasons of ``report()["engine"]["dropped"]``.
 MQTT_DROPS = ("mqtt_malformed", "mqtt_bad_value", "mqtt_unknown_topic")
 

@@ -43,6 +43,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import pytest
 from clikit import Command
+from configkit import STATE_TARGETS
 from daemonproc import START_TIMEOUT_S, DaemonProcess, OscPeer, wait_for, write_config
 from osckit import Peer
 
@@ -62,23 +63,6 @@ MAX_MESSAGE_BYTES = 4096
 MAX_RATE = 200
 #: The fastest meter frames come.
 MAX_METER_HZ = 25
-
-SWITCHES = ("dim", "mute", "mono", "polarity", "sub", "blind")
-CHOICES = ("speakers", "source", "solo", "ab", "match")
-STATE_TARGETS = (
-    "volume",
-    "dim",
-    "mute",
-    "mono",
-    "solo",
-    "polarity",
-    "speakers",
-    "sub",
-    "source",
-    "ab",
-    "match",
-    "blind",
-)
 
 MIN_VOLUME_DB, MAX_VOLUME_DB, VOLUME_DB = -60.0, -6.0, -20.0
 LEVELS = {"quiet": -30.0, "loud": -12.0}

@@ -13,51 +13,13 @@ import subprocess
 import sys
 
 import pytest
+from configkit import BASE, STATE_TARGETS, key_path, refused, with_section
 
 from controlroom.daemon.config import parse_config
-from controlroom.daemon.errors import ConfigError
-
-BASE = """
-[sources.mix]
-channels = [1, 2]
-[speakers.studio]
-outputs = [1, 2]
-"""
-
-#: Every target with a value of its own (the ones a link may keep equal).
-VALUE_TARGETS = (
-    "volume",
-    "dim",
-    "mute",
-    "mono",
-    "solo",
-    "polarity",
-    "speakers",
-    "sub",
-    "source",
-    "ab",
-    "match",
-    "blind",
-)
 
 
 def with_mqtt(*lines: str) -> str:
-    return BASE + "[mqtt]\n" + "\n".join(lines) + "\n"
-
-
-def refused(text: str) -> list[str]:
-    """The error lines of ``text`` (it must be refused)."""
-    with pytest.raises(ConfigError) as caught:
-        parse_config(text, "c.toml")
-    return caught.value.errors
-
-
-def key_path(line: str) -> str:
-    """The key path of an error line ``c.toml: mqtt.key[2]: reason``, without a list index (an
-    entry of a list is reported at the list's key)."""
-    source, path, _ = line.split(": ", 2)
-    assert source == "c.toml", line
-    return re.sub(r"(\[\d+\])+$", "", path)
+    return with_section("mqtt", *lines)
 
 
 def broker_of(mqtt) -> tuple[str, int]:
@@ -137,9 +99,9 @@ def test_the_meters_interval_may_be_anything_from_0_2_to_60_s(interval):
 
 
 def test_every_target_with_a_value_may_be_linked():
-    targets = ", ".join(f'"{t}"' for t in VALUE_TARGETS)
+    targets = ", ".join(f'"{t}"' for t in STATE_TARGETS)
     mqtt = parse_config(with_mqtt('broker = "127.0.0.1"', f"link_targets = [{targets}]")).mqtt
-    assert tuple(mqtt.link_targets) == VALUE_TARGETS
+    assert tuple(mqtt.link_targets) == STATE_TARGETS
 
 
 @pytest.mark.parametrize("mode", [0o600, 0o400, 0o640])

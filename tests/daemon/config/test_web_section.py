@@ -9,41 +9,18 @@ The config object is read as ``config.web``: ``listen`` through ``listen_of`` (`
 from __future__ import annotations
 
 import ipaddress
-import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from configkit import BASE, key_path, refused, with_section
 
 from controlroom.daemon.config import parse_config
-from controlroom.daemon.errors import ConfigError
-
-BASE = """
-[sources.mix]
-channels = [1, 2]
-[speakers.studio]
-outputs = [1, 2]
-"""
 
 
 def with_web(*lines: str) -> str:
-    return BASE + "[web]\n" + "\n".join(lines) + "\n"
-
-
-def refused(text: str) -> list[str]:
-    """The error lines of ``text`` (it must be refused)."""
-    with pytest.raises(ConfigError) as caught:
-        parse_config(text, "c.toml")
-    return caught.value.errors
-
-
-def key_path(line: str) -> str:
-    """The key path of an error line ``c.toml: web.key[2]: reason``, without a list index (an
-    entry of a list is reported at the list's key)."""
-    source, path, _ = line.split(": ", 2)
-    assert source == "c.toml", line
-    return re.sub(r"(\[\d+\])+$", "", path)
+    return with_section("web", *lines)
 
 
 def listen_of(web) -> tuple[str, int]:

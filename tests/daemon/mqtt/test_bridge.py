@@ -18,6 +18,7 @@ import socket
 from collections import Counter
 
 import pytest
+from configkit import STATE_TARGETS
 from daemonkit import config, program, running, until
 from daemonproc import DaemonProcess, write_config
 from mqttkit import (
@@ -25,7 +26,6 @@ from mqttkit import (
     LEVELS,
     MQTT_DROPS,
     RECONNECT_S,
-    STATE_TARGETS,
     Broker,
     Recorder,
     is_number,

@@ -13,12 +13,12 @@ import asyncio
 from typing import Any
 
 import pytest
+from configkit import SWITCHES
 from daemonkit import running, until
 from mqttkit import (
     LEVELS,
     SOURCES,
     SPEAKERS,
-    SWITCHES,
     Recorder,
     mqtt_config,
     ready,

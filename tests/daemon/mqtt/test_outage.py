@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from configkit import STATE_TARGETS
 from daemonkit import running, until
 from mqttkit import (
     INITIAL_TEXTS,
     RECONNECT_S,
-    STATE_TARGETS,
     Broker,
     Recorder,
     listening,

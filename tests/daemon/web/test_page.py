@@ -17,12 +17,12 @@ import re
 from urllib.parse import urlsplit
 
 import pytest
+from configkit import SWITCHES
 from webkit import (
     BASELINE,
     INSERT,
     LEVELS,
     MIN_VOLUME_DB,
-    SWITCHES,
     Browser,
     DemoDaemon,
     need_chromium,

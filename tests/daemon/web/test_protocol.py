@@ -23,6 +23,7 @@ from collections import Counter
 
 import aiohttp
 import pytest
+from configkit import STATE_TARGETS
 from osckit import Peer, run
 from webkit import (
     BASELINE,
@@ -35,7 +36,6 @@ from webkit import (
     MAX_VOLUME_DB,
     MIN_VOLUME_DB,
     PROMPT_S,
-    STATE_TARGETS,
     STRANGER,
     WEB_DROPS,
     SlowReader,
