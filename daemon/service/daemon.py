@@ -276,6 +276,10 @@ class Daemon:
             self.mqtt.reload(new)
         elif new.mqtt is not None:
             log.warning("reload: [mqtt] takes effect when the daemon restarts")
+        if self.web is not None:
+            self.web.reload(new)
+        elif new.web is not None:
+            log.warning("reload: [web] takes effect when the daemon restarts")
 
     async def _start_osc(self, config: Config) -> OscServer:
         server = OscServer(

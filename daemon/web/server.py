@@ -104,6 +104,7 @@ class WebServer:
         self._sessions: set[str] = set()
         self._runner: web.AppRunner | None = None
         self._tasks: set[asyncio.Task] = set()
+        self._frame: str | None = None  # the state frame, until the next change
         controller.add_listener(self._changed)
 
     @property
@@ -208,6 +209,7 @@ class WebServer:
             raise web.HTTPForbidden(text="cross-origin WebSocket refused\n")
         ws = web.WebSocketResponse(heartbeat=30.0, max_msg_size=MAX_SOCKET_FRAME)
         await ws.prepare(request)
+        self._frame = None  # what no listener announced since the last page left
         client = _Client(self, ws)
         self.clients.add(client)
         try:
@@ -221,7 +223,25 @@ class WebServer:
             await client.close()
         return ws
 
+    def reload(self, config) -> None:
+        """Adopt a reloaded configuration: the page's buttons follow its names at the next load
+        (a new ``listen``, ``allow`` or password takes a restart)."""
+        if config.web != self.settings:
+            log.warning("reload: a changed [web] section takes effect when the daemon restarts")
+        self.config = config
+        self._state_changed()
+
+    def state_frame(self) -> str:
+        """The ``{"state": ...}`` frame, built once per change however many pages are open."""
+        if self._frame is None:
+            self._frame = json.dumps({"state": self.state()})
+        return self._frame
+
     def _changed(self, changes: dict[str, Any], origin: str) -> None:
+        self._state_changed()
+
+    def _state_changed(self) -> None:
+        self._frame = None
         for client in self.clients:
             client.state_due()
 
@@ -231,8 +251,8 @@ class WebServer:
         sent a state only when it differs from the last one it got."""
         while True:
             await asyncio.sleep(STATE_WATCH_S)
-            for client in self.clients:
-                client.state_due()
+            if self.clients:
+                self._state_changed()
 
     def dispatch(self, message: dict[str, Any], client: _Client) -> None:
         """Carry out one command; raises ``TargetError`` or ``_Refused`` to refuse it."""
@@ -361,7 +381,7 @@ class _Client:
                 frames = []
                 if self._state:
                     self._state = False
-                    state = json.dumps({"state": self.server.state()})
+                    state = self.server.state_frame()
                     if state != self._last_state:
                         self._last_state = state
                         frames.append(state)
