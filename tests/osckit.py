@@ -112,6 +112,7 @@ class Peer(asyncio.DatagramProtocol):
         self.server = (LOOPBACK, server_port)
         self.inbox: asyncio.Queue[tuple[str, list[Any]]] = asyncio.Queue()
         self.transport: asyncio.DatagramTransport | None = None
+        self.received_bytes = 0
 
     @classmethod
     async def open(cls, server_port: int = 0, host: str = LOOPBACK) -> Peer:
@@ -131,6 +132,7 @@ class Peer(asyncio.DatagramProtocol):
         return self.transport.get_extra_info("sockname")[:2]
 
     def datagram_received(self, data: bytes, addr) -> None:
+        self.received_bytes += len(data)
         for message in parse_packet(data):
             self.inbox.put_nowait((message.address, message.params))
 
@@ -150,6 +152,7 @@ class Peer(asyncio.DatagramProtocol):
         while (message := await self.receive())[0] != STATE_ADDRESS:
             received.append(message)
         self.last_report = json.loads(message[1][0])
+        self.last_report_data = encode(STATE_ADDRESS, message[1][0])
         return received
 
     def close(self) -> None:

@@ -1,13 +1,59 @@
-"""Logging to stderr, journald-friendly: no timestamps when journald adds its own."""
+"""Logging to stderr, journald-friendly: no timestamps when journald adds its own.
+
+Much of what is logged is caused by clients (a refused message, a lost surface), so the log
+is bounded: each message (per logger and message template) is let through at most ``BURST``
+times a ``WINDOW_S``, the next one let through says how many were held back, and a message
+longer than ``MAX_MESSAGE_CHARS`` is cut.
+"""
 
 from __future__ import annotations
 
 import logging
 import os
 import sys
+import time
+from collections.abc import Callable
+
+BURST = 10
+WINDOW_S = 60.0
+MAX_MESSAGE_CHARS = 2000
+#: Message templates remembered; beyond this the table starts afresh.
+MAX_KEYS = 1000
 
 
 def setup(level: int = logging.INFO) -> None:
     under_journald = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
     logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(RateLimit())
+
+
+class RateLimit(logging.Filter):
+    """Lets a message through ``BURST`` times per ``WINDOW_S`` (s on ``clock``) and cuts it
+    to ``MAX_MESSAGE_CHARS``."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._clock = clock
+        self._windows: dict[tuple[str, str], tuple[float, int, int]] = {}  # start, let through, held
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, str(record.msg)[:200])
+        now = self._clock()
+        if len(self._windows) >= MAX_KEYS and key not in self._windows:
+            self._windows.clear()
+        start, passed, held = self._windows.get(key, (now, 0, 0))
+        if now - start >= WINDOW_S:
+            start, passed = now, 0
+        if passed >= BURST:
+            self._windows[key] = (start, passed, held + 1)
+            return False
+        self._windows[key] = (start, passed + 1, 0)
+        message = record.getMessage()
+        if len(message) > MAX_MESSAGE_CHARS:
+            message = f"{message[:MAX_MESSAGE_CHARS]}… ({len(message)} characters)"
+        if held:
+            message += f" ({held} more like this held back)"
+        record.msg, record.args = message, None
+        return True

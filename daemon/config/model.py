@@ -163,12 +163,14 @@ class AbConfig:
 
 @dataclass(frozen=True)
 class OscConfig:
-    """``[osc]``: UDP listen address, sender allowlist, clients that always get feedback."""
+    """``[osc]``: UDP listen address, sender allowlist, clients that always get feedback, and
+    how many senders may subscribe at once."""
 
     host: str = "127.0.0.1"
     port: int = 9000  # 0 = any free port
     allow: tuple[IPNetwork, ...] = (ipaddress.IPv4Network("127.0.0.0/8"),)
     clients: tuple[tuple[str, int], ...] = ()
+    max_subscribers: int = 32
 
 
 #: Who may open the web remote unless ``[web] allow`` says: this machine and the private ranges.

@@ -97,6 +97,7 @@ _MATCH_WINDOW = Number(1.0, 60.0, "s")
 _LISTEN = Address(Integer("a UDP port (0 = any free port)", 0, 65535))
 _WEB_LISTEN = Address(Integer("a TCP port (0 = any free port)", 0, 65535))
 _ALLOW = ListOf(Network(), "CIDR networks", 1, example='["127.0.0.0/8", "192.168.1.0/24"]')
+_SUBSCRIBERS = Integer("a number of subscribers", 1, 1024)
 _CLIENTS = ListOf(Address(Integer("a UDP port", 1, 65535)), '"host:port" addresses', example='["10.0.0.2:9001"]')
 _PORT_NAME = Text("a MIDI port name (substring)")
 _METERS_INTERVAL = Number(0.2, 60.0, "s")
@@ -186,7 +187,7 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
         sources=sources,
         speakers=speakers,
         ab=_ab(reader, document, tuple(sources)),
-        osc=_osc(reader, reader.section(document, "osc", ("listen", "allow", "clients"))),
+        osc=_osc(reader, reader.section(document, "osc", ("listen", "allow", "clients", "max_subscribers"))),
         surfaces=_surfaces(reader, document),
         midi=MidiConfig(reader.get(midi, "midi", "backend", Text(), None)),
         state=StateConfig(reader.get(state, "state", "path", AbsolutePath(), None)),
@@ -476,6 +477,9 @@ def _osc(reader: Reader, table: dict[str, Any]) -> OscConfig:
         port=port,
         allow=reader.get(table, "osc", "allow", _ALLOW, default_of(OscConfig, "allow")),
         clients=reader.get(table, "osc", "clients", _CLIENTS, default_of(OscConfig, "clients")),
+        max_subscribers=reader.get(
+            table, "osc", "max_subscribers", _SUBSCRIBERS, default_of(OscConfig, "max_subscribers")
+        ),
     )
 
 

@@ -27,6 +27,7 @@ import random
 import socket
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import aiomqtt
@@ -38,6 +39,7 @@ from controlroom.daemon.mqtt import discovery
 from controlroom.daemon.mqtt.payloads import (
     DROP_BAD_VALUE,
     DROP_MALFORMED,
+    DROP_OVERFLOW,
     DROP_RETAINED,
     DROP_UNKNOWN_TOPIC,
     OFFLINE,
@@ -58,6 +60,8 @@ log = logging.getLogger(__name__)
 #: Seconds between connection attempts, growing while the broker stays away.
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0, 8.0)
 KEEPALIVE_S = 30
+#: Messages received and not yet handled; beyond this a flood is dropped (and counted).
+MAX_INBOX = 1024
 #: Seconds a connection attempt, and the ``offline`` message on the way out, may take.
 CONNECT_TIMEOUT_S = 10.0
 GOODBYE_TIMEOUT_S = 2.0
@@ -168,6 +172,8 @@ class MqttBridge:
             timeout=CONNECT_TIMEOUT_S,
             tls_params=aiomqtt.TLSParameters(ca_certs=str(s.ca_file)) if s.ca_file is not None else None,
             logger=log,
+            queue_type=partial(Inbox, lambda message: self._drop(DROP_OVERFLOW, message.topic.value, "inbox full")),
+            max_queued_incoming_messages=MAX_INBOX,
             # small messages both ways: without it Nagle and delayed ACKs add 40 ms per command
             socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
@@ -352,3 +358,19 @@ class MqttBridge:
         self.dropped += 1
         self.controller.drop(reason)
         log.debug("MQTT: dropped a message on %s (%s): %s", topic, reason, detail)
+
+
+class Inbox(asyncio.Queue):
+    """aiomqtt's queue of received messages: bounded (``maxsize``), a message that finds it
+    full is handed to ``overflow`` and dropped rather than queued (aiomqtt would log a warning
+    per message)."""
+
+    def __init__(self, overflow: Callable[[aiomqtt.Message], None], maxsize: int = 0) -> None:
+        super().__init__(maxsize)
+        self._overflow = overflow
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        if self.full():
+            self._overflow(item)
+        else:
+            super().put_nowait(item)

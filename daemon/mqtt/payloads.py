@@ -24,6 +24,7 @@ DROP_MALFORMED = "mqtt_malformed"
 DROP_RETAINED = "mqtt_retained_command"
 DROP_BAD_VALUE = "mqtt_bad_value"
 DROP_UNKNOWN_TOPIC = "mqtt_unknown_topic"
+DROP_OVERFLOW = "mqtt_overflow"
 
 
 class Dropped(Exception):

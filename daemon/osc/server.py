@@ -4,6 +4,12 @@ What it receives and sends is the protocol (``osc.protocol``, and docs/osc.md fo
 Every datagram is handled synchronously in ``datagram_received``; nothing blocks, nothing
 raises out of it, every drop is counted with ``Controller.drop`` by reason. Subscribers get
 every change from any origin, and meters at most ``meter_interval_s`` apart.
+
+UDP senders can be forged, so a datagram is answered at most once however many requests it
+bundles (one report, one error), replies are metered per sender (``osc.budget``), the
+subscriber table is bounded, and a subscriber whose port is closed (ICMP port unreachable) is
+forgotten at once. What the kernel drops before the daemon reads it (a burst beyond the
+receive buffer) is counted as ``osc_overflow`` whenever a report is asked for.
 """
 
 from __future__ import annotations
@@ -14,15 +20,18 @@ import ipaddress
 import json
 import logging
 import math
+import os
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controlroom.daemon.core import inserts
 from controlroom.daemon.core.inserts import InsertError, InsertResult
 from controlroom.daemon.core.targets import TARGETS, parse_bool
 from controlroom.daemon.errors import PortError, PortInUse, TargetError
+from controlroom.daemon.osc.budget import ReplyBudget
 from controlroom.daemon.osc.protocol import (
     ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
@@ -53,12 +62,28 @@ WARN_INTERVAL_S = 10.0
 MAX_QUEUED_BYTES = 64 * 1024
 #: Longest reason text logged or sent back: a refused value is quoted, and may be a 64 kB string.
 MAX_DETAIL_CHARS = 200
+#: Reply bytes per second (and at once) for one sender host: a report is a few kB, so about 50
+#: reports a second, more than any control surface asks for.
+REPLY_BYTES_PER_SENDER_S = 256 * 1024
+#: Reply bytes per second for all senders together.
+REPLY_BYTES_S = 1024 * 1024
+#: Sender hosts whose reply budget is remembered.
+MAX_SENDERS = 256
+#: Receive buffer asked of the kernel (bytes); it grants at most net.core.rmem_max (doubled).
+RECEIVE_BUFFER_BYTES = 1 << 20
+# Linux socket options Python's socket module does not name.
+_IP_RECVERR = 11
+_IPV6_RECVERR = 25
+_MSG_ERRQUEUE = 0x2000
 
 DROP_NOT_ALLOWED = "osc_not_allowed"
 DROP_MALFORMED = "osc_malformed"
 DROP_UNKNOWN_ADDRESS = "osc_unknown_address"
 DROP_BAD_VALUE = "osc_bad_value"
 DROP_INTERNAL = "osc_internal_error"
+DROP_REPLY_LIMITED = "osc_reply_limited"
+DROP_SUBSCRIBERS_FULL = "osc_subscribers_full"
+DROP_OVERFLOW = "osc_overflow"
 
 
 #: The ``/controlroom/error`` reason of an insert measurement that failed (not a dropped message).
@@ -68,6 +93,17 @@ class _Drop(Exception):
     def __init__(self, reason: str, detail: str) -> None:
         super().__init__(detail)
         self.reason = reason
+
+
+class _Answer:
+    """What one datagram gets back, however many messages it bundles: the report once, the
+    whole state once (a subscription), each reply, and the first error."""
+
+    def __init__(self) -> None:
+        self.report = False
+        self.state = False
+        self.replies: list[tuple[str, tuple[Any, ...]]] = []
+        self.error: tuple[str, str] | None = None
 
 
 def feedback_messages(view: dict[str, Any]) -> Iterator[tuple[str, Any]]:
@@ -145,7 +181,8 @@ class OscServer(asyncio.DatagramProtocol):
     between two meter sends to a receiver. ``measure_insert(name)``: the daemon's insert
     measurement (None: ``/controlroom/insert/measure`` is refused). ``reset_loudness()``:
     restart integrated loudness and LRA, queued for the meters (None:
-    ``/controlroom/loudness/reset`` is refused).
+    ``/controlroom/loudness/reset`` is refused). ``reply_budget``: what replies a sender may
+    get (default: ``REPLY_BYTES_PER_SENDER_S``, ``REPLY_BYTES_S``).
     """
 
     def __init__(
@@ -158,6 +195,7 @@ class OscServer(asyncio.DatagramProtocol):
         meter_interval_s: float = METER_INTERVAL_S,
         measure_insert: Callable[[str], Awaitable[InsertResult]] | None = None,
         reset_loudness: Callable[[], None] | None = None,
+        reply_budget: ReplyBudget | None = None,
     ) -> None:
         self.controller = controller
         self.measure_insert = measure_insert
@@ -174,6 +212,11 @@ class OscServer(asyncio.DatagramProtocol):
         self._held_meters: dict[str, list[float | None]] = {}
         self._meters_sent = -math.inf
         self._last_warning: dict[str, float] = {}
+        if reply_budget is None:
+            reply_budget = ReplyBudget(REPLY_BYTES_PER_SENDER_S, REPLY_BYTES_S, MAX_SENDERS)
+        self._budget = reply_budget
+        self._report_bytes = 0  # the last report's size: what the next one is charged up front
+        self._kernel_drops = 0  # what the socket's kernel counter said last
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -191,6 +234,7 @@ class OscServer(asyncio.DatagramProtocol):
             sock = socket.socket(family, socket.SOCK_DGRAM)
             try:
                 sock.setblocking(False)
+                _tune(sock, family)
                 sock.bind(sockaddr)
                 self._transport, _ = await loop.create_datagram_endpoint(lambda: self, sock=sock)
             except BaseException:
@@ -242,6 +286,16 @@ class OscServer(asyncio.DatagramProtocol):
         self._subscribers = {a: t for a, t in self._subscribers.items() if t > now}
         return list(self._subscribers)
 
+    def count_kernel_drops(self) -> None:
+        """Add what the kernel dropped on this socket since the last call to the controller's
+        ``osc_overflow`` count."""
+        if self._sock is None:
+            return
+        drops = udp_drops(self._sock)
+        if drops > self._kernel_drops:
+            self.controller.dropped[DROP_OVERFLOW] += drops - self._kernel_drops
+            self._kernel_drops = drops
+
     def _receivers(self) -> list[Address]:
         """Where feedback goes: ``[osc] clients`` and live subscribers, each once."""
         unique = {a[:2]: a for a in (*self._clients, *self.subscribers)}
@@ -250,32 +304,62 @@ class OscServer(asyncio.DatagramProtocol):
     # --- datagrams ----------------------------------------------------------------------------
 
     def datagram_received(self, data: bytes, addr: Address) -> None:
+        answer = _Answer()
         try:
-            self._receive(data, addr)
-        except Exception:  # a bug here must cost one packet, never the endpoint
-            self._drop(DROP_INTERNAL, "internal error", addr)
-            log.exception("OSC: failed to handle a packet from %s", addr[0])
+            self._receive(data, addr, answer)
+        except Exception as exc:  # a bug here must cost one packet, never the endpoint
+            self._drop(DROP_INTERNAL, f"internal error: {type(exc).__name__}", addr, answer, exc_info=exc)
+        self._answer(answer, addr)
 
     def error_received(self, exc: Exception) -> None:
-        # ICMP errors (an unreachable subscriber) surface here on Linux; nothing to undo
+        # Linux reports an ICMP error (a closed port, an unreachable host) here, without saying
+        # whose: IP_RECVERR queues each with the address it was for
         log.debug("OSC socket error: %s", exc)
+        if self._sock is None:
+            return
+        while True:
+            try:
+                _, _, _, addr = self._sock.recvmsg(1, 512, _MSG_ERRQUEUE)
+            except OSError:  # BlockingIOError: the queue is empty
+                return
+            for subscriber in [a for a in self._subscribers if a[:2] == addr[:2]]:
+                del self._subscribers[subscriber]
+                log.info("OSC: %s:%d is unreachable; its subscription ends", *subscriber[:2])
 
-    def _receive(self, data: bytes, addr: Address) -> None:
+    def _receive(self, data: bytes, addr: Address, answer: _Answer) -> None:
         if not self._allowed(addr[0]):
-            self._drop(DROP_NOT_ALLOWED, f"sender {addr[0]} is not in [osc] allow", addr, reply=False)
+            self._drop(DROP_NOT_ALLOWED, f"sender {addr[0]} is not in [osc] allow", addr)
             return
         try:
             messages = parse_packet(data)
         except MalformedPacket as exc:
-            self._drop(DROP_MALFORMED, str(exc), addr)
+            self._drop(DROP_MALFORMED, str(exc), addr, answer)
             return
         for message in messages:
             try:
-                self._dispatch(message.address, message.params, addr)
+                self._dispatch(message.address, message.params, addr, answer)
             except _Drop as drop:
-                self._drop(drop.reason, f"{message.address}: {drop}", addr)
+                self._drop(drop.reason, f"{message.address}: {drop}", addr, answer)
             except TargetError as exc:
-                self._drop(DROP_BAD_VALUE, f"{message.address}: {exc}", addr)
+                self._drop(DROP_BAD_VALUE, f"{message.address}: {exc}", addr, answer)
+
+    def _answer(self, answer: _Answer, sender: Address) -> None:
+        # the report is charged its last size before it is built: under a flood, refusing must
+        # cost less than building it
+        if answer.report and self._budget.take(sender[0], self._report_bytes):
+            report = build_message(STATE_ADDRESS, self._state_json())
+            self._budget.spend(sender[0], len(report) - self._report_bytes)
+            self._report_bytes = len(report)
+            self._sendto(report, sender)
+        elif answer.report:
+            self.controller.drop(DROP_REPLY_LIMITED)
+        if answer.state:
+            for address, value in feedback_messages(self.controller.view()):
+                self._reply(sender, address, value)
+        for address, args in answer.replies:
+            self._reply(sender, address, *args)
+        if answer.error is not None:
+            self._reply(sender, ERROR_ADDRESS, *answer.error)
 
     def _allowed(self, host: str) -> bool:
         try:
@@ -286,18 +370,18 @@ class OscServer(asyncio.DatagramProtocol):
             ip = ip.ipv4_mapped
         return any(ip in network for network in self.config.allow)
 
-    def _dispatch(self, address: str, args: list[Any], sender: Address) -> None:
-        """Carry out one message; raises ``_Drop`` or ``TargetError`` to refuse it."""
+    def _dispatch(self, address: str, args: list[Any], sender: Address, answer: _Answer) -> None:
+        """Carry out one message, noting in ``answer`` what goes back; raises ``_Drop`` or
+        ``TargetError`` to refuse it."""
         if not address.startswith(PREFIX):
             raise _Drop(DROP_UNKNOWN_ADDRESS, "not a /controlroom/ address")
         match address[len(PREFIX) :].split("/"):
             case ["state"]:
-                if _pressed(args):
-                    self._send(sender, STATE_ADDRESS, self._state_json())
+                answer.report = _pressed(args) or answer.report
             case ["subscribe"]:
                 if _pressed(args):
-                    self._subscribers[sender] = time.monotonic() + self.subscription_ttl_s
-                    self._send_state(sender)
+                    self._subscribe(sender)
+                    answer.state = True
             case ["unsubscribe"]:
                 if _pressed(args):
                     self._subscribers.pop(sender, None)
@@ -311,7 +395,7 @@ class OscServer(asyncio.DatagramProtocol):
             case ["blind", "reveal"]:
                 if _pressed(args):
                     labels = self.controller.comparison.reveal(origin="osc")
-                    self._send(sender, PREFIX + "blind/reveal", *(w for pair in labels.items() for w in pair))
+                    answer.replies.append((PREFIX + "blind/reveal", tuple(w for pair in labels.items() for w in pair)))
             case ["abx", "start"]:
                 self.controller.comparison.abx_start(_one(args), origin="osc")
             case ["abx", "play"]:
@@ -331,6 +415,13 @@ class OscServer(asyncio.DatagramProtocol):
             case _:
                 raise _Drop(DROP_UNKNOWN_ADDRESS, "unknown address")
 
+    def _subscribe(self, sender: Address) -> None:
+        """Start or renew ``sender``'s subscription; ``_Drop`` when the table is full."""
+        limit = self.config.max_subscribers
+        if sender not in self._subscribers and len(self.subscribers) >= limit:
+            raise _Drop(DROP_SUBSCRIBERS_FULL, f"{limit} senders are subscribed already ([osc] max_subscribers)")
+        self._subscribers[sender] = time.monotonic() + self.subscription_ttl_s
+
     def _start_measurement(self, name: Any, sender: Address) -> None:
         inserts.check(self.controller.config, name)
         if self.measure_insert is None:
@@ -345,13 +436,23 @@ class OscServer(asyncio.DatagramProtocol):
             r = await self.measure_insert(name)
         except InsertError as exc:
             log.warning("insert measurement failed: %s", exc)
-            self._send(sender, ERROR_ADDRESS, MEASURE_FAILED, str(exc))
+            self._reply(sender, ERROR_ADDRESS, MEASURE_FAILED, str(exc))
             return
-        self._send(
+        self._reply(
             sender, INSERT_MEASURE_ADDRESS, name, r.latency, r.latency_ms, r.gain_db, r.coherence, int(r.inverted)
         )
 
-    def _drop(self, reason: str, detail: str, sender: Address, reply: bool = True) -> None:
+    def _drop(
+        self,
+        reason: str,
+        detail: str,
+        sender: Address,
+        answer: _Answer | None = None,
+        exc_info: BaseException | None = None,
+    ) -> None:
+        """Count a dropped message, log it (a warning per reason at most every
+        ``WARN_INTERVAL_S``, a traceback only with that warning) and note the datagram's first
+        error in ``answer`` (None: no answer, the sender is not allowed)."""
         self.controller.drop(reason)
         if len(detail) > MAX_DETAIL_CHARS:
             detail = detail[: MAX_DETAIL_CHARS - 1] + "…"
@@ -360,12 +461,17 @@ class OscServer(asyncio.DatagramProtocol):
         if now - self._last_warning.get(reason, -math.inf) >= WARN_INTERVAL_S:
             self._last_warning[reason] = now
             log.warning(
-                "OSC: dropped a message from %s (%s): %s (more of these at debug level)", sender[0], reason, detail
+                "OSC: dropped a message from %s (%s): %s (more of these at debug level)",
+                sender[0],
+                reason,
+                detail,
+                exc_info=exc_info,
             )
-        if reply:  # never answer senders outside the allowlist
-            self._send(sender, ERROR_ADDRESS, reason, detail)
+        if answer is not None and answer.error is None:
+            answer.error = (reason, detail)
 
     def _state_json(self) -> str:
+        self.count_kernel_drops()
         report = self.report()
         engine = report.get("engine", {})
         if "dropped" not in engine:
@@ -404,8 +510,47 @@ class OscServer(asyncio.DatagramProtocol):
                 self._send(receiver, METERS_PREFIX + path, *args)
 
     def _send(self, receiver: Address, address: str, *args: Any) -> None:
+        self._sendto(build_message(address, *args), receiver)
+
+    def _reply(self, sender: Address, address: str, *args: Any) -> None:
+        """Send an answer to a request, within the sender's reply budget (else count it)."""
+        data = build_message(address, *args)
+        if self._budget.take(sender[0], len(data)):
+            self._sendto(data, sender)
+        else:
+            self.controller.drop(DROP_REPLY_LIMITED)
+
+    def _sendto(self, data: bytes, receiver: Address) -> None:
         if self._transport is not None:
-            self._transport.sendto(build_message(address, *args), receiver)
+            self._transport.sendto(data, receiver)
+
+
+def _tune(sock: socket.socket, family: int) -> None:
+    """A receive buffer for bursts, and ICMP errors queued with the address they concern."""
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER_BYTES)
+    try:
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, _IPV6_RECVERR, 1)
+        else:
+            sock.setsockopt(socket.IPPROTO_IP, _IP_RECVERR, 1)
+    except OSError:  # not Linux: unreachable subscribers expire by time alone
+        pass
+
+
+def udp_drops(sock: socket.socket) -> int:
+    """Datagrams the kernel dropped on ``sock`` (its receive queue was full): the ``drops``
+    column of ``/proc/net/udp`` or ``udp6`` for the socket's inode; 0 where there is none."""
+    inode = str(os.fstat(sock.fileno()).st_ino)
+    for table in ("/proc/net/udp", "/proc/net/udp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 12 and fields[9] == inode:
+                return int(fields[12])
+    return 0
 
 
 def _one(args: list[Any]) -> Any:

@@ -1,0 +1,50 @@
+"""The daemon's log is bounded: a repeated message is held back, a huge one is cut."""
+
+from __future__ import annotations
+
+import io
+import logging
+
+from controlroom.daemon.cli.logsetup import BURST, MAX_MESSAGE_CHARS, WINDOW_S, RateLimit
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def logger_into(stream: io.StringIO, clock: Clock) -> logging.Logger:
+    handler = logging.StreamHandler(stream)
+    handler.addFilter(RateLimit(clock))
+    logger = logging.getLogger(f"test-logsetup-{id(stream)}")
+    logger.propagate = False
+    logger.addHandler(handler)
+    logger.setLevel(logging.DEBUG)
+    return logger
+
+
+def test_a_message_repeated_by_a_flood_is_let_through_a_few_times_per_window():
+    stream, clock = io.StringIO(), Clock()
+    log = logger_into(stream, clock)
+    for n in range(1000):
+        log.warning("dropped a message from %s", f"10.0.0.{n % 200}")
+    log.warning("another message")
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == BURST + 1
+    clock.now = WINDOW_S
+    log.warning("dropped a message from %s", "10.0.0.1")
+    assert (
+        stream.getvalue().splitlines()[-1]
+        == f"dropped a message from 10.0.0.1 ({1000 - BURST} more like this held back)"
+    )
+
+
+def test_a_huge_message_is_cut():
+    stream = io.StringIO()
+    logger_into(stream, Clock()).warning("state file: %s", "x" * 10_000_000)
+    line = stream.getvalue().rstrip("\n")
+    assert len(line) < MAX_MESSAGE_CHARS + 100
+    assert line.endswith("(10000012 characters)")
