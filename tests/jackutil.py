@@ -205,10 +205,15 @@ def make_room() -> None:
 
 def give_back_dead_slots(prefix: str = "controlroom-") -> None:
     """Free the registry slots of dead servers named ``prefix``*: a jackd of the same name
-    takes the slot over, and SIGTERM ends it cleanly (no client ever connects to it)."""
+    takes the slot over, and SIGTERM ends it cleanly (no client ever connects to it). A server
+    orphaned by a test session that crashed (its parent is gone) is ended with SIGTERM."""
     for name, pid in registry().items():
-        if name.startswith(prefix) and not _alive(pid):
+        if not name.startswith(prefix):
+            continue
+        if not _alive(pid):
             _take_over_and_end(name)
+        elif _orphaned(pid):
+            _end(pid)
 
 
 def give_back(name: str) -> None:
@@ -238,6 +243,26 @@ def _take_over_and_end(name: str) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def _orphaned(pid: int) -> bool:
+    """The process was re-parented to init: whoever started it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[1] == "1"
+
+
+def _end(pid: int) -> None:
+    """SIGTERM ``pid`` and wait (bounded) until it is gone."""
+    try:
+        os.kill(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + READY_TIMEOUT_S
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 def _alive(pid: int) -> bool:

@@ -14,7 +14,7 @@ import sys
 import time
 from collections.abc import Callable
 
-BURST = 10
+BURST = 50
 WINDOW_S = 60.0
 MAX_MESSAGE_CHARS = 2000
 #: Message templates remembered; beyond this the table starts afresh.

@@ -320,9 +320,7 @@ def _library_path() -> str:
     raise OSError("libportaudio is not loaded")
 
 
-#: memfd descriptors of the loaded copies, never closed: the loader recognises an object by
-#: the path it was opened with, and a reused descriptor number would hand back an old copy.
-_images: list[int] = []
+_copies = itertools.count(1)
 
 
 def _load_copy() -> PortAudioLibrary:
@@ -331,12 +329,17 @@ def _load_copy() -> PortAudioLibrary:
     with open(_library_path(), "rb") as source:
         image = source.read()
     descriptor = os.memfd_create("libportaudio")
-    _images.append(descriptor)
-    with open(descriptor, "wb", closefd=False) as memory_file:
-        memory_file.write(image)
-    path = f"/proc/self/fd/{descriptor}"
-    lib = ffi.dlopen(path, _PIN)
-    extras = _jffi.dlopen(path, _PIN)
+    try:
+        with open(descriptor, "wb", closefd=False) as memory_file:
+            memory_file.write(image)
+        # The loader knows an object by the path it was opened with: once this descriptor is
+        # closed its number comes back, and "/proc/self/fd/N" again would hand back the old
+        # copy. A path of its own per copy ("./" repeated) lets the descriptor go.
+        path = f"/proc/self/fd/{'./' * next(_copies)}{descriptor}"
+        lib = ffi.dlopen(path, _PIN)
+        extras = _jffi.dlopen(path, _PIN)
+    finally:
+        os.close(descriptor)  # the mapping keeps the copy
     name = _unique_client_name()
     extras.PaJack_SetClientName(name)
     _initialise(lib)

@@ -29,6 +29,13 @@ PA_NO_FLAG = 0
 
 #: Pointer tables and stream handles of given-up streams: PortAudio may still hold them.
 _given_up: list[object] = []
+#: Seconds after which a detached stream's callback can no longer be inside a block that began
+#: before the detach (a block takes milliseconds): its kernel arrays may then be freed.
+RETIRE_AFTER_S = 5.0
+#: Kernel arrays of given-up streams, with the monotonic time at which they may be freed. The
+#: arrays are the bulk of a stream's memory (delay lines, filter states): keeping them for good
+#: would cost megabytes per device loss.
+_retired: list[tuple[float, KernelArrays]] = []
 #: Hosts with an open stream: one dropped without close() keeps its callback, pointer table
 #: and arrays alive (its stream still runs) instead of having them freed under the callback.
 _open_hosts: set[PortAudioHost] = set()
@@ -155,6 +162,7 @@ class PortAudioHost:
     # -- internals ---------------------------------------------------------------------------
 
     def _open(self) -> None:
+        _free_retired()
         # The instance counts the stream as open from here on, so that no renew() terminates
         # or abandons it under Pa_OpenStream (PortAudio is not thread-safe).
         instance = library.reserve()
@@ -178,8 +186,8 @@ class PortAudioHost:
             instance.stream_gone()
             raise
         if error is None:
-            table.detach()
-            _given_up.extend((table, handle, self._callback))  # Pa_OpenStream may yet finish
+            _retire(table)
+            _given_up.extend((handle, self._callback))  # Pa_OpenStream may yet finish
             instance.given_up += 1
             instance.abandon()
             raise EngineError(f"audio device {device['name']!r} does not answer")
@@ -231,11 +239,26 @@ class PortAudioHost:
     def _give_up(self) -> None:
         """Abandon the stream and its PortAudio instance (see ``library``) without another
         call into either."""
-        self._table.detach()
-        _given_up.extend((self._table, self._stream))
+        _retire(self._table)
+        _given_up.append(self._stream)
         self._library.stream_gone(given_up=True)
         self._library.abandon()
         _given_up.append(self._callback)
         _open_hosts.discard(self)
         self._stream = self._table = None
         self._started_ns = 0
+
+
+def _retire(table: PointerTable) -> None:
+    """Detach ``table`` (the callback then touches nothing but the table itself) and keep it
+    for good; keep its kernel arrays only until ``RETIRE_AFTER_S`` has passed."""
+    table.detach()
+    _given_up.append(table.table)
+    _retired.append((time.monotonic() + RETIRE_AFTER_S, table.arrays))
+    table.arrays = None
+
+
+def _free_retired() -> None:
+    """Let go of the retired kernel arrays whose time has come."""
+    now = time.monotonic()
+    _retired[:] = [(due, arrays) for due, arrays in _retired if due > now]

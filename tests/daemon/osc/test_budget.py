@@ -49,3 +49,11 @@ def test_the_table_of_senders_is_bounded():
     for n in range(100):
         budget.take(f"10.0.{n}.1", 10)
     assert len(budget) == 4
+
+
+def test_loopback_senders_cannot_be_forged_from_the_network_and_are_not_metered():
+    budget = ReplyBudget(1000, 1000, 8, clock=Clock())
+    for host in ("127.0.0.1", "127.0.0.3", "::1", "::ffff:127.0.0.1"):
+        assert all(budget.take(host, 1000) for _ in range(10))
+    assert budget.take("192.168.1.20", 1000)
+    assert not budget.take("192.168.1.20", 1)

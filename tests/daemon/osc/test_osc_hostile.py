@@ -31,8 +31,9 @@ def state_bundle() -> bytes:
 
 
 def frozen_budget(per_sender: int) -> ReplyBudget:
-    """A reply budget whose clock stands still: nothing refills, so what is sent is exact."""
-    return ReplyBudget(per_sender, 10 * per_sender, 16, clock=lambda: 0.0)
+    """A reply budget whose clock stands still (nothing refills, so what is sent is exact) and
+    that meters loopback senders as if they came over the network (the only kind here)."""
+    return ReplyBudget(per_sender, 10 * per_sender, 16, clock=lambda: 0.0, meter_loopback=True)
 
 
 def test_a_bundle_of_state_requests_is_answered_once_with_fewer_bytes_than_it_had():
