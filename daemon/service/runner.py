@@ -373,8 +373,10 @@ class EngineRunner:
             await asyncio.wait({closing})  # the shutdown that follows must find it closed
             raise
 
-    async def _fade_out(self) -> None:
-        """Ramp the master gain to silence and wait (bounded) until the kernel reaches it."""
+    async def fade_out(self) -> None:
+        """Ramp the master gain to silence and wait (bounded) until the kernel reaches it; it
+        stays silent until the stream closes (the outboard's shutdown powers amplifiers down
+        in that silence)."""
         self.controller.fade_out()
         buffers = self.controller.buffers
 
@@ -434,7 +436,7 @@ class EngineRunner:
             self._failures, self._due = 0, 0.0
         if reopen:
             log.info("reload: audio settings changed (%s), reopening the stream", ", ".join(changes.stream))
-            await self._fade_out()
+            await self.fade_out()
             await self._close()
         self.config = config
         self.controller.reload(config)
@@ -457,7 +459,7 @@ class EngineRunner:
     async def _shut_down(self) -> None:
         """Ramp to silence, close the host, and let every waiting request go."""
         if self.host is not None:
-            await self._fade_out()
+            await self.fade_out()
         await self._close()
         self.state = EngineState.STOPPED
         q = self._queue
