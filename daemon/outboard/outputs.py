@@ -70,10 +70,12 @@ class Switch:
         return self.entry.name
 
     def set(self, on: bool) -> None:
+        """Switch on or off (nothing is sent when it is so already: it was driven off at open)."""
+        if on == self.on:
+            return
         self._drive(on)
-        if on != self.on:
-            log.info("outboard %s %s", self.name, "on" if on else "off")
-            self.changed = time.monotonic()
+        log.info("outboard %s %s", self.name, "on" if on else "off")
+        self.changed = time.monotonic()
         self.on = on
 
     def _drive(self, on: bool) -> None:
