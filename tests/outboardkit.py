@@ -185,13 +185,14 @@ class Rack:
 
 
 @asynccontextmanager
-async def rack_daemon(rack: Rack, text: str, program: np.ndarray):
+async def rack_daemon(rack: Rack, text: str, program: np.ndarray, state_path=None):
     """A daemon (virtual backend, in-process) on ``rack``, recorded from its first frame;
-    stopped after as SIGTERM stops it (exit 0 checked). The histories stay readable after."""
+    stopped after as SIGTERM stops it, unless a SIGTERM did (exit 0 checked). The histories
+    stay readable after."""
     from controlroom.daemon.config import parse_config
     from controlroom.daemon.service import Daemon
 
-    daemon = Daemon(parse_config(text), None, state_path=None, program=program)
+    daemon = Daemon(parse_config(text), None, state_path=state_path, program=program)
     serving = asyncio.create_task(daemon.run())
     recording = asyncio.create_task(rack.record(daemon))
     rack.daemon = daemon

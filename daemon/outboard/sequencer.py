@@ -209,8 +209,7 @@ class Outboard:
             due = switch.changed + delay
             if previous is not None:
                 due = max(due, previous + delay)
-            wait = due - time.monotonic()
-            if wait > 0:
+            while (wait := due - time.monotonic()) > 0:  # a timer may fire a hair early
                 await asyncio.sleep(wait)
             switch.set(True)
             previous = switch.changed

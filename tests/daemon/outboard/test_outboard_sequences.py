@@ -9,7 +9,10 @@ before): a slow machine may take longer, never less.
 from __future__ import annotations
 
 import asyncio
+import json
+import os
 import random
+import signal
 
 import pytest
 from daemonkit import program, until
@@ -69,15 +72,21 @@ def amps_rest(rack: Rack) -> None:
                 assert on.time - off.time >= ON_DELAY_MS / 1000.0, f"{name} power-cycled"
 
 
-def test_start_up_opens_every_pin_off_then_closes_relays_then_powers_amplifiers_in_order_and_shuts_down_amplifiers_first(
-    rack,
+def test_start_up_drives_every_pin_off_then_closes_relays_then_powers_amplifiers_in_order_and_sigterm_powers_them_down_first(
+    rack, tmp_path
 ):
+    state = tmp_path / "state.json"
+
     async def scenario():
-        async with rack_daemon(rack, config("always"), program(4)) as daemon:
+        async with rack_daemon(rack, config("always"), program(4), state_path=state) as daemon:
             await idle(daemon)
             await asyncio.sleep(0.3)  # some programme after the fade-in
             report = daemon.report()
             start = rack.all_edges()
+            daemon.controller.apply("volume", "set", -12.0, origin="test")
+            os.kill(os.getpid(), signal.SIGTERM)  # the daemon's own handler: as systemctl stop
+            await until(lambda: daemon.runner.state.value == "stopped", "the stop")
+        assert json.loads(state.read_text())["targets"]["volume"] == -12.0, "the state saved on the way out"
         # at open every pin was driven to its off level (its first change, or none for active-high)
         for name in AMPS + RELAYS:
             history = rack.history(name)
