@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from daemonkit import OutputTap, until
-from gpiozero import Device
+from gpiozero import Device, PinError
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from controlroom.dsp import layout
@@ -106,8 +106,11 @@ class WatchedPin(MockPin):
     """A mock pin that notes, at each change, how far the daemon's audio had got."""
 
     frames = None  # () -> the tap's write position, or None (set by the rack)
+    failing = False  # set on a pin: it refuses to change, as a broken GPIO line would
 
     def _change_state(self, value):
+        if self.failing:
+            raise PinError(f"{self.info.name}: mock failure")
         changed = super()._change_state(value)
         if changed:
             self.edge_frames.append(WatchedPin.frames() if WatchedPin.frames else None)

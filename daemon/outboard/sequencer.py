@@ -83,7 +83,9 @@ class Outboard:
         self.playing: str | None = None  # the set the outputs are set up for (None before start-up)
         self.wanted = controller.state.speakers
         self.sequence: dict[str, Any] | None = None  # the running sequence, as reported
+        self.error: str | None = None  # why the last sequence failed (the path stays silent)
         self._task: asyncio.Task | None = None
+        self._started = False  # the start-up sequence has begun
         self._held = False
         self._closing = False
         controller.speakers_hook = self._speakers_changed
@@ -97,8 +99,11 @@ class Outboard:
 
     def sequence_status(self) -> dict[str, Any]:
         """The report's ``sequence``: the running one (``kind``, ``to``, ``step``), or ``kind``
-        idle; ``recalled``: each MIDI device's last recall."""
+        idle; ``error``: why the last one failed, while the path is kept silent for it;
+        ``recalled``: each MIDI device's last recall."""
         status = dict(self.sequence) if self.sequence is not None else {"kind": "idle"}
+        if self.error is not None:
+            status["error"] = self.error
         status["recalled"] = {name: device.last for name, device in self.devices.items()}
         return status
 
@@ -108,13 +113,14 @@ class Outboard:
         """The start-up sequence, once the engine has tried its stream (a service task)."""
         await self.runner.tried.wait()
         self._task = asyncio.current_task()
+        self._started = True
         await self._work("start-up")
 
     def _speakers_changed(self, old: str, new: str) -> None:
         """The controller's hook, before a new set is published: keep the path on ``old`` and
         silent while a sequence sets the outside up for ``new``."""
         self.wanted = new
-        if self._closing or self.playing is None:
+        if self._closing or not self._started:
             return  # shutting down, or the start-up sequence is still to run: the path is silent
         if self._task is None:
             if not self._needs_sequence(self.playing, new):
@@ -156,7 +162,16 @@ class Outboard:
                 await self._frames(self.config.monitor.crossfade_ms + self._tail_ms())  # the sets' crossfade, silent
                 if self.playing == self.wanted:
                     break
+            self.error = None
             self._release()
+        except Exception as exc:
+            # e.g. a GPIO pin that failed: the outside is in an unknown state, so the path stays
+            # silent; the next set switch runs a sequence again
+            log.error("outboard: the %s sequence failed (%s); silent until a switch succeeds", kind, exc, exc_info=True)
+            self.error = f"{kind}: {exc}"
+            self.playing = None  # the outside matches no set: any switch sets it up afresh
+            self.controller.routed = None
+            self.controller.publish()
         finally:
             self._task = None
             self.sequence = None
@@ -222,14 +237,8 @@ class Outboard:
             known = ", ".join(self.switches) or "none defined"
             raise TargetError(f"no outboard switch {name!r} (expected one of {known})")
         on = parse_bool(value)
-        if self._task is not None or self._closing or self.playing is None:
-            what = (
-                self.sequence["kind"]
-                if self.sequence is not None
-                else "start-up"
-                if self.playing is None
-                else "shutdown"
-            )
+        if self._task is not None or self._closing or not self._started:
+            what = self.sequence["kind"] if self.sequence is not None else "shutdown" if self._closing else "start-up"
             raise TargetError(f"the {what} sequence is running (switch {name} by hand once it has finished)")
         if name not in self.relays:
             switch.set(on)

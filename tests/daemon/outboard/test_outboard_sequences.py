@@ -231,3 +231,28 @@ def test_an_output_switched_by_hand_over_osc_a_relay_in_silence_and_refused_whil
         relay_edges_silent(rack)
 
     run(scenario)
+
+
+def test_a_relay_that_fails_keeps_the_path_silent_until_a_switch_succeeds(rack):
+    async def scenario():
+        async with rack_daemon(rack, config("selected"), program(4)) as daemon:
+            await idle(daemon)
+            rack.pin("relay-far").failing = True
+            daemon.controller.apply("speakers", "set", "far", origin="test")
+            await until(lambda: daemon.outboard.sequence is None, "the failed sequence to end")
+            assert daemon.report()["sequence"]["error"].startswith("switch: GPIO")
+            failed = len(rack.recorded())
+            await asyncio.sleep(0.3)
+            assert peak(rack.recorded()[failed:]) < SILENCE, "silent while the outside is unknown"
+
+            rack.pin("relay-far").failing = False
+            daemon.controller.apply("speakers", "set", "near", origin="test")
+            await idle(daemon)
+            assert "error" not in daemon.report()["sequence"]
+            assert {n for n in AMPS + RELAYS if rack.is_on(n)} == {"relay-near", "amp-near"}
+            back = len(rack.recorded())
+            await asyncio.sleep(0.3)
+            assert peak(rack.recorded()[back:, 0:2]) > AUDIBLE
+        relay_edges_silent(rack)
+
+    run(scenario)
