@@ -20,7 +20,7 @@ from controlroom.daemon.config import parse_config
 pytestmark = pytest.mark.jack
 
 BACKEND = "mido.backends.rtmidi/UNIX_JACK"
-MIN_INTERVAL_MS = 30.0
+MIN_INTERVAL_MS = 80.0
 #: Two JACK periods (64 frames at 48 kHz): how much shorter a gap may look than it was.
 JITTER_S = 2 * 64 / 48000
 
