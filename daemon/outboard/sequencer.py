@@ -33,8 +33,6 @@ from controlroom.daemon.config import Config
 from controlroom.daemon.core.targets import parse_bool
 from controlroom.daemon.errors import TargetError
 from controlroom.daemon.outboard.outputs import GpioSwitch, MidiDevice, MqttSwitch, Switch
-from controlroom.daemon.service.runner import until
-from controlroom.dsp import layout
 
 log = logging.getLogger("controlroom")
 
@@ -310,23 +308,10 @@ class Outboard:
         return longest + TAIL_MS
 
     async def _frames(self, ms: float) -> None:
-        """Until the engine has played ``ms`` more (and two blocks), counted in its own frames;
-        at once when no audio runs."""
-        buffers = self.controller.buffers
-        if buffers is None or not self.runner.running:
-            return
+        """Until the engine has played ``ms`` more (and two blocks), counted in its own frames."""
         audio = self.config.audio
-        frames = ms * audio.samplerate / 1000.0 + 2 * audio.blocksize
-        start = int(buffers.counters[layout.C_FRAMES])
-
-        def played() -> bool:
-            return (
-                self.controller.buffers is not buffers
-                or not self.runner.running
-                or int(buffers.counters[layout.C_FRAMES]) - start >= frames
-            )
-
-        await until(played, FRAMES_TIMEOUT_S + ms / 1000.0)
+        frames = round(ms * audio.samplerate / 1000.0) + 2 * audio.blocksize
+        await self.runner.wait_played(frames, FRAMES_TIMEOUT_S + ms / 1000.0)
 
     def _step(self, kind: str, to: str | None, step: str) -> None:
         self.sequence = {"kind": kind, "to": to, "step": step}

@@ -165,6 +165,23 @@ class EngineRunner:
         at once when no audio runs (nothing fades then)."""
         await until(lambda: not self.running or self._faded(source), SILENCE_TIMEOUT_S)
 
+    async def wait_played(self, frames: int, timeout_s: float) -> None:
+        """Until the engine has played ``frames`` more frames — counted by the kernel, so a late
+        audio thread is waited for — at most ``timeout_s``; at once when no audio runs."""
+        buffers = self.controller.buffers
+        if buffers is None or not self.running:
+            return
+        start = int(buffers.counters[layout.C_FRAMES])
+
+        def played() -> bool:
+            return (
+                self.controller.buffers is not buffers
+                or not self.running
+                or int(buffers.counters[layout.C_FRAMES]) - start >= frames
+            )
+
+        await until(played, timeout_s)
+
     # --- observation --------------------------------------------------------------------------
 
     @property

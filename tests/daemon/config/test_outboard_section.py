@@ -198,3 +198,15 @@ def test_run_refuses_to_start_on_gpio_pins_without_gpio(gpio_config):
     result = controlroom("run", "-c", str(gpio_config), factory=None)
     assert result.returncode == 2
     assert "outboard[0].gpio: no GPIO on this machine" in result.stderr
+
+
+def test_check_of_a_rack_stays_light_no_audio_engine_loaded(gpio_config):
+    code = (
+        "import sys; from controlroom.daemon.cli import main; status = main(['check', sys.argv[1]]); "
+        "print(status, 'numba' in sys.modules, 'numpy' in sys.modules)"
+    )
+    env = {**os.environ, "GPIOZERO_PIN_FACTORY": "mock"}
+    result = subprocess.run(
+        [sys.executable, "-c", code, str(gpio_config)], capture_output=True, text=True, env=env, timeout=60
+    )
+    assert result.stdout.splitlines()[-1] == "0 False False", result.stderr
