@@ -73,7 +73,7 @@ active_high = false
 
 [sequencing]
 on_delay_ms = {on_delay_ms}
-settle_ms = 40
+settle_ms = {settle_ms}
 power_policy = "{policy}"
 
 [osc]

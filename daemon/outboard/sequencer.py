@@ -110,6 +110,8 @@ class Outboard:
     async def start_up(self) -> None:
         """The start-up sequence, once the engine has tried its stream (a service task)."""
         await self.runner.tried.wait()
+        if self._closing:
+            return  # stopped while the stream opened: nothing is to come on any more
         self._task = asyncio.current_task()
         self._started = True
         await self._work("start-up")
@@ -150,7 +152,7 @@ class Outboard:
             await self._silent()
             if action is not None:
                 await action()
-            while True:
+            while not self._closing:  # a shutdown abandons the sequence
                 while self.playing != self.wanted:
                     await self._switch_to(kind, self.wanted)
                     kind = "switch"
@@ -180,6 +182,7 @@ class Outboard:
         new = sets.get(name)
         relays = set(new.relays) if new is not None else set()
         powered = set(self.amps) if policy == "always" else set(new.power) if new is not None else set()
+        self.playing = None  # until the end: a sequence overtaken halfway leaves the outside matching no set
         self._step(kind, name, "amplifiers off")
         for amp in reversed(self.amps):
             if amp not in powered:

@@ -37,8 +37,8 @@ def run(scenario) -> None:
     asyncio.run(asyncio.wait_for(scenario(), 120.0))
 
 
-def config(policy: str) -> str:
-    return RACK_TOML.format(on_delay_ms=ON_DELAY_MS, policy=policy)
+def config(policy: str, settle_ms: float = 40.0) -> str:
+    return RACK_TOML.format(on_delay_ms=ON_DELAY_MS, policy=policy, settle_ms=settle_ms)
 
 
 def relay_edges_silent(rack: Rack) -> None:
@@ -254,5 +254,26 @@ def test_a_relay_that_fails_keeps_the_path_silent_until_a_switch_succeeds(rack):
             await asyncio.sleep(0.3)
             assert peak(rack.recorded()[back:, 0:2]) > AUDIBLE
         relay_edges_silent(rack)
+
+    run(scenario)
+
+
+def test_a_switch_back_while_relays_settle_sets_the_first_set_up_again(rack):
+    async def scenario():
+        async with rack_daemon(rack, config("selected", settle_ms=500.0), program(4)) as daemon:
+            await idle(daemon)
+            daemon.controller.apply("speakers", "set", "far", origin="test")
+            await until(lambda: rack.is_on("relay-far"), "far's relay closed")
+            assert daemon.report()["sequence"]["step"] == "settle"  # half way: near's amplifier is off
+            daemon.controller.apply("speakers", "set", "near", origin="test")
+            await idle(daemon)
+            assert {n for n in AMPS + RELAYS if rack.is_on(n)} == {"relay-near", "amp-near"}
+            assert daemon.report()["outboard"]["relay-far"] == "off"
+            back = len(rack.recorded())
+            await asyncio.sleep(0.3)
+            assert peak(rack.recorded()[back:, 0:2]) > AUDIBLE
+        relay_edges_silent(rack)
+        never_both_relays(rack)
+        amps_rest(rack)
 
     run(scenario)
