@@ -209,13 +209,14 @@ class Outboard:
             if self.wanted != name:
                 return
         self._step(kind, name, "amplifiers on")
-        await self._power_up([amp for amp in self.amps if amp in powered])
-        self.playing = name
+        if await self._power_up([amp for amp in self.amps if amp in powered], name):
+            self.playing = name
 
-    async def _power_up(self, amps: list[str]) -> None:
+    async def _power_up(self, amps: list[str], name: str) -> bool:
         """Switch ``amps`` on in order, each ``on_delay_ms`` after the one before, and none
         sooner than ``on_delay_ms`` after it last went off (a storm of switches must not
-        power-cycle an amplifier)."""
+        power-cycle an amplifier); False, with the rest left off, once a switch to another set
+        than ``name`` overtakes it."""
         delay = self.config.sequencing.on_delay_ms / 1000.0
         previous = None
         for amp in amps:
@@ -227,8 +228,11 @@ class Outboard:
                 due = max(due, previous + delay)
             while (wait := due - time.monotonic()) > 0:  # a timer may fire a hair early
                 await asyncio.sleep(wait)
+            if self.wanted != name:
+                return False
             switch.set(True)
             previous = switch.changed
+        return True
 
     def switch_by_hand(self, name: str, value: Any) -> None:
         """Switch output ``name`` on or off by hand (OSC); a relay through silence. Raises
