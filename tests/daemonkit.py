@@ -130,14 +130,15 @@ async def windows_full(daemon: Daemon) -> None:
 
 
 class OutputTap:
-    """The monitor output (outputs 1-2) as the kernel wrote it, read from its tap ring."""
+    """The monitor output (outputs 1-2, or the first ``outputs``) as the kernel wrote it, read
+    from its tap ring from now (or from tap frame ``start``)."""
 
-    def __init__(self, daemon: Daemon) -> None:
+    def __init__(self, daemon: Daemon, outputs: int = 2, start: int | None = None) -> None:
         self.buffers = daemon.controller.buffers
         spec = self.buffers.spec
-        self.n_in, self.width = spec.n_in, spec.n_in + spec.n_out
+        self.n_in, self.width, self.outputs = spec.n_in, spec.n_in + spec.n_out, outputs
         self.scratch = np.zeros((layout.TAP_FRAMES, self.width), dtype=np.float32)
-        self.read = int(self.buffers.counters[layout.C_TAP_WRITE])
+        self.read = int(self.buffers.counters[layout.C_TAP_WRITE]) if start is None else start
 
     async def record(self, frames: int) -> np.ndarray:
         """The next ``frames`` frames from where the last call (or the constructor) stopped."""
@@ -147,12 +148,16 @@ class OutputTap:
         while got < frames:
             assert loop.time() < deadline, "the tap stopped"
             await asyncio.sleep(0.02)  # the ring holds 0.34 s: read well within that
-            b = self.buffers
-            n, self.read, lost = read_tap(b.meters, b.counters, self.read, self.width, self.scratch)
-            assert lost == 0
-            chunks.append(self.scratch[:n, self.n_in : self.n_in + 2].copy())
-            got += n
+            chunks.append(self.take())
+            got += len(chunks[-1])
         return np.concatenate(chunks)[:frames]
+
+    def take(self) -> np.ndarray:
+        """The frames written since the last read, (frames, outputs); none may have been lost."""
+        b = self.buffers
+        n, self.read, lost = read_tap(b.meters, b.counters, self.read, self.width, self.scratch)
+        assert lost == 0, f"{lost} tap frames lost: read more often"
+        return self.scratch[:n, self.n_in : self.n_in + self.outputs].copy()
 
 
 async def output_lufs_after(daemon: Daemon, change: Callable[[], object]) -> float:

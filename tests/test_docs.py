@@ -36,12 +36,15 @@ BASE = {
             "outputs": [{"channel": 1}],
             "eq": [{"type": "peak", "freq_hz": 1000.0, "q": 1.0}],
             "sub": {"output": 2},
+            "recall": {"outboard": "dsp", "program": 0, "bank": 0, "settle_ms": 0},
         },
     },
     "emulations": {"tiny": {"eq": [{"type": "highshelf", "freq_hz": 5000.0, "gain_db": -3.0}]}},
     "inserts": {"comp": {"send": [3], "return": [3], "source": "mix"}},
     "ab": {"a": "mix", "b": "ref"},
     "mqtt": {"broker": "127.0.0.1"},
+    "outboard": [{"name": "amp", "gpio": 17}, {"name": "dsp", "midi_port": "DSP", "channel": 1, "min_interval_ms": 0}],
+    "sequencing": {"on_delay_ms": 1000, "settle_ms": 50},
 }
 #: Count rows: what one more entry of the counted table looks like.
 ENTRY = {
@@ -61,11 +64,15 @@ def limits() -> list[tuple[str, str]]:
 
 def at(document: dict, key: str) -> tuple[dict, str]:
     """The table holding ``key`` in ``document`` (NAME = the first entry, [N] = the first
-    element), and the last part of the key."""
+    element, or of a list of tables the first that has the key: [[outboard]] entries differ in
+    kind), and the last part of the key."""
     *path, last = re.sub(r"\[N\]", ".0", key).split(".")
     node = document
     for part in path:
-        node = node[int(part)] if part.isdigit() else next(iter(node.values())) if part == "NAME" else node[part]
+        if part.isdigit():
+            node = next((entry for entry in node if isinstance(entry, dict) and last in entry), node[int(part)])
+        else:
+            node = next(iter(node.values())) if part == "NAME" else node[part]
     return node, last
 
 

@@ -4,7 +4,8 @@ Prints ``FILE: ok (...)``, a line per surface and a ``warning:`` line per settin
 valid but most likely not what was meant (OSC listening on the LAN while only loopback may
 send), and returns 0. An invalid config or mapping
 file raises ConfigError, which the command line prints one line per problem on stderr, exiting
-2; so does a file named that does not exist. The file may be named with ``-c`` or as the one
+2; so does a file named that does not exist, and GPIO outboard entries on a machine without
+GPIO (unless ``GPIOZERO_PIN_FACTORY=mock``). The file may be named with ``-c`` or as the one
 argument (not both: a UsageError). Mapping values are checked against the config
 (speaker set and source names, the volume range).
 """
@@ -34,6 +35,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"name the config once: -c {args.config} or {args.file}, not both")
         args.config = args.file
     config, path = options.load(args)
+    hardware(config)
     name = config.source if path is not None else "built-in default (no config file found)"
     surfaces = surface_lines(config, path.parent if path is not None else Path.cwd())
     print(f"{name}: ok ({summary(config)})")
@@ -42,6 +44,16 @@ def run(args: argparse.Namespace) -> int:
     for line in warnings(config):
         print(f"  warning: {line}")
     return 0
+
+
+def hardware(config: Config) -> None:
+    """ConfigError when the config names hardware this machine lacks (GPIO pins without GPIO)."""
+    if any(entry.kind == "gpio" for entry in config.outboard.values()):
+        from controlroom.daemon.outboard import gpio_errors  # gpiozero only for a config that asks
+
+        errors = gpio_errors(config)
+        if errors:
+            raise ConfigError(errors)
 
 
 def warnings(config: Config) -> list[str]:
@@ -105,6 +117,8 @@ def summary(config: Config) -> str:
         f"{audio.backend} {audio.samplerate} Hz, {audio.blocksize}-frame blocks",
         f"{audio.input_channels} in / {audio.output_channels} out",
     ]
+    if config.outboard:
+        parts.append(f"{_plural(len(config.outboard), 'outboard output')}, power {config.sequencing.power_policy}")
     return ", ".join(parts)
 
 

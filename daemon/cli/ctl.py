@@ -31,6 +31,7 @@ from controlroom.daemon.cli.formats import (
     format_inserts,
     format_loudness,
     format_measurement,
+    format_outboard,
     format_report,
     format_value,
     monitor_loudness,
@@ -53,6 +54,7 @@ WATCH = "watch"
 ABX = "abx"
 INSERT = "insert"
 LOUDNESS = "loudness"
+OUTBOARD = "outboard"
 _DOUBLE = "d"
 #: What argparse takes for a negative number rather than an option: its own ``-12`` and
 #: ``-12.3``, and exponents too (``-1e9``), so that ``ctl volume -1e9`` is a value to refuse.
@@ -64,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser._negative_number_matcher = _NEGATIVE_NUMBER
     parser.usage = (
         "controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] {TARGET [VALUE|toggle|next|prev|step DELTA] "
-        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | loudness [reset] | status "
+        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | loudness [reset] | outboard [NAME on|off] | status "
         "| watch [--seconds S]}"
     )
     parser.add_argument("--osc", metavar="HOST:PORT", help="the daemon's OSC address (default: 127.0.0.1:9000)")
@@ -80,7 +82,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "target",
         metavar="TARGET",
         help="volume, dim, mute, mono, solo, polarity, speakers, sub, source, ab, match, blind, level; "
-        "or abx, insert, loudness, status, watch",
+        "or abx, insert, loudness, outboard, status, watch",
     )
     parser.add_argument(
         "words",
@@ -114,6 +116,9 @@ def run(args: argparse.Namespace) -> int:
     if args.target == LOUDNESS:
         print(loudness(endpoint, args.words, timeout, args.json))
         return 0
+    if args.target == OUTBOARD:
+        print(outboard(endpoint, args.words, timeout, args.json))
+        return 0
     if args.target == ABX:
         command = abx_message(args.words)
         abx = query(endpoint, [command] if command else [], timeout).get("state", {}).get(ABX)
@@ -121,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.target not in TARGETS:
         raise UsageError(
-            f"unknown target {args.target!r} (expected {STATUS}, {WATCH}, {ABX}, {INSERT}, {LOUDNESS} "
+            f"unknown target {args.target!r} (expected {STATUS}, {WATCH}, {ABX}, {INSERT}, {LOUDNESS}, {OUTBOARD} "
             f"or one of {', '.join(TARGETS)})"
         )
     command = command_message(args.target, args.words)
@@ -240,6 +245,19 @@ def loudness(endpoint: tuple[str, int], words: list[str], timeout: float, as_jso
             query(endpoint, [build_message(LOUDNESS_RESET_ADDRESS)], timeout)  # a refusal raises
             return json.dumps({LOUDNESS: "reset"}) if as_json else "loudness reset: integrated and LRA start afresh"
     raise UsageError(f"loudness {' '.join(words)}: expected nothing (show the loudness) or reset")
+
+
+def outboard(endpoint: tuple[str, int], words: list[str], timeout: float, as_json: bool) -> str:
+    """``ctl outboard``: the outboard outputs and the running sequence; ``ctl outboard NAME
+    on|off`` switches one by hand first (refused while a sequence runs)."""
+    if words and len(words) != 2:
+        raise UsageError(f"outboard takes NAME on|off or nothing (got {' '.join(words)})")
+    messages = [build_message(f"{PREFIX}{OUTBOARD}/{words[0]}", words[1])] if words else []
+    report = query(endpoint, messages, timeout)
+    shown = {key: report.get(key) for key in (OUTBOARD, "sequence")}
+    if shown[OUTBOARD] is None:
+        raise RemoteError("the daemon has no [[outboard]] outputs")
+    return json.dumps(shown) if as_json else format_outboard(shown[OUTBOARD], shown["sequence"])
 
 
 def _number(text: str) -> float | None:

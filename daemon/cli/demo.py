@@ -15,6 +15,7 @@ import asyncio
 import dataclasses
 import ipaddress
 import logging
+import os
 import sys
 from functools import partial
 from typing import TYPE_CHECKING
@@ -46,6 +47,8 @@ def run(args: argparse.Namespace) -> int:
     logsetup.setup(logging.WARNING)
     config, path = options.load(args) if args.config else (default_config(), None)
     config = virtual(config)
+    # the demo needs no hardware: GPIO outboard entries drive gpiozero's mock pins
+    os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
     played = [source.channels for name, source in config.sources.items() if name not in config.inserts]
     program = demo_inputs(config.audio.samplerate, config.audio.input_channels, played)
     # config_path None: a SIGHUP must not re-read the file onto its real backend

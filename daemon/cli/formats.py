@@ -13,7 +13,11 @@ _WORDS = {
     "surfaces": ("yes", "no", "-"),
     "mqtt": ("yes", "no", "-"),
     "web": ("yes", "no", "-"),
+    "outboard": ("on", "off", "-"),
+    "sequence": ("yes", "no", "-"),
 }
+#: Sections only a daemon configured for them reports.
+_OPTIONAL = ("mqtt", "web", "outboard", "sequence")
 
 
 def format_value(target: str, value: Any) -> str:
@@ -26,11 +30,11 @@ def format_value(target: str, value: Any) -> str:
 
 
 def format_report(report: dict[str, Any]) -> str:
-    """``state``, ``engine``, ``meters``, ``surfaces``, ``mqtt`` and ``web`` (when the daemon has them) as
-    aligned ``key value`` lines (nested keys dotted)."""
+    """``state``, ``engine``, ``meters``, ``surfaces``, and ``mqtt``, ``web``, ``outboard`` and
+    ``sequence`` when the daemon has them, as aligned ``key value`` lines (nested keys dotted)."""
     lines = []
     for section, words in _WORDS.items():
-        if section in ("mqtt", "web") and section not in report:
+        if section in _OPTIONAL and section not in report:
             continue
         lines.append(section)
         rows = _flatten(report.get(section) or {})
@@ -131,3 +135,20 @@ def format_abx(abx: dict[str, Any] | None) -> str:
         f"abx {abx['a']} vs {abx['b']} {state}: {abx['correct']} of {abx['done']} correct "
         f"({abx['trials']} trials), p = {abx['p_value']:.4g}"
     )
+
+
+def format_outboard(outputs: dict[str, str], sequence: dict[str, Any]) -> str:
+    """Each outboard switch on or off, one a line, then the sequence running (or idle) and the
+    presets last recalled."""
+    width = max((len(name) for name in outputs), default=0)
+    lines = [f"{name:<{width}}  {state}" for name, state in outputs.items()]
+    kind = sequence.get("kind", "idle")
+    running = (
+        f"sequence {kind}" if kind == "idle" else f"sequence {kind} {sequence.get('to') or ''}: {sequence.get('step')}"
+    )
+    lines.append(running.replace("  ", " "))
+    for name, recall in (sequence.get("recalled") or {}).items():
+        if recall is not None:
+            bank = "" if recall.get("bank") is None else f" bank {recall['bank']}"
+            lines.append(f"{name}: program {recall['program']}{bank}")
+    return "\n".join(lines)

@@ -30,7 +30,8 @@ CLEAR = "\x1b[H\x1b[J"
 
 def view(report: dict[str, Any], header: str) -> str:
     """The whole screen for ``report``, under ``header``: state, match offsets, monitor
-    loudness, source and output meters (RMS dBFS), engine health, surfaces, MQTT."""
+    loudness, source and output meters (RMS dBFS), engine health, surfaces, MQTT, the web
+    remote, outboard switches and their sequence."""
     s, e, m = report["state"], report["engine"], report["meters"]
     lines = [
         header,
@@ -64,6 +65,16 @@ def view(report: dict[str, Any], header: str) -> str:
     web = report.get("web")
     if web:
         lines.append(f"  web: {web['url']}, {web['clients']} page(s) open")
+    outboard = report.get("outboard")
+    if outboard is not None:
+        sequence = report.get("sequence") or {}
+        running = sequence.get("kind", "idle")
+        if running != "idle":
+            running += f" {sequence.get('to') or ''}: {sequence.get('step')}".replace("  ", " ")
+        switches = ", ".join(f"{name} {state}" for name, state in outboard.items())
+        lines.append(f"  outboard: {switches or 'no switches'}; sequence {running}")
+        if sequence.get("error"):
+            lines.append(f"  outboard FAILED: {sequence['error']} (silent until a switch succeeds)")
     return "\n".join(lines) + "\n"
 
 

@@ -9,7 +9,7 @@ import os
 import sys
 from functools import partial
 
-from controlroom.daemon.cli import logsetup, options, warmup
+from controlroom.daemon.cli import check, logsetup, options, warmup
 from controlroom.daemon.config import search_path
 from controlroom.daemon.errors import PortInUse
 from controlroom.daemon.service import Daemon
@@ -24,6 +24,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logsetup.setup(logging.DEBUG if args.verbose else logging.INFO)
     config, path = options.load(args)
+    check.hardware(config)
     log = logging.getLogger("controlroom")
     if path is None:
         # a studio whose config went missing would otherwise "run" without a sound

@@ -43,6 +43,11 @@ MAX_NAMED = {"sources": layout.MAX_SOURCES, "speakers": layout.MAX_SETS}
 MAX_EQ_BANDS = 16
 #: Bands of a user-defined emulation profile: whatever a set's EQ holds, the two fit the engine.
 MAX_EMULATION_BANDS = layout.MAX_BANDS - MAX_EQ_BANDS
+#: What ``[sequencing] power_policy`` may say: amplifiers on while the daemon runs, or only
+#: while a set that names them plays.
+POWER_POLICIES = ("always", "selected")
+#: GPIO pins by BCM number: the 40-pin header of every Raspberry Pi has GPIO 0 to 27.
+GPIO_PINS = (0, 27)
 #: Words ``ctl`` and OSC use for relative steps; a name equal to one would be ambiguous.
 RESERVED_NAMES = ("next", "prev", "toggle", "step")
 
@@ -110,8 +115,22 @@ class SpeakerOutput:
 
 
 @dataclass(frozen=True)
+class RecallConfig:
+    """A speaker set's preset recall: Bank Select (``bank``: MSB = bank // 128 on CC 0, LSB =
+    bank % 128 on CC 32) and Program Change ``program`` (0-127) sent to MIDI outboard entry
+    ``outboard``; ``settle_ms``: how long the device takes to load it before audio returns."""
+
+    outboard: str
+    program: int
+    bank: int | None = None  # None: Program Change only
+    settle_ms: float = 0.0
+
+
+@dataclass(frozen=True)
 class SpeakerSetConfig:
-    """``[speakers.NAME]``: 1 or 2 outputs (one = mono sum), trim dB, delay ms, EQ."""
+    """``[speakers.NAME]``: 1 or 2 outputs (one = mono sum), trim dB, delay ms, EQ; and what
+    selecting it does outside: ``power`` (outboard switches on while it plays, or always),
+    ``relays`` (on while it plays, switched only in silence), ``recall`` (a MIDI preset)."""
 
     name: str
     outputs: tuple[SpeakerOutput, ...]
@@ -120,6 +139,9 @@ class SpeakerSetConfig:
     eq: tuple[Biquad, ...] = ()
     sub: SubConfig | None = None
     emulate: str | None = None  # one of EMULATION_PROFILES or a user-defined [emulations.NAME]
+    power: tuple[str, ...] = ()  # [[outboard]] switches: amplifiers, powered in sequence
+    relays: tuple[str, ...] = ()  # [[outboard]] switches: relays, switched in silence
+    recall: RecallConfig | None = None
 
     @property
     def channels(self) -> tuple[int, ...]:
@@ -211,6 +233,46 @@ class MqttConfig:
 
 
 @dataclass(frozen=True)
+class OutboardConfig:
+    """``[[outboard]]``: one output of the daemon to outboard gear, of one ``kind``:
+
+    - ``gpio``: a pin (BCM number) driving a relay or an amplifier's power; ``active_high``
+      false for the common relay boards that switch on a low pin;
+    - ``midi``: a MIDI output port (name substring) that receives preset recalls, at least
+      ``min_interval_ms`` apart, on MIDI ``channel`` (1-16);
+    - ``mqtt``: a switch on the MQTT broker (a smart plug): ``payload_on``/``payload_off`` to
+      ``mqtt_topic``.
+    """
+
+    name: str
+    kind: str  # "gpio" | "midi" | "mqtt"
+    gpio: int | None = None
+    active_high: bool = True
+    midi_port: str | None = None
+    channel: int = 1
+    min_interval_ms: float = 0.0
+    mqtt_topic: str | None = None
+    payload_on: str = "ON"
+    payload_off: str = "OFF"
+
+    @property
+    def switch(self) -> bool:
+        """Whether it is switched on and off (GPIO, MQTT); a MIDI device recalls presets."""
+        return self.kind != "midi"
+
+
+@dataclass(frozen=True)
+class SequencingConfig:
+    """``[sequencing]``: how outboard gear is switched. ``on_delay_ms`` between amplifiers
+    coming on (and going off) one after another; ``settle_ms`` after relays switch before
+    audio returns; ``power_policy``: one of POWER_POLICIES."""
+
+    on_delay_ms: float = 1000.0
+    settle_ms: float = 50.0
+    power_policy: str = "always"
+
+
+@dataclass(frozen=True)
 class SurfaceConfig:
     """``[[surfaces]]``: MIDI port names (substrings) and a mapping preset name or path."""
 
@@ -253,6 +315,8 @@ class Config:
     inserts: dict[str, InsertConfig] = field(default_factory=dict)  # their returns are in sources too
     mqtt: MqttConfig | None = None  # None: no [mqtt] section, MQTT off
     web: WebConfig | None = None  # None: no [web] section, no web remote
+    outboard: dict[str, OutboardConfig] = field(default_factory=dict)  # [[outboard]], in file order
+    sequencing: SequencingConfig = field(default_factory=SequencingConfig)
 
     @property
     def default_source(self) -> str:

@@ -19,11 +19,13 @@ from controlroom.daemon.config.model import (
     BACKENDS,
     BLOCKSIZES,
     EMULATION_PROFILES,
+    GPIO_PINS,
     MATCH_MODES,
     MAX_CHANNEL,
     MAX_EMULATION_BANDS,
     MAX_EQ_BANDS,
     MAX_NAMED,
+    POWER_POLICIES,
     SAMPLERATES,
     STATE_TARGETS,
     AbConfig,
@@ -35,6 +37,9 @@ from controlroom.daemon.config.model import (
     MonitorConfig,
     MqttConfig,
     OscConfig,
+    OutboardConfig,
+    RecallConfig,
+    SequencingConfig,
     SourceConfig,
     SpeakerOutput,
     SpeakerSetConfig,
@@ -100,6 +105,14 @@ _ALLOW = ListOf(Network(), "CIDR networks", 1, example='["127.0.0.0/8", "192.168
 _SUBSCRIBERS = Integer("a number of subscribers", 1, 1024)
 _CLIENTS = ListOf(Address(Integer("a UDP port", 1, 65535)), '"host:port" addresses', example='["10.0.0.2:9001"]')
 _PORT_NAME = Text("a MIDI port name (substring)")
+_OUTBOARD_NAMES = ListOf(Name(), "[[outboard]] names", distinct=True, example='["studio-amp"]')
+_GPIO = Integer("a GPIO pin (BCM number)", *GPIO_PINS)
+_MIDI_CHANNEL = Integer("a MIDI channel", 1, 16)
+_MIDI_PROGRAM = Integer("a MIDI program number", 0, 127)
+_MIDI_BANK = Integer("a MIDI bank number (MSB * 128 + LSB)", 0, 16383)
+_MIN_INTERVAL = Number(0.0, 10000.0, "ms")
+_SETTLE = Number(0.0, 10000.0, "ms")
+_STAGE_DELAY = Number(0.0, 30000.0, "ms")
 _METERS_INTERVAL = Number(0.2, 60.0, "s")
 #: MQTT instance ids: one topic level, the same letters as names.
 _INSTANCE_ID = re.compile(r"[a-z0-9_-]+")
@@ -155,6 +168,8 @@ _SECTIONS = (
     "levels",
     "mqtt",
     "web",
+    "outboard",
+    "sequencing",
 )
 
 
@@ -180,6 +195,9 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
         )
     midi = reader.section(document, "midi", keys_of(MidiConfig))
     state = reader.section(document, "state", keys_of(StateConfig))
+    mqtt = _mqtt(reader, document)
+    outboard = _outboard(reader, document, mqtt)
+    _outboard_of_sets(reader, speakers, outboard)
     return Config(
         source=reader.source,
         audio=channel_counts(reader, audio, sources, speakers, inserts),
@@ -194,8 +212,10 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
         levels=_levels(reader, document, monitor),
         emulations=emulations,
         inserts=inserts,
-        mqtt=_mqtt(reader, document),
+        mqtt=mqtt,
         web=_web(reader, document),
+        outboard=outboard,
+        sequencing=_sequencing(reader, document),
     )
 
 
@@ -304,7 +324,146 @@ def _speaker_set(
         message = f"{sub.output} is also one of the set's outputs (expected an output of its own)"
         reader.error(f"{path}.sub.output", message)
     emulate = get("emulate", Choice(profiles, "an emulation profile"))
-    return SpeakerSetConfig(name, outputs, trim_db, delay_ms, eq, sub, emulate)
+    return SpeakerSetConfig(
+        name,
+        outputs,
+        trim_db,
+        delay_ms,
+        eq,
+        sub,
+        emulate,
+        power=get("power", _OUTBOARD_NAMES),
+        relays=get("relays", _OUTBOARD_NAMES),
+        recall=get("recall", Table('a table such as { outboard = "dsp-preset", program = 3, bank = 0 }', _recall)),
+    )
+
+
+def _recall(reader: Reader, path: str, table: dict[str, Any]) -> RecallConfig:
+    reader.keys(table, path, keys_of(RecallConfig))
+    return RecallConfig(
+        outboard=reader.get(table, path, "outboard", _NAME),
+        program=reader.get(table, path, "program", _MIDI_PROGRAM),
+        bank=reader.get(table, path, "bank", _MIDI_BANK, None),
+        settle_ms=reader.get(table, path, "settle_ms", _SETTLE, default_of(RecallConfig, "settle_ms")),
+    )
+
+
+# --- outboard ------------------------------------------------------------------------------------
+
+#: The keys that make an [[outboard]] entry of each kind; the other keys belong to one kind.
+_OUTBOARD_KINDS = {"gpio": "gpio", "midi_port": "midi", "mqtt_topic": "mqtt"}
+_OUTBOARD_KIND_KEYS = {
+    "gpio": ("active_high",),
+    "midi": ("channel", "min_interval_ms"),
+    "mqtt": ("payload_on", "payload_off"),
+}
+
+
+def _outboard(reader: Reader, document: dict[str, Any], mqtt: MqttConfig | None) -> dict[str, OutboardConfig]:
+    """``[[outboard]]`` entries, unique names and GPIO pins; MQTT switches need ``[mqtt]``."""
+    entry = Table("an [[outboard]] table with name and one of gpio, midi_port, mqtt_topic", _outboard_entry)
+    # entry by entry, so that one broken entry leaves the others checked against the sets
+    tables = reader.get(
+        document, "", "outboard", ListOf(Table("[[outboard]] tables", as_is), "[[outboard]] tables"), ()
+    )
+    entries = [reader.check(entry, f"outboard[{i}]", table) for i, table in enumerate(tables or ())]
+    result: dict[str, OutboardConfig] = {}
+    pins: dict[int, int] = {}
+    for i, item in enumerate(entries):
+        if item is None:
+            continue
+        if item.name in result:
+            first = next(j for j, e in enumerate(entries) if e is not None and e.name == item.name)
+            reader.error(f"outboard[{i}].name", f'"{item.name}" is also outboard[{first}] (expected unique names)')
+            continue
+        if item.gpio is not None:
+            if item.gpio in pins:
+                reader.error(f"outboard[{i}].gpio", f"{item.gpio} is also outboard[{pins[item.gpio]}]'s pin")
+            pins.setdefault(item.gpio, i)
+        if item.kind == "mqtt" and mqtt is None:
+            reader.error(f"outboard[{i}].mqtt_topic", "needs an [mqtt] section (the broker to publish to)")
+        result[item.name] = item
+    return result
+
+
+def _outboard_entry(reader: Reader, path: str, table: dict[str, Any]) -> OutboardConfig | None:
+    known = ("name",) + tuple(_OUTBOARD_KINDS) + tuple(k for keys in _OUTBOARD_KIND_KEYS.values() for k in keys)
+    reader.keys(table, path, known)
+    name = reader.get(table, path, "name", _NAME)
+    kinds = [kind for key, kind in _OUTBOARD_KINDS.items() if key in table]
+    if len(kinds) != 1:
+        found = f"has {' and '.join(k for k in _OUTBOARD_KINDS if k in table)}" if kinds else "has none"
+        reader.error(path, f"{found} (expected exactly one of gpio, midi_port, mqtt_topic)")
+        return None
+    kind = kinds[0]
+    for other, keys in _OUTBOARD_KIND_KEYS.items():
+        for key in keys:
+            if key in table and other != kind:
+                reader.error(join_key(path, key), f"applies to a {other} entry only (this one is {kind})")
+
+    def get(key: str, spec: Spec) -> Any:
+        return reader.get(table, path, key, spec, default_of(OutboardConfig, key))
+
+    entry = OutboardConfig(
+        name=name,
+        kind=kind,
+        gpio=get("gpio", _GPIO),
+        active_high=get("active_high", _BOOLEAN),
+        midi_port=get("midi_port", _PORT_NAME),
+        channel=get("channel", _MIDI_CHANNEL),
+        min_interval_ms=get("min_interval_ms", _MIN_INTERVAL),
+        mqtt_topic=get("mqtt_topic", _Topic()),
+        payload_on=get("payload_on", Text("a payload")),
+        payload_off=get("payload_off", Text("a payload")),
+    )
+    return None if name is None else entry
+
+
+def _outboard_of_sets(
+    reader: Reader, speakers: dict[str, SpeakerSetConfig], outboard: dict[str, OutboardConfig]
+) -> None:
+    """The sets' ``power`` and ``relays`` name [[outboard]] switches, ``recall`` a MIDI entry;
+    an output is an amplifier (power) or a relay, not both: the two are sequenced apart."""
+    switches = tuple(name for name, entry in outboard.items() if entry.switch)
+    devices = tuple(name for name, entry in outboard.items() if not entry.switch)
+    role: dict[str, tuple[str, str]] = {}  # output -> (key, set) where it first appeared
+    for set_name, s in speakers.items():
+        path = join_key("speakers", set_name)
+        for key in ("power", "relays"):
+            for i, name in enumerate(getattr(s, key) or ()):
+                where = f"{path}.{key}[{i}]"
+                if name not in switches:
+                    reader.error(where, f'"{name}" is not a GPIO or MQTT [[outboard]] entry ({_defined(switches)})')
+                    continue
+                first = role.setdefault(name, (key, set_name))
+                if first[0] != key:
+                    reader.error(
+                        where,
+                        f'"{name}" is also in speakers.{first[1]}.{first[0]} '
+                        "(expected an output to be an amplifier (power) or a relay, not both)",
+                    )
+        if s.recall is not None and s.recall.outboard is not None and s.recall.outboard not in devices:
+            reader.error(
+                f"{path}.recall.outboard",
+                f'"{s.recall.outboard}" is not a MIDI [[outboard]] entry ({_defined(devices)})',
+            )
+
+
+def _defined(names: tuple[str, ...]) -> str:
+    return f"expected one of {', '.join(names)}" if names else "none is defined"
+
+
+def _sequencing(reader: Reader, document: dict[str, Any]) -> SequencingConfig:
+    table = reader.section(document, "sequencing", keys_of(SequencingConfig))
+
+    def get(key: str, spec: Spec) -> Any:
+        return reader.get(table, "sequencing", key, spec, default_of(SequencingConfig, key))
+
+    return SequencingConfig(
+        on_delay_ms=get("on_delay_ms", _STAGE_DELAY),
+        settle_ms=get("settle_ms", _SETTLE),
+        power_policy=get("power_policy", Choice(POWER_POLICIES, "a power policy")),
+    )
 
 
 def _check_outputs(reader: Reader, path: str, outputs: tuple[SpeakerOutput, ...], delay_ms: float | None) -> None:
@@ -517,14 +676,24 @@ class _Broker(Spec):
 class _TopicPrefix(Spec):
     """A topic prefix: levels without MQTT's wildcards, not starting or ending with '/'."""
 
+    noun = "a topic prefix"
+    example = "homeassistant"
+
     def describe(self) -> str:
-        return 'a topic prefix without + or #, e.g. "homeassistant"'
+        return f'{self.noun} without + or #, e.g. "{self.example}"'
 
     def convert(self, reader: Reader, path: str, value: Any) -> str:
         text = Text(self.describe()).convert(reader, path, value)
         if "+" in text or "#" in text or text.startswith("/") or text.endswith("/") or "//" in text:
-            raise Invalid(f"{show_value(value)} is not a topic prefix (expected {self.describe()})")
+            raise Invalid(f"{show_value(value)} is not {self.noun} (expected {self.describe()})")
         return text
+
+
+class _Topic(_TopicPrefix):
+    """A topic to publish to: the same rules as a prefix."""
+
+    noun = "a topic"
+    example = "shellies/cube/relay/0/command"
 
 
 class _PrivateFile(Spec):

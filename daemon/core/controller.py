@@ -31,6 +31,8 @@ from controlroom.dsp.control import STARTUP_RAMP_MS, PathBuffers
 log = logging.getLogger(__name__)
 
 Listener = Callable[[dict[str, Any], str], None]
+#: Told ``(old set, new set)`` when the selected speaker set changes, before it is published.
+SpeakersHook = Callable[[str, str], None]
 ACTIONS = ("set", "toggle", "step", "next", "prev")
 #: A source index no source has: the kernel fades every source out (the way through silence).
 NO_SOURCE = -1
@@ -80,6 +82,11 @@ class Controller:
         self._silence_holds = 0  # fades through silence in progress: no source plays while > 0
         self._switching = False  # a blind or ABX switch is fading through silence
         self._stopping = False
+        #: The outboard sequencer's: it may keep the path on the old set (``routed``) and hold
+        #: the sources silent while relays and presets change.
+        self.speakers_hook: SpeakersHook | None = None
+        #: A speaker set the path plays while the state already names another; None: the state's.
+        self.routed: str | None = None
 
     # --- engine side -----------------------------------------------------------------------
 
@@ -111,6 +118,8 @@ class Controller:
         controls = path.controls(self.config, self.state, self.match_db, self.inserts)
         controls.coherent_switch = self._coherent_switch
         controls.mute |= self._stopping
+        if self.routed in self.config.speakers:
+            controls.speakers = list(self.config.speakers).index(self.routed)
         if self._silence_holds or self.state.source == self.inserts.silenced:
             # the return of an insert being measured carries its noise: not for the speakers
             controls.source = NO_SOURCE
@@ -129,11 +138,12 @@ class Controller:
 
         Raises ``TargetError`` (state untouched) for anything invalid.
         """
-        before, heard = self.view(), self.state.source
+        before, heard, speakers = self.view(), self.state.source, self.state.speakers
         if self.comparison.concealment is not None and target in LABELLED_TARGETS:
             self.comparison.choose(self.comparison.labelled_choice(target, action, value))
         else:
             self._change(target, action, value)
+        self._speakers_moved(speakers)
         return self._commit(before, heard, origin)
 
     def _change(self, target: str, action: str, value: Any) -> None:
@@ -156,6 +166,10 @@ class Controller:
             self.comparison.start_blind() if changes["blind"] else self.comparison.end_blind()
         if changes.get("match") == "off":
             self.match_db = dict.fromkeys(self.match_db, 0.0)
+
+    def _speakers_moved(self, old: str) -> None:
+        if self.state.speakers != old and self.speakers_hook is not None:
+            self.speakers_hook(old, self.state.speakers)
 
     def _commit(self, before: dict[str, Any], heard: str, origin: str) -> dict[str, Any]:
         """Match the loudness of a newly heard source (``heard`` played until now), publish,
@@ -279,11 +293,12 @@ class Controller:
         restored, warnings = self.vocabulary.restore(self.state.as_dict())
         for w in warnings:
             log.warning("after reload: %s", w)
-        self.state = restored
+        speakers, self.state = self.state.speakers, restored
         self.match_db = {name: self.match_db.get(name, 0.0) for name in config.sources}
         for w in self.inserts.reload(config):
             log.warning("after reload: %s", w)
         self.spec = path.path_spec(config)
+        self._speakers_moved(speakers)
         self.publish()
         changes = _difference(before, self.view())
         if changes:

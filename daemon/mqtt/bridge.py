@@ -107,6 +107,8 @@ class MqttBridge:
         self._reconnect = asyncio.Event()
         self._stamps: dict[str, tuple[int, str]] = {}  # link target -> (clock, instance) of its value
         self._discovered: dict[str, str] = {}  # component id -> platform, as last published
+        self._commands: dict[str, str] = {}  # topic -> payload: the outboard switches' last commands
+        self._sending = False  # a batch is on its way to the broker
         controller.add_listener(self._changed)
 
     @property
@@ -232,6 +234,24 @@ class MqttBridge:
         self._pending[topic] = (payload, qos, retain)
         self._wake.set()
 
+    def command(self, topic: str, payload: str) -> None:
+        """Send ``payload`` to another device's command ``topic`` (an outboard switch, e.g. a
+        smart plug): not retained, and sent again after every reconnect, so that the device
+        follows once the broker is back."""
+        self._commands[topic] = payload
+        self._queue(topic, payload, retain=False)
+
+    async def drained(self, timeout_s: float) -> bool:
+        """Until everything queued has been sent (True), at most ``timeout_s`` (False: the
+        broker is away)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while self._pending or self._sending:
+            if loop.time() >= deadline or not self.connected:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
     def _queue_state(self) -> None:
         self._state_due = True
         self._wake.set()
@@ -243,6 +263,8 @@ class MqttBridge:
         view = self.controller.view()
         for target in STATE_TARGETS:
             self._queue(f"{self.base}/{target}", value_text(view[target]))
+        for topic, payload in self._commands.items():
+            self._queue(topic, payload, retain=False)
         if self.settings.link:
             for target in self.settings.link_targets:
                 clock = self._stamps.get(target, (0, ""))[0]
@@ -280,16 +302,20 @@ class MqttBridge:
                 self._state_due = False
                 self._queue(f"{self.base}/state", json.dumps(self.state()))
             pending, self._pending = self._pending, {}
-            for topic, (payload, qos, retain) in list(pending.items()):
-                try:
-                    await client.publish(topic, payload, qos=qos, retain=retain)
-                except aiomqtt.MqttError:
-                    # not sent: back in the queue, unless a newer payload took its place
-                    unsent = {t: p for t, p in pending.items() if t not in self._pending}
-                    self._pending.update(unsent)
-                    raise
-                del pending[topic]
-                self.published += 1
+            self._sending = True
+            try:
+                for topic, (payload, qos, retain) in list(pending.items()):
+                    try:
+                        await client.publish(topic, payload, qos=qos, retain=retain)
+                    except aiomqtt.MqttError:
+                        # not sent: back in the queue, unless a newer payload took its place
+                        unsent = {t: p for t, p in pending.items() if t not in self._pending}
+                        self._pending.update(unsent)
+                        raise
+                    del pending[topic]
+                    self.published += 1
+            finally:
+                self._sending = False
 
     async def _send_meters(self, client: aiomqtt.Client) -> None:
         while True:

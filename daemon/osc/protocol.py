@@ -15,6 +15,8 @@ Addresses (all under ``/controlroom/``), received:
   the sender, once done (about a second), with ``/controlroom/insert/measure <name>
   <latency samples> <latency ms> <gain dB> <coherence> <inverted 0/1>``, or with
   ``/controlroom/error measure_failed <message>``.
+- ``/controlroom/outboard/<name> <on/off>`` switches an outboard output by hand (a relay
+  through silence); refused (``/controlroom/error``) while a sequence runs.
 - ``/controlroom/loudness/reset`` (a trigger) restarts the integrated loudness and loudness
   range of the monitor and of the sources' meters (not their matching windows).
 

@@ -181,8 +181,10 @@ class OscServer(asyncio.DatagramProtocol):
     between two meter sends to a receiver. ``measure_insert(name)``: the daemon's insert
     measurement (None: ``/controlroom/insert/measure`` is refused). ``reset_loudness()``:
     restart integrated loudness and LRA, queued for the meters (None:
-    ``/controlroom/loudness/reset`` is refused). ``reply_budget``: what replies a sender may
-    get (default: ``REPLY_BYTES_PER_SENDER_S``, ``REPLY_BYTES_S``).
+    ``/controlroom/loudness/reset`` is refused). ``switch_outboard(name, value)``: the outboard
+    sequencer's switch by hand (None: no ``[[outboard]]``, ``/controlroom/outboard/...`` is
+    unknown). ``reply_budget``: what replies a sender may get (default:
+    ``REPLY_BYTES_PER_SENDER_S``, ``REPLY_BYTES_S``).
     """
 
     def __init__(
@@ -195,9 +197,11 @@ class OscServer(asyncio.DatagramProtocol):
         meter_interval_s: float = METER_INTERVAL_S,
         measure_insert: Callable[[str], Awaitable[InsertResult]] | None = None,
         reset_loudness: Callable[[], None] | None = None,
+        switch_outboard: Callable[[str, Any], None] | None = None,
         reply_budget: ReplyBudget | None = None,
     ) -> None:
         self.controller = controller
+        self.switch_outboard = switch_outboard
         self.measure_insert = measure_insert
         self.reset_loudness = reset_loudness
         self._measurements: set[asyncio.Task] = set()
@@ -407,6 +411,8 @@ class OscServer(asyncio.DatagramProtocol):
                     self.controller.comparison.abx_stop(origin="osc")
             case ["insert", "measure"]:
                 self._start_measurement(_one(args), sender)
+            case ["outboard", name] if self.switch_outboard is not None:
+                self.switch_outboard(name, _one(args))
             case ["loudness", "reset"]:
                 if self.reset_loudness is None:
                     raise _Drop(DROP_UNKNOWN_ADDRESS, "loudness reset needs the audio engine")

@@ -1,7 +1,9 @@
 """The daemon: controller, engine runner, OSC, MIDI surfaces, state file and systemd, on one loop.
 
-Life cycle: restore the state (capped at the start-up maximum) -> open the stream, ramping in
-from silence -> READY -> serve until SIGTERM/SIGINT -> ramp to silence, close, save, exit 0.
+Life cycle: restore the state (capped at the start-up maximum) -> outboard outputs driven off
+-> open the stream, ramping in from silence (with outboard gear: held silent until its start-up
+sequence has powered the amplifiers) -> READY -> serve until SIGTERM/SIGINT -> ramp to
+silence, amplifiers off, close, save, exit 0.
 SIGHUP asks the engine runner to reload (``runner``). The service's tasks (the runner, meters,
 loudness, watchdog) run in one task group: a task that fails is logged, the others stop, the
 state is saved and ``run()`` returns 1, so that systemd restarts the service.
@@ -42,6 +44,8 @@ READY_GRACE_S = 10.0
 #: The watchdog is fed while the runner's loop turned within this long (s): its longest wait
 #: is a backoff step, then a stream's opening (PortAudio calls time out after 2 s each).
 HEARTBEAT_LIMIT_S = BACKOFF_S[-1] + 6.0
+#: Longest wait on the way out for the MQTT switches' "off" to reach the broker (s).
+MQTT_GOODBYE_S = 2.0
 
 
 class _Stopped(Exception):
@@ -92,6 +96,7 @@ class Daemon:
         self.surfaces: SurfaceManager | None = None
         self.mqtt = None  # an MqttBridge when the config has [mqtt]
         self.web = None  # a WebServer when the config has [web]
+        self.outboard = None  # the Outboard sequencer when the config has [[outboard]] entries
         self.saver: statefile.Saver | None = None
         self.notifier = Notifier()
         self.latest_meters: dict[str, Any] = {}
@@ -153,11 +158,16 @@ class Daemon:
             self.controller.add_listener(lambda changes, origin: self.saver.changed())
             self.saver.changed()  # the capped start-up volume is the state now
         self.controller.add_listener(lambda changes, origin: "speakers" in changes and self.runner.follow_speakers())
-        self.osc = await self._start_osc(self.config)
         if self.config.mqtt is not None:
             from controlroom.daemon.mqtt import MqttBridge  # aiomqtt only for a config that asks
 
             self.mqtt = MqttBridge(self.controller, self.config, self.state_report, self.shown_meters)
+        if self.config.outboard:
+            from controlroom.daemon.outboard import Outboard  # gpiozero only for a config that asks
+
+            # before the stream opens: the pins are driven off, the sources held silent
+            self.outboard = Outboard(self.config, self.controller, self.runner, self.mqtt)
+        self.osc = await self._start_osc(self.config)
         if self.config.web is not None:
             from controlroom.daemon.web import WebServer  # aiohttp only for a config that asks
 
@@ -186,6 +196,8 @@ class Daemon:
             jobs.append(("mqtt", self.mqtt.run()))
         if self.web is not None:
             jobs.append(("web", self.web.watch()))
+        if self.outboard is not None:
+            jobs.append(("outboard", self.outboard.start_up()))
         return jobs
 
     async def _until_stopped(self, engine: asyncio.Task) -> None:
@@ -193,6 +205,10 @@ class Daemon:
         other tasks."""
         await self._stop.wait()
         self.notifier.stopping()
+        if self.outboard is not None:
+            await self.outboard.power_down()  # amplifiers off while the interface still plays silence
+            if self.mqtt is not None:
+                await self.mqtt.drained(MQTT_GOODBYE_S)
         self.runner.request_stop()
         await engine
         raise _Stopped
@@ -209,6 +225,8 @@ class Daemon:
             self.osc.close()
         if self.web is not None:
             await self.web.close()
+        if self.outboard is not None:
+            self.outboard.close()
         self.notifier.close()
         log.info("stopped")
 
@@ -280,6 +298,10 @@ class Daemon:
             self.web.reload(new)
         elif new.web is not None:
             log.warning("reload: [web] takes effect when the daemon restarts")
+        if _outboard_setup(new) != _outboard_setup(old):
+            log.warning(
+                "reload: [[outboard]], [sequencing] and the sets' power, relays and recall take effect when the daemon restarts"
+            )
 
     async def _start_osc(self, config: Config) -> OscServer:
         server = OscServer(
@@ -288,6 +310,7 @@ class Daemon:
             self.report,
             measure_insert=self.measure_insert,
             reset_loudness=self.reset_loudness,
+            switch_outboard=self.outboard.switch_by_hand if self.outboard is not None else None,
         )
         await server.start()
         return server
@@ -361,7 +384,8 @@ class Daemon:
 
     def report(self) -> dict[str, Any]:
         """``{"state", "engine", "meters", "surfaces"}`` (and ``mqtt`` with ``[mqtt]``, ``web`` with
-        ``[web]``) as ``/controlroom/state`` and ``ctl status`` show it."""
+        ``[web]``, ``outboard`` and ``sequence`` with ``[[outboard]]``) as ``/controlroom/state``
+        and ``ctl status`` show it."""
         report = {
             "state": self.state_report(),
             "engine": self.runner.stats(),
@@ -372,6 +396,9 @@ class Daemon:
             report["mqtt"] = self.mqtt.status()
         if self.web is not None:
             report["web"] = self.web.status()
+        if self.outboard is not None:
+            report["outboard"] = self.outboard.status()
+            report["sequence"] = self.outboard.sequence_status()
         return report
 
     def state_report(self) -> dict[str, Any]:
@@ -400,6 +427,12 @@ class Daemon:
             f"{'running' if self.runner.running else 'NO AUDIO'}: {s['source']} on {s['speakers']} at "
             f"{s['volume']:.1f} dB {flags}"
         ).strip()
+
+
+def _outboard_setup(config: Config) -> tuple:
+    """What the outboard sequencer was built from (a reload changing it needs a restart)."""
+    sets = tuple((name, s.power, s.relays, s.recall) for name, s in config.speakers.items())
+    return config.outboard, config.sequencing, sets
 
 
 async def _logged(name: str, job) -> None:

@@ -167,6 +167,23 @@ class EngineRunner:
         at once when no audio runs (nothing fades then)."""
         await until(lambda: not self.running or self._faded(source), SILENCE_TIMEOUT_S)
 
+    async def wait_played(self, frames: int, timeout_s: float) -> None:
+        """Until the engine has played ``frames`` more frames — counted by the kernel, so a late
+        audio thread is waited for — at most ``timeout_s``; at once when no audio runs."""
+        buffers = self.controller.buffers
+        if buffers is None or not self.running:
+            return
+        start = int(buffers.counters[layout.C_FRAMES])
+
+        def played() -> bool:
+            return (
+                self.controller.buffers is not buffers
+                or not self.running
+                or int(buffers.counters[layout.C_FRAMES]) - start >= frames
+            )
+
+        await until(played, timeout_s)
+
     # --- observation --------------------------------------------------------------------------
 
     @property
@@ -375,8 +392,10 @@ class EngineRunner:
             await asyncio.wait({closing})  # the shutdown that follows must find it closed
             raise
 
-    async def _fade_out(self) -> None:
-        """Ramp the master gain to silence and wait (bounded) until the kernel reaches it."""
+    async def fade_out(self) -> None:
+        """Ramp the master gain to silence and wait (bounded) until the kernel reaches it; it
+        stays silent until the stream closes (the outboard's shutdown powers amplifiers down
+        in that silence)."""
         self.controller.fade_out()
         buffers = self.controller.buffers
 
@@ -436,7 +455,7 @@ class EngineRunner:
             self._failures, self._due = 0, 0.0
         if reopen:
             log.info("reload: audio settings changed (%s), reopening the stream", ", ".join(changes.stream))
-            await self._fade_out()
+            await self.fade_out()
             await self._close()
         self.config = config
         self.controller.reload(config)
@@ -459,7 +478,7 @@ class EngineRunner:
     async def _shut_down(self) -> None:
         """Ramp to silence, close the host, and let every waiting request go."""
         if self.host is not None:
-            await self._fade_out()
+            await self.fade_out()
         await self._close()
         self.state = EngineState.STOPPED
         q = self._queue

@@ -55,6 +55,18 @@ def test_the_view_shows_engine_health_surfaces_and_mqtt():
     assert "  mqtt: retrying (10.0.0.5:1883), published 7, received 2, dropped 1\n" in screen
 
 
+def test_the_view_shows_the_outboard_switches_and_the_sequence_running_or_failed():
+    outboard = {"amp": "on", "relay-near": "off"}
+    running = {"kind": "switch", "to": "near", "step": "settle", "recalled": {}}
+    screen = view({**REPORT, "outboard": outboard, "sequence": running}, "header")
+    assert "  outboard: amp on, relay-near off; sequence switch near: settle\n" in screen
+    failed = {"kind": "idle", "error": "switch: GPIO27: refused", "recalled": {}}
+    screen = view({**REPORT, "outboard": outboard, "sequence": failed}, "header")
+    assert "  outboard: amp on, relay-near off; sequence idle\n" in screen
+    assert "  outboard FAILED: switch: GPIO27: refused (silent until a switch succeeds)\n" in screen
+    assert "outboard" not in view(REPORT, "header")
+
+
 def test_the_view_of_a_daemon_without_audio_has_empty_meters():
     report = {"state": REPORT["state"], "engine": {"running": False, "state": "starting"}, "meters": {}}
     screen = view(report, "header")

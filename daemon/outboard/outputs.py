@@ -1,0 +1,185 @@
+"""The daemon's outputs to outboard gear: switches (a GPIO pin, an MQTT smart plug) and MIDI
+devices that recall presets.
+
+Only the sequencer (``sequencer``) drives them. A GPIO pin goes through gpiozero: it is driven to
+its off level the moment it is opened (``initial_value=False`` with the entry's
+``active_high``), so a relay board never sees a floating pin while the daemon owns it. Which
+pin factory gpiozero uses is its own choice (``GPIOZERO_PIN_FACTORY``; lgpio on a Raspberry
+Pi); ``gpio_errors`` says, before anything opens, when there is none.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import warnings
+from typing import Any
+
+import mido
+
+from controlroom.daemon.config import Config, OutboardConfig
+from controlroom.daemon.errors import PortError
+from controlroom.daemon.midi.ports import Ports, api_for, find
+
+log = logging.getLogger("controlroom")
+
+#: The pin factory that needs no hardware (tests, the demo).
+MOCK_FACTORY = "mock"
+INSTALL_HINT = (
+    "install the lgpio pin factory on a Raspberry Pi (pip install 'controlroom[pi]', or apt install python3-lgpio), "
+    f"or set GPIOZERO_PIN_FACTORY={MOCK_FACTORY} to run without GPIO hardware"
+)
+
+
+def gpio_errors(config: Config) -> list[str]:
+    """One ``FILE: outboard[i].gpio: ...`` line per GPIO entry when gpiozero finds no pin
+    factory on this machine (not a Raspberry Pi, lgpio not installed); none otherwise."""
+    entries = [(i, e) for i, e in enumerate(config.outboard.values()) if e.kind == "gpio"]
+    if not entries:
+        return []
+    from gpiozero import Device  # only a config with GPIO entries pays for it
+
+    if Device.pin_factory is None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # each factory tried says why it fell back
+                Device.pin_factory = Device._default_pin_factory()
+        except Exception as exc:
+            factory = os.environ.get("GPIOZERO_PIN_FACTORY")
+            why = f"pin factory {factory!r}: {exc}" if factory else "gpiozero found no pin factory"
+            return [
+                f"{config.source}: outboard[{i}].gpio: no GPIO on this machine for {e.name!r} ({why}); {INSTALL_HINT}"
+                for i, e in entries
+            ]
+    return []
+
+
+class Switch:
+    """An output that is on or off. ``on`` is what it was last told, ``changed`` when it
+    last switched (``time.monotonic()`` s; -inf: never)."""
+
+    def __init__(self, entry: OutboardConfig) -> None:
+        self.entry = entry
+        self.on = False
+        self.changed = -float("inf")
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    def set(self, on: bool) -> None:
+        """Switch on or off (nothing is sent when it is so already: it was driven off at open)."""
+        if on == self.on:
+            return
+        self._drive(on)
+        log.info("outboard %s %s", self.name, "on" if on else "off")
+        self.changed = time.monotonic()
+        self.on = on
+
+    def _drive(self, on: bool) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Let the hardware go (it stays in the state it was left in)."""
+
+
+class GpioSwitch(Switch):
+    """A GPIO pin (BCM number) through gpiozero, at its off level from the moment it opens."""
+
+    def __init__(self, entry: OutboardConfig) -> None:
+        super().__init__(entry)
+        from gpiozero import GPIOZeroError, OutputDevice
+
+        try:
+            self.device = OutputDevice(entry.gpio, active_high=entry.active_high, initial_value=False)
+        except GPIOZeroError as exc:
+            raise PortError(f"outboard {entry.name}: GPIO {entry.gpio} cannot be used: {exc}") from None
+
+    def _drive(self, on: bool) -> None:
+        self.device.value = on
+
+    def close(self) -> None:
+        self.device.close()
+
+
+class MqttSwitch(Switch):
+    """A switch on the MQTT broker (a smart plug): ``payload_on``/``payload_off`` to its topic,
+    sent through the daemon's MQTT connection (again after every reconnect)."""
+
+    def __init__(self, entry: OutboardConfig, bridge) -> None:
+        super().__init__(entry)
+        self.bridge = bridge
+        self._drive(False)  # a plug left on (a crash, a power cut) goes off with the daemon's start
+
+    def _drive(self, on: bool) -> None:
+        e = self.entry
+        self.bridge.command(e.mqtt_topic, e.payload_on if on else e.payload_off)
+
+
+class MidiDevice:
+    """A MIDI output port (name substring) receiving preset recalls: Bank Select MSB (CC 0),
+    LSB (CC 32) and Program Change, each at least ``min_interval_ms`` after the last message
+    sent to the device. The port is looked for at each recall, so gear switched on after the
+    daemon is found."""
+
+    def __init__(self, entry: OutboardConfig, backend: str | None) -> None:
+        self.entry = entry
+        self.backend = backend
+        self.port = None
+        self.last: dict[str, Any] | None = None  # the last recall sent: {"program", "bank"}
+        self.error: str | None = None
+        self._sent = -float("inf")  # time.monotonic() of the last message
+
+    @property
+    def name(self) -> str:
+        return self.entry.name
+
+    async def recall(self, program: int, bank: int | None) -> bool:
+        """Send the recall; False (and logged) when the port cannot be found or used."""
+        messages = []
+        channel = self.entry.channel - 1
+        if bank is not None:
+            messages += [
+                mido.Message("control_change", channel=channel, control=0, value=bank // 128),
+                mido.Message("control_change", channel=channel, control=32, value=bank % 128),
+            ]
+        messages.append(mido.Message("program_change", channel=channel, program=program))
+        try:
+            port = self._open()
+            for message in messages:
+                gap = self._sent + self.entry.min_interval_ms / 1000.0 - time.monotonic()
+                if gap > 0:
+                    await asyncio.sleep(gap)
+                port.send(message)
+                self._sent = time.monotonic()
+        except PortError as exc:
+            self._lost()
+            self.error = str(exc)
+            log.warning("outboard %s: recall not sent: %s", self.name, exc)
+            return False
+        self.error = None
+        self.last = {"program": program, "bank": bank}
+        log.info("outboard %s: recalled program %d%s", self.name, program, "" if bank is None else f" bank {bank}")
+        return True
+
+    def _open(self):
+        if self.port is None:
+            ports = Ports(api_for(self.backend))
+            try:
+                name = find(ports.outputs(), self.entry.midi_port)
+                if name is None:
+                    raise PortError(f"no MIDI output port matches {self.entry.midi_port!r}")
+                self.port = ports.open_output(name, f"outboard-{self.name}")
+            finally:
+                ports.close()
+        return self.port
+
+    def _lost(self) -> None:
+        if self.port is not None:
+            self.port.close()
+            self.port = None
+
+    def close(self) -> None:
+        self._lost()
