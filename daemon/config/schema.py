@@ -28,6 +28,7 @@ from controlroom.daemon.config.model import (
     STATE_TARGETS,
     AbConfig,
     AudioConfig,
+    CalibrationConfig,
     Config,
     EmulationConfig,
     InsertConfig,
@@ -100,6 +101,9 @@ _ALLOW = ListOf(Network(), "CIDR networks", 1, example='["127.0.0.0/8", "192.168
 _CLIENTS = ListOf(Address(Integer("a UDP port", 1, 65535)), '"host:port" addresses', example='["10.0.0.2:9001"]')
 _PORT_NAME = Text("a MIDI port name (substring)")
 _METERS_INTERVAL = Number(0.2, 60.0, "s")
+_MIC_SENSITIVITY = Number(-80.0, 0.0, "dBFS")
+#: the test signal's RMS level: up to -10 dBFS leaves its peaks (about 13 dB above) in range
+_NOISE_LEVEL = Number(-60.0, -10.0, "dBFS")
 #: MQTT instance ids: one topic level, the same letters as names.
 _INSTANCE_ID = re.compile(r"[a-z0-9_-]+")
 _MQTT_KEYS = (
@@ -154,6 +158,7 @@ _SECTIONS = (
     "levels",
     "mqtt",
     "web",
+    "calibration",
 )
 
 
@@ -179,9 +184,10 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
         )
     midi = reader.section(document, "midi", keys_of(MidiConfig))
     state = reader.section(document, "state", keys_of(StateConfig))
+    calibration = _calibration(reader, document)
     return Config(
         source=reader.source,
-        audio=channel_counts(reader, audio, sources, speakers, inserts),
+        audio=channel_counts(reader, audio, sources, speakers, inserts, calibration),
         monitor=monitor,
         sources=sources,
         speakers=speakers,
@@ -195,6 +201,7 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
         inserts=inserts,
         mqtt=_mqtt(reader, document),
         web=_web(reader, document),
+        calibration=calibration,
     )
 
 
@@ -589,6 +596,24 @@ def _web(reader: Reader, document: dict[str, Any]) -> WebConfig | None:
         port=port,
         allow=reader.get(table, "web", "allow", _ALLOW, default_of(WebConfig, "allow")),
         password_file=reader.get(table, "web", "password_file", _PrivateFile(private=True), None),
+    )
+
+
+def _calibration(reader: Reader, document: dict[str, Any]) -> CalibrationConfig | None:
+    """``[calibration]``: absent means no measurement mic."""
+    if "calibration" not in document:
+        return None
+    table = reader.section(document, "calibration", keys_of(CalibrationConfig))
+
+    def get(key: str, spec: Spec) -> Any:
+        return reader.get(table, "calibration", key, spec, default_of(CalibrationConfig, key))
+
+    return CalibrationConfig(
+        mic=reader.get(table, "calibration", "mic", _CHANNEL),
+        mic_dbfs_at_94_db_spl=get("mic_dbfs_at_94_db_spl", _MIC_SENSITIVITY),
+        target_spl_db=get("target_spl_db", _SPL),
+        noise_dbfs=get("noise_dbfs", _NOISE_LEVEL),
+        max_boost_db=get("max_boost_db", _MAX_BOOST),
     )
 
 

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controlroom.daemon.core import matching, path
+from controlroom.daemon.core.calibration import Calibration
 from controlroom.daemon.core.comparison import LABELLED_TARGETS, Comparison
 from controlroom.daemon.core.inserts import Inserts
 from controlroom.daemon.core.targets import ENUM_TARGETS, MonitorState, Vocabulary
@@ -65,7 +66,8 @@ class Controller:
         self.vocabulary = Vocabulary(config)
         state.blind = False  # a restart ends a blind test: its assignment is never saved
         self.state = state
-        self.spec = path.path_spec(config)
+        self.calibration = Calibration(config)
+        self.spec = path.path_spec(config, self.calibration)
         self.measure = measure
         saved = match_db if match_db is not None and state.match != "off" else {}
         self.match_db: dict[str, float] = {name: saved.get(name, 0.0) for name in config.sources}
@@ -77,6 +79,7 @@ class Controller:
         self.dropped: Counter[str] = Counter()
         self.buffers: PathBuffers | None = None
         self.fader: Fader = lambda release: release()
+        self.test_signal = None  # a calibration's test signal (dsp.control.TestSignal), if one plays
         self._silence_holds = 0  # fades through silence in progress: no source plays while > 0
         self._switching = False  # a blind or ABX switch is fading through silence
         self._stopping = False
@@ -107,9 +110,20 @@ class Controller:
         self._stopping = True
         self.publish()
 
+    def calibrated(self, origin: str = "calibration") -> None:
+        """The calibration's results changed: rebuild the path with them, publish, and announce
+        what moved in the view (``volume_spl_db``)."""
+        before = self.view()
+        self.spec = path.path_spec(self.config, self.calibration)
+        self.publish()
+        changes = _difference(before, self.view())
+        if changes:
+            self._announce(changes, origin)
+
     def _controls(self):
         controls = path.controls(self.config, self.state, self.match_db, self.inserts)
         controls.coherent_switch = self._coherent_switch
+        controls.test = self.test_signal
         controls.mute |= self._stopping
         if self._silence_holds or self.state.source == self.inserts.silenced:
             # the return of an insert being measured carries its noise: not for the speakers
@@ -196,7 +210,9 @@ class Controller:
         compared sources while a blind or ABX test runs."""
         view = self.state.as_dict()
         view["match_db"] = dict(self.match_db)
-        reference = self.config.monitor.reference_spl_db
+        reference = self.calibration.set_spl_db(self.state.speakers)
+        if reference is None:
+            reference = self.config.monitor.reference_spl_db
         if reference is not None:
             view["volume_spl_db"] = round(reference + self.state.volume, 2)
         concealment = self.comparison.concealment
@@ -211,6 +227,8 @@ class Controller:
         report.update(self.comparison.report())
         report["inserts"] = self.inserts.as_dict()
         report["measuring"] = self.inserts.busy
+        report["calibration"] = self.calibration.as_dict()
+        report["calibrating"] = self.calibration.progress
         return report
 
     def shown_meters(self, meters: dict[str, Any]) -> dict[str, Any]:
@@ -283,7 +301,9 @@ class Controller:
         self.match_db = {name: self.match_db.get(name, 0.0) for name in config.sources}
         for w in self.inserts.reload(config):
             log.warning("after reload: %s", w)
-        self.spec = path.path_spec(config)
+        for w in self.calibration.reload(config):
+            log.warning("after reload: %s", w)
+        self.spec = path.path_spec(config, self.calibration)
         self.publish()
         changes = _difference(before, self.view())
         if changes:

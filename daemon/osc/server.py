@@ -20,10 +20,15 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from controlroom.daemon.core import inserts
+from controlroom.daemon.core.calibration import CalibrationError
 from controlroom.daemon.core.inserts import InsertError, InsertResult
 from controlroom.daemon.core.targets import TARGETS, parse_bool
 from controlroom.daemon.errors import PortError, PortInUse, TargetError
 from controlroom.daemon.osc.protocol import (
+    CALIBRATE_ADDRESS,
+    CALIBRATE_FAILED,
+    CALIBRATE_MIC_ADDRESS,
+    CALIBRATE_PROGRESS_ADDRESS,
     ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
     MEASURE_FAILED,
@@ -40,6 +45,7 @@ from controlroom.daemon.osc.protocol import (
 if TYPE_CHECKING:
     from controlroom.daemon.config import OscConfig
     from controlroom.daemon.core.controller import Controller
+    from controlroom.daemon.service.calibration import Calibrator
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +151,8 @@ class OscServer(asyncio.DatagramProtocol):
     between two meter sends to a receiver. ``measure_insert(name)``: the daemon's insert
     measurement (None: ``/controlroom/insert/measure`` is refused). ``reset_loudness()``:
     restart integrated loudness and LRA, queued for the meters (None:
-    ``/controlroom/loudness/reset`` is refused).
+    ``/controlroom/loudness/reset`` is refused). ``calibrator``: the daemon's speaker
+    calibration (``service.calibration``; None: ``/controlroom/calibrate...`` is refused).
     """
 
     def __init__(
@@ -158,8 +165,10 @@ class OscServer(asyncio.DatagramProtocol):
         meter_interval_s: float = METER_INTERVAL_S,
         measure_insert: Callable[[str], Awaitable[InsertResult]] | None = None,
         reset_loudness: Callable[[], None] | None = None,
+        calibrator: Calibrator | None = None,
     ) -> None:
         self.controller = controller
+        self.calibrator = calibrator
         self.measure_insert = measure_insert
         self.reset_loudness = reset_loudness
         self._measurements: set[asyncio.Task] = set()
@@ -323,6 +332,8 @@ class OscServer(asyncio.DatagramProtocol):
                     self.controller.comparison.abx_stop(origin="osc")
             case ["insert", "measure"]:
                 self._start_measurement(_one(args), sender)
+            case ["calibrate", *rest]:
+                self._calibrate(rest, args, sender)
             case ["loudness", "reset"]:
                 if self.reset_loudness is None:
                     raise _Drop(DROP_UNKNOWN_ADDRESS, "loudness reset needs the audio engine")
@@ -350,6 +361,43 @@ class OscServer(asyncio.DatagramProtocol):
         self._send(
             sender, INSERT_MEASURE_ADDRESS, name, r.latency, r.latency_ms, r.gain_db, r.coherence, int(r.inverted)
         )
+
+    def _calibrate(self, action: list[str], args: list[Any], sender: Address) -> None:
+        calibrator = self.calibrator
+        if calibrator is None:
+            raise _Drop(DROP_UNKNOWN_ADDRESS, "calibration needs the audio engine")
+        match action:
+            case []:
+                if not all(isinstance(a, str) for a in args):
+                    raise TargetError("expected speaker set names")
+                progress = lambda line: self._send(sender, CALIBRATE_PROGRESS_ADDRESS, line)  # noqa: E731
+                self._answer_later(calibrator.calibrate(list(args), progress), CALIBRATE_ADDRESS, sender, json.dumps)
+            case ["stop"]:
+                if _pressed(args):
+                    calibrator.stop("stopped on request")
+            case ["reset"]:
+                if _pressed(args):
+                    calibrator.reset()
+            case ["mic"]:
+                self._answer_later(calibrator.measure_mic(), CALIBRATE_MIC_ADDRESS, sender, float)
+            case _:
+                raise _Drop(DROP_UNKNOWN_ADDRESS, "unknown address")
+
+    def _answer_later(self, job: Awaitable[Any], address: str, sender: Address, encode: Callable) -> None:
+        """Run ``job`` and answer ``sender`` with ``address <encode(result)>``, or its failure."""
+
+        async def answer() -> None:
+            try:
+                result = await job
+            except CalibrationError as exc:
+                log.warning("calibration: %s", exc)
+                self._send(sender, ERROR_ADDRESS, CALIBRATE_FAILED, str(exc))
+                return
+            self._send(sender, address, encode(result))
+
+        task = asyncio.get_running_loop().create_task(answer())
+        self._measurements.add(task)
+        task.add_done_callback(self._measurements.discard)
 
     def _drop(self, reason: str, detail: str, sender: Address, reply: bool = True) -> None:
         self.controller.drop(reason)

@@ -29,6 +29,7 @@ from controlroom.daemon.errors import ConfigError, ControlroomError, PortError
 from controlroom.daemon.midi.surface import SurfaceManager
 from controlroom.daemon.osc.server import OscServer
 from controlroom.daemon.service import measurement, readout, statefile
+from controlroom.daemon.service.calibration import Calibrator
 from controlroom.daemon.service.notify import Notifier, watchdog_interval_s
 from controlroom.daemon.service.runner import BACKOFF_S, EngineRunner
 
@@ -88,6 +89,7 @@ class Daemon:
         self.announce = announce
         self.controller: Controller | None = None
         self.runner: EngineRunner | None = None
+        self.calibrator: Calibrator | None = None
         self.osc: OscServer | None = None
         self.surfaces: SurfaceManager | None = None
         self.mqtt = None  # an MqttBridge when the config has [mqtt]
@@ -146,8 +148,13 @@ class Daemon:
         if "inserts" in doc:
             for warning in self.controller.inserts.restore(doc["inserts"]):
                 log.warning("state file: %s", warning)
+        if "calibration" in doc:
+            for warning in self.controller.calibration.restore(doc["calibration"]):
+                log.warning("state file: %s", warning)
+            self.controller.calibrated("restore")
         self.controller.cap_startup_volume()
         self.runner = EngineRunner(self.config, self.controller, program=self.program, on_reload=self._reloaded)
+        self.calibrator = Calibrator(self.runner, saved=self._state_changed)
         if self.state_path is not None:
             self.saver = statefile.Saver(self.state_path, self._snapshot)
             self.controller.add_listener(lambda changes, origin: self.saver.changed())
@@ -226,7 +233,16 @@ class Daemon:
 
     def _snapshot(self) -> dict[str, Any]:
         c = self.controller
-        return {"targets": c.state.as_dict(), "match_db": dict(c.match_db), "inserts": c.inserts.as_dict()}
+        return {
+            "targets": c.state.as_dict(),
+            "match_db": dict(c.match_db),
+            "inserts": c.inserts.as_dict(),
+            "calibration": c.calibration.as_dict(),
+        }
+
+    def _state_changed(self) -> None:
+        if self.saver is not None:
+            self.saver.changed()
 
     async def measure_insert(self, name: str) -> InsertResult:
         """Measure outboard insert ``name`` (``service.measurement``) and save the result."""
@@ -288,6 +304,7 @@ class Daemon:
             self.report,
             measure_insert=self.measure_insert,
             reset_loudness=self.reset_loudness,
+            calibrator=self.calibrator,
         )
         await server.start()
         return server

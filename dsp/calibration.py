@@ -1,0 +1,157 @@
+"""Speaker calibration with a measurement mic: the test signals, and what a recording says.
+
+The test signals are pink noise, band-limited: 500 Hz-2 kHz for a main speaker's level (SMPTE
+RP 200 / Dolby practice: the band every monitor reproduces, above the room's modes), 30-80 Hz
+for a subwoofer's, and 100 Hz-10 kHz for a main speaker's arrival time. The kernel makes them
+from uniform white noise through a cascade of biquad sections (``test_sections``) scaled to an
+RMS level (``test_gain``).
+
+The arrival time is read from the impulse response between what an output sent and what the
+mic heard (both in the same tap frames, so the interface's own latency is common to every
+output and drops out of the differences within a set): the cross-spectrum over the sent
+spectrum, inverted, gives the response whose largest peak is the direct sound. Noise rather
+than a log sweep: the sweep's strengths (harmonic distortion pushed out of the response, high
+energy per second) serve impulse responses for EQ, not one lag; the noise plays at the
+calibration level anyway, and its wide band (100 Hz-10 kHz) makes a peak a few samples wide,
+so the lag is found to the sample even with reflections near it. A subwoofer's arrival is read
+from its own 30-80 Hz noise: that is the band where it must sum with the mains.
+
+Everything here is arrays in, numbers out: the daemon records and applies (``daemon/service``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from controlroom.dsp.bands import Biquad
+from controlroom.dsp.biquad import cascade_response, coefficients
+
+#: Test bands (Hz): a main speaker's level, its arrival time, a subwoofer's level and arrival.
+LEVEL_BAND = (500.0, 2000.0)
+ARRIVAL_BAND = (100.0, 10000.0)
+SUB_BAND = (30.0, 80.0)
+#: Pole-zero pairs of the pinking filter (two per biquad section).
+PINK_PAIRS = 8
+#: Butterworth Qs of a 4th-order high- or low-pass made of two biquads.
+BUTTERWORTH4_Q = (1.0 / (2.0 * math.cos(math.pi / 8.0)), 1.0 / (2.0 * math.cos(3.0 * math.pi / 8.0)))
+#: Variance of uniform noise in [-1, 1): what the kernel's generator feeds the cascade.
+UNIFORM_VARIANCE = 1.0 / 3.0
+#: A mic sample at or above this (dBFS) counts as clipping.
+CLIP_DBFS = -0.5
+#: Calibrator reference level (dB SPL).
+CALIBRATOR_SPL_DB = 94.0
+
+
+def test_sections(band: tuple[float, float], samplerate: float) -> np.ndarray:
+    """The (8, 5) biquad cascade that turns white noise into pink noise limited to ``band``
+    (Hz): a pinking filter (-3 dB/octave from a quarter of the low edge to four times the high
+    edge, alternating real poles and zeros), then 4th-order Butterworth high- and low-pass at
+    the band's edges (the low-pass left out when the edge is near Nyquist)."""
+    low, high = band
+    span_lo, span_hi = low / 4.0, min(high * 4.0, 0.45 * samplerate)
+    ratio = (span_hi / span_lo) ** (1.0 / PINK_PAIRS)
+    poles = [span_lo * ratio**k for k in range(PINK_PAIRS)]
+    zeros = [f * math.sqrt(ratio) for f in poles]
+    sections = []
+    for k in range(0, PINK_PAIRS, 2):
+        zz = [math.exp(-2.0 * math.pi * f / samplerate) for f in zeros[k : k + 2]]
+        zp = [math.exp(-2.0 * math.pi * f / samplerate) for f in poles[k : k + 2]]
+        b = np.convolve([1.0, -zz[0]], [1.0, -zz[1]])
+        a = np.convolve([1.0, -zp[0]], [1.0, -zp[1]])
+        sections.append([b[0], b[1], b[2], a[1], a[2]])
+    for q in BUTTERWORTH4_Q:
+        sections.append(coefficients(Biquad("highpass", low, q=q), samplerate))
+    for q in BUTTERWORTH4_Q:
+        if high < 0.45 * samplerate:
+            sections.append(coefficients(Biquad("lowpass", high, q=q), samplerate))
+        else:
+            sections.append([1.0, 0.0, 0.0, 0.0, 0.0])
+    return np.asarray(sections, dtype=float)
+
+
+def test_gain(sections: np.ndarray, samplerate: float, rms_dbfs: float) -> float:
+    """The linear gain that makes uniform white noise through ``sections`` play at
+    ``rms_dbfs`` (dBFS RMS): the cascade's power gain is the mean of its squared magnitude
+    response over the band 0..Nyquist (Parseval)."""
+    freqs = np.linspace(0.0, samplerate / 2.0, 1 << 17)
+    power = float(np.mean(np.abs(cascade_response(sections, freqs, samplerate)) ** 2))
+    return 10.0 ** (rms_dbfs / 20.0) / math.sqrt(power * UNIFORM_VARIANCE)
+
+
+def band_power(x: np.ndarray, band: tuple[float, float], samplerate: float) -> float:
+    """Mean power of ``x`` (1-D) within ``band`` (Hz), as a fraction of full scale squared."""
+    x = np.asarray(x, dtype=float)
+    spectrum = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(len(x), 1.0 / samplerate)
+    inside = (freqs >= band[0]) & (freqs <= band[1])
+    # Parseval for a real signal: each bin but DC and Nyquist stands for two
+    return float(2.0 * np.sum(np.abs(spectrum[inside]) ** 2) / len(x) ** 2)
+
+
+def power_db(power: float) -> float:
+    """``power`` (full scale squared) in dB; -inf for none."""
+    return 10.0 * math.log10(power) if power > 0.0 else -math.inf
+
+
+def peak_dbfs(x: np.ndarray) -> float:
+    """The sample peak of ``x`` (dBFS)."""
+    peak = float(np.max(np.abs(x))) if len(x) else 0.0
+    return 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
+
+
+def arrival(sent: np.ndarray, heard: np.ndarray, band: tuple[float, float], samplerate: float, max_lag: int) -> int:
+    """Samples (0..``max_lag``) from ``sent`` to the strongest arrival of it in ``heard``
+    (same length, 1-D): the peak of the impulse response estimated within ``band`` (Hz)."""
+    sent = np.asarray(sent, dtype=float)
+    heard = np.asarray(heard, dtype=float)
+    size = 1 << int(math.ceil(math.log2(2 * len(sent))))
+    x = np.fft.rfft(sent, size)
+    y = np.fft.rfft(heard, size)
+    freqs = np.fft.rfftfreq(size, 1.0 / samplerate)
+    power = np.abs(x) ** 2
+    inside = (freqs >= band[0]) & (freqs <= band[1]) & (power > 1e-6 * np.max(power))
+    response = np.zeros_like(y)
+    response[inside] = y[inside] * np.conj(x[inside]) / power[inside]
+    impulse = np.fft.irfft(response, size)[: max_lag + 1]
+    return int(np.argmax(np.abs(impulse)))
+
+
+@dataclass(frozen=True)
+class OutputLevel:
+    """What the mic heard of one output's test signal: ``level_db`` its power in the test band
+    (dBFS at the mic, room noise taken out), ``snr_db`` over the room noise in that band,
+    ``peak_dbfs`` the mic's sample peak."""
+
+    level_db: float
+    snr_db: float
+    peak_dbfs: float
+
+
+def heard_level(heard: np.ndarray, noise: np.ndarray, band: tuple[float, float], samplerate: float) -> OutputLevel:
+    """The level of a test signal in the mic recording ``heard``, against the room noise
+    recorded with nothing playing (``noise``), both within ``band`` (Hz)."""
+    total = band_power(heard, band, samplerate)
+    floor = band_power(noise, band, samplerate)
+    signal = max(total - floor, 0.0)
+    snr = power_db(signal) - power_db(floor) if floor > 0.0 else math.inf
+    return OutputLevel(power_db(signal), snr, peak_dbfs(heard))
+
+
+def spl_db(level_dbfs: float, mic_dbfs_at_94_db_spl: float) -> float:
+    """dB SPL of a mic level (dBFS), for a mic reading ``mic_dbfs_at_94_db_spl`` on a
+    94 dB SPL calibrator."""
+    return level_dbfs - mic_dbfs_at_94_db_spl + CALIBRATOR_SPL_DB
+
+
+def alignment_delays(arrivals: dict[int, int]) -> dict[int, int]:
+    """Output -> delay (samples) that makes every output of one set arrive with the latest."""
+    latest = max(arrivals.values())
+    return {output: latest - a for output, a in arrivals.items()}
+
+
+def power_mean_db(levels_db: list[float]) -> float:
+    """The level (dB) of the mean power of ``levels_db``."""
+    return power_db(sum(10.0 ** (db / 10.0) for db in levels_db) / len(levels_db))

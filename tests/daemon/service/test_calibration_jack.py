@@ -1,0 +1,217 @@
+"""Calibrating the speakers end to end on JACK: a room stands between the outputs and the mic.
+
+The daemon runs as a subprocess on the JACK dummy server. A harness client plays pink noise
+into the source (inputs 1-2), records every output, and is the room: each output reaches the
+mic (input 3) after its own delay and gain, plus noise (``JackHarness.room``). The oracle for
+what the speakers do at the mic is that room applied to the outputs as recorded, with a probe
+(the pink noise) played through the daemon: it knows nothing of the daemon's own figures.
+"""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from daemonproc import DaemonProcess, wait_for, write_config
+from jackutil import JACK_AUDIO, rms_db
+
+from controlroom.daemon.cli.program import pink_noise
+
+MIC = 3
+#: The room: output -> delay (samples) and gain (dB) to the mic.
+DELAYS = {1: 40, 2: 173, 4: 95, 5: 262, 6: 121}
+GAINS_DB = {1: -2.0, 2: -7.5, 4: -12.0, 5: -4.5, 6: -9.0}
+ROOM_NOISE_DBFS = -75.0
+SETS = {"studio": (1, 2), "consumer": (4, 5), "crap": (6,)}
+NOISE_DBFS = -20.0
+LOOP_FRAMES = 1 << 15
+STARTUP_FRAMES = 60000  # the master gain ramps in over a second at start-up
+SETTLE_FRAMES = 9600  # well past a set switch's crossfade
+
+CONFIG = (
+    JACK_AUDIO
+    + """\
+
+[monitor]
+volume_db = -10.0
+startup_max_volume_db = 0.0
+
+[sources.mix]
+channels = [1, 2]
+[speakers.studio]
+outputs = [1, 2]
+[speakers.consumer]
+outputs = [4, 5]
+[speakers.crap]
+outputs = [6]
+
+[calibration]
+mic = 3
+noise_dbfs = {noise_dbfs}
+
+[osc]
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1/32"]
+
+[state]
+path = "{state_path}"
+"""
+)
+
+
+@pytest.fixture
+def room_rig(jack, tmp_path):
+    """The daemon and its harness (pink noise into inputs 1-2, every output recorded, the room
+    from the outputs to the mic): ``(daemon, peer, harness, room)``."""
+    text = CONFIG.format(noise_dbfs=NOISE_DBFS, state_path=tmp_path / "state.json")
+    config = write_config(tmp_path / "controlroom.toml", text)
+    with DaemonProcess(config, tmp_path / "daemon.log").start() as daemon, daemon.peer() as peer:
+        daemon.wait_running(peer)
+        harness = jack.harness(MIC, 8)
+        wait_for(lambda: len(harness.client.get_ports("PortAudio", is_audio=True)) == 16, 10.0, "PortAudio ports")
+        loop = (0.1 * pink_noise(LOOP_FRAMES, 1, np.random.default_rng(5))[:, 0]).astype(np.float32)
+        harness.play(1, loop)
+        harness.play(2, loop)
+        room = harness.room(MIC, DELAYS, GAINS_DB, ROOM_NOISE_DBFS)
+        harness.wire("PortAudio")
+        harness.record(1, skip=STARTUP_FRAMES)  # past the start-up ramp
+        yield daemon, peer, harness, room
+
+
+def ctl(port: int, *words: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{port}", *words],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def at_the_mic(peer, harness) -> dict[int, np.ndarray]:
+    """Output -> what the probe played through it adds at the mic, for every set in turn (the
+    room's delay and gain applied to the recorded output), over a common span."""
+    heard = {}
+    span = LOOP_FRAMES - max(DELAYS.values())
+    for name, outputs in SETS.items():
+        assert peer.set("speakers", name)["state"]["speakers"] == name
+        recording = harness.record(LOOP_FRAMES, skip=SETTLE_FRAMES).astype(float)
+        for o in outputs:
+            gain = 10.0 ** (GAINS_DB[o] / 20.0)
+            # sample i at the mic is output sample i - delay: shift each into mic time
+            start = max(DELAYS.values()) - DELAYS[o]
+            heard[o] = gain * recording[start : start + span, o - 1]
+    return heard
+
+
+def lag(x: np.ndarray, y: np.ndarray) -> int:
+    """Samples by which ``y`` arrives after ``x`` (signed; peak of their cross-correlation)."""
+    size = 1 << int(np.ceil(np.log2(2 * len(x))))
+    corr = np.fft.irfft(np.conj(np.fft.rfft(x, size)) * np.fft.rfft(y, size), size)
+    k = int(np.argmax(corr))
+    return k - size if k > size // 2 else k
+
+
+def figures(heard: dict[int, np.ndarray]) -> dict[str, dict[int, float]]:
+    """Per output its level at the mic (dBFS) and its arrival (samples) against the first
+    output of its set."""
+    levels = {o: round(float(rms_db(x)), 2) for o, x in heard.items()}
+    arrivals = {o: lag(heard[outputs[0]], heard[o]) for outputs in SETS.values() for o in outputs}
+    return {"level_db": levels, "arrival": arrivals}
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_calibration_makes_every_output_equally_loud_and_each_set_arrive_together_at_the_mic(room_rig):
+    daemon, peer, harness, room = room_rig
+    before = figures(at_the_mic(peer, harness))
+    print("before:", before)
+    assert max(before["level_db"].values()) - min(before["level_db"].values()) > 5.0  # the test can fail
+    assert any(abs(a) > 50 for a in before["arrival"].values())
+
+    harness.begin_recording(48000 * 120)
+    done = ctl(daemon.port, "calibrate")
+    played = harness.end_recording().astype(float)
+    assert done.returncode == 0, done.stderr
+    steps = done.stdout.splitlines()
+    assert steps[0].startswith("room noise")
+    assert any(line.startswith("output 5 (4/5): arrival, pink noise 100-10000 Hz at -20 dBFS") for line in steps)
+    print(done.stdout)
+
+    after = figures(at_the_mic(peer, harness))
+    print("after:", after)
+    levels = after["level_db"].values()
+    assert max(levels) - min(levels) <= 0.5
+    assert all(abs(a) <= 1 for a in after["arrival"].values())
+
+    # the test signal played one output at a time, at noise_dbfs RMS, never above it
+    bursts = played[:, :6]
+    assert np.all(np.count_nonzero(bursts[24000:], axis=1) <= 1)
+    for o in (1, 2, 4, 5, 6):
+        active = bursts[:, o - 1][bursts[:, o - 1] != 0.0]
+        assert active.size > 48000
+        assert rms_db(active) <= NOISE_DBFS + 0.1
+        assert np.max(np.abs(active)) < 10.0 ** (-6.0 / 20.0)
+    assert not np.any(bursts[:, 2])  # output 3 is no speaker: it never played
+
+    state = peer.query()["state"]
+    assert state["calibrating"] is None
+    assert set(state["calibration"]["outputs"]) == {"1", "2", "4", "5", "6"}
+    assert ctl(daemon.port, "calibrate", "status").stdout.startswith("output 1: ")
+
+    # the results are state: they survive a restart
+    assert daemon.terminate() == 0
+    daemon.start()
+    peer.address = ("127.0.0.1", daemon.port)
+    assert daemon.wait_running(peer)["state"]["calibration"] == state["calibration"]
+    harness.wire("PortAudio")
+    harness.record(1, skip=STARTUP_FRAMES)
+    restarted = figures(at_the_mic(peer, harness))
+    assert max(restarted["level_db"].values()) - min(restarted["level_db"].values()) <= 0.5
+    assert all(abs(a) <= 1 for a in restarted["arrival"].values())
+
+    # and reset removes them
+    assert ctl(daemon.port, "calibrate", "reset").returncode == 0
+    assert peer.query()["state"]["calibration"]["outputs"] == {}
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_a_dead_mic_fails_naming_the_output_and_changes_nothing(room_rig):
+    daemon, peer, harness, room = room_rig
+    room.mic_live = False
+    before = peer.query()["state"]
+    done = ctl(daemon.port, "calibrate", "studio")
+    assert done.returncode == 1
+    assert "output 1: no signal at the mic (input 3)" in done.stderr
+    after = peer.query()["state"]
+    assert after["calibration"] == before["calibration"] and after["calibrating"] is None
+    assert after["volume"] == before["volume"]
+    # the program plays again, as before
+    level = rms_db(harness.record(9600, skip=SETTLE_FRAMES)[:, :2])
+    assert np.all(level > -40.0)
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_a_control_action_during_calibration_stops_it_and_nothing_is_applied(room_rig):
+    daemon, peer, harness, room = room_rig
+    run = subprocess.Popen(
+        [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{daemon.port}", "calibrate"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        peer.wait(lambda r: (r["state"]["calibrating"] or {}).get("step") == 2, 60.0, "the second output")
+        assert peer.set("volume", -12.0)["state"]["volume"] == -12.0
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 1
+    assert "calibration stopped (volume changed); nothing applied" in err
+    state = peer.query()["state"]
+    assert state["calibration"]["outputs"] == {} and state["calibrating"] is None
+    # the test signal stopped and the program plays again, on the studio set only
+    level = rms_db(harness.record(9600, skip=SETTLE_FRAMES)[:, :6])
+    assert np.all(level[:2] > -40.0)
+    assert np.all(np.isneginf(level[2:]))
