@@ -6,15 +6,15 @@ for a subwoofer's, and 100 Hz-10 kHz for a main speaker's arrival time. The kern
 from uniform white noise through a cascade of biquad sections (``test_sections``) scaled to an
 RMS level (``test_gain``).
 
-The arrival time is read from the impulse response between what an output sent and what the
-mic heard (both in the same tap frames, so the interface's own latency is common to every
-output and drops out of the differences within a set): the cross-spectrum over the sent
-spectrum, inverted, gives the response whose largest peak is the direct sound. Noise rather
+The arrival time is the lag of the normalised cross-correlation between what an output sent
+and what the mic heard (both in the same tap frames, so the interface's own latency is common
+to every output and drops out of the differences within a set; see ``arrival``). Noise rather
 than a log sweep: the sweep's strengths (harmonic distortion pushed out of the response, high
 energy per second) serve impulse responses for EQ, not one lag; the noise plays at the
-calibration level anyway, and its wide band (100 Hz-10 kHz) makes a peak a few samples wide,
-so the lag is found to the sample even with reflections near it. A subwoofer's arrival is read
-from its own 30-80 Hz noise: that is the band where it must sum with the mains.
+calibration level anyway, and its wide band (100 Hz-10 kHz, correlated through a +6 dB/octave
+tilt) makes a peak a few samples wide, so the lag is found to the sample even with reflections
+near it. A subwoofer's arrival is read from its own 30-80 Hz noise: that is the band where it
+must sum with the mains.
 
 Everything here is arrays in, numbers out: the daemon records and applies (``daemon/service``).
 """
@@ -102,21 +102,30 @@ def peak_dbfs(x: np.ndarray) -> float:
     return 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
 
 
-def arrival(sent: np.ndarray, heard: np.ndarray, band: tuple[float, float], samplerate: float, max_lag: int) -> int:
-    """Samples (0..``max_lag``) from ``sent`` to the strongest arrival of it in ``heard``
-    (same length, 1-D): the peak of the impulse response estimated within ``band`` (Hz)."""
-    sent = np.asarray(sent, dtype=float)
-    heard = np.asarray(heard, dtype=float)
-    size = 1 << int(math.ceil(math.log2(2 * len(sent))))
-    x = np.fft.rfft(sent, size)
-    y = np.fft.rfft(heard, size)
-    freqs = np.fft.rfftfreq(size, 1.0 / samplerate)
-    power = np.abs(x) ** 2
-    inside = (freqs >= band[0]) & (freqs <= band[1]) & (power > 1e-6 * np.max(power))
-    response = np.zeros_like(y)
-    response[inside] = y[inside] * np.conj(x[inside]) / power[inside]
-    impulse = np.fft.irfft(response, size)[: max_lag + 1]
-    return int(np.argmax(np.abs(impulse)))
+def arrival(sent: np.ndarray, heard: np.ndarray, max_lag: int, sharpen: bool = False) -> int:
+    """Samples (0..``max_lag``) from ``sent`` to its strongest arrival in ``heard`` (same
+    length, 1-D): the lag of the largest normalised cross-correlation between all of ``sent``
+    but its last ``max_lag`` samples and each window of ``heard`` as long. With every lag
+    seeing the whole of that stretch of ``sent``, a delayed, scaled copy peaks exactly at its
+    delay (Cauchy-Schwarz), however flat the peak of a narrow band's correlation is.
+
+    ``sharpen`` correlates the first differences (a +6 dB/octave tilt, exact as a two-tap
+    filter commutes with the delay): pink noise's correlation then peaks a few samples wide
+    instead of a bass-wide hump, so a reflection a millisecond behind the direct sound stays
+    apart from it.
+    """
+    x = np.asarray(sent, dtype=float)
+    y = np.asarray(heard, dtype=float)
+    if sharpen:
+        x, y = np.diff(x), np.diff(y)
+    n = len(x) - max_lag
+    if n < max_lag:
+        raise ValueError(f"a recording of {len(sent)} samples is too short for lags up to {max_lag}")
+    size = 1 << int(math.ceil(math.log2(len(y) + n)))
+    corr = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(x[:n], size)), size)[: max_lag + 1]
+    cumulative = np.concatenate([[0.0], np.cumsum(y * y)])
+    energy = cumulative[n : n + max_lag + 1] - cumulative[: max_lag + 1]
+    return int(np.argmax(np.abs(corr) / np.sqrt(np.maximum(energy, np.finfo(float).tiny))))
 
 
 @dataclass(frozen=True)

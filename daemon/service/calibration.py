@@ -310,19 +310,19 @@ def _analyse(
                 f"output {output}: the mic (input {cal.mic}) clips at {level.peak_dbfs:.1f} dBFS "
                 "(turn the mic preamp down); nothing applied"
             )
-        if not level.level_db > DEAD_MIC_DB:
+        if not analysis.power_db(analysis.band_power(heard, phase.band, rate)) > DEAD_MIC_DB:
             raise CalibrationError(
                 f"output {output}: no signal at the mic (input {cal.mic}): is the mic plugged in and powered "
                 "(phantom power), and the speaker on? nothing applied"
             )
         if not level.snr_db >= MIN_SNR_DB:
+            margin = f"only {level.snr_db:.1f} dB" if math.isfinite(level.snr_db) else "not"
             raise CalibrationError(
-                f"output {output}: the test signal is only {level.snr_db:.1f} dB over the room's noise at the mic "
+                f"output {output}: the test signal is {margin} over the room's noise at the mic "
                 f"(needs {MIN_SNR_DB:g} dB): is the speaker on, and the room quiet? nothing applied"
             )
-    band = phases[-1].band
     last = recordings[-1]
-    arrival = analysis.arrival(last[:, sent], last[:, mic], band, rate, round(MAX_ARRIVAL_S * rate))
+    arrival = analysis.arrival(last[:, sent], last[:, mic], round(MAX_ARRIVAL_S * rate), sharpen=not sub)
     level = analysis.heard_level(recordings[0][:, mic], noise[:, mic], phases[0].band, rate)
     return level, arrival
 
