@@ -42,6 +42,7 @@ BASE = {
     "inserts": {"comp": {"send": [3], "return": [3], "source": "mix"}},
     "ab": {"a": "mix", "b": "ref"},
     "mqtt": {"broker": "127.0.0.1"},
+    "calibration": {"mic": 3},
 }
 #: Count rows: what one more entry of the counted table looks like.
 ENTRY = {

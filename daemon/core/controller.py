@@ -5,7 +5,8 @@ validated by the vocabulary, published to the kernel through the seqlock and ann
 listener (feedback to surfaces and OSC subscribers, the state saver) with its origin.
 
 Listeners get the differences of ``view()``: the targets, ``match_db`` (only the offsets that
-moved, source -> dB) and ``volume_spl_db`` when ``[monitor] reference_spl_db`` is set; while a
+moved, source -> dB) and ``volume_spl_db`` when the selected set is calibrated with a calibrated
+mic or ``[monitor] reference_spl_db`` is set; while a
 blind or ABX test runs, labels instead of the compared sources' names (``comparison``). Keys a
 listener does not know it should ignore.
 
