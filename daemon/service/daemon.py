@@ -176,6 +176,7 @@ class Daemon:
                 self.runner.stats,
                 measure_insert=self.measure_insert,
                 reset_loudness=self.reset_loudness,
+                calibrator=self.calibrator,
             )
             await self.web.start()
         self.surfaces = SurfaceManager(self.controller, self.config.surfaces, self.config.midi, self.config_dir)
