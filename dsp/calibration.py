@@ -81,6 +81,13 @@ def test_gain(sections: np.ndarray, samplerate: float, rms_dbfs: float) -> float
     return 10.0 ** (rms_dbfs / 20.0) / math.sqrt(power * UNIFORM_VARIANCE)
 
 
+def listening_band(band: tuple[float, float]) -> tuple[float, float]:
+    """Where the mic's level of a test signal in ``band`` (Hz) is read: an octave wider on
+    each side, so that the signal's filter skirts count (the whole signal plays at its RMS
+    level, as an SPL meter would read it) while room noise further out does not."""
+    return band[0] / 2.0, band[1] * 2.0
+
+
 def band_power(x: np.ndarray, band: tuple[float, float], samplerate: float) -> float:
     """Mean power of ``x`` (1-D) within ``band`` (Hz), as a fraction of full scale squared."""
     x = np.asarray(x, dtype=float)
@@ -139,14 +146,38 @@ class OutputLevel:
     peak_dbfs: float
 
 
-def heard_level(heard: np.ndarray, noise: np.ndarray, band: tuple[float, float], samplerate: float) -> OutputLevel:
-    """The level of a test signal in the mic recording ``heard``, against the room noise
-    recorded with nothing playing (``noise``), both within ``band`` (Hz)."""
-    total = band_power(heard, band, samplerate)
+def heard_level(
+    sent: np.ndarray,
+    heard: np.ndarray,
+    noise: np.ndarray,
+    lag: int,
+    band: tuple[float, float],
+    samplerate: float,
+    sent_dbfs: float,
+) -> OutputLevel:
+    """The level at the mic (dBFS) of a test signal sent at ``sent_dbfs`` (RMS).
+
+    Args:
+        sent: the test signal as the output sent it (1-D).
+        heard: the mic in the same frames (same length).
+        noise: the mic with nothing playing (the room's noise).
+        lag: samples from ``sent`` to ``heard`` (its arrival).
+        band: where both are read (Hz).
+        samplerate: in Hz.
+        sent_dbfs: the level the test signal is made to play at.
+
+    The level is ``sent_dbfs`` plus the room's gain: what the mic heard (the room's noise
+    taken out) over what was sent, over the same stretch of the signal. A narrow band of noise
+    a second long strays by tenths of a dB from its nominal level; the same stray is in both,
+    so it drops out.
+    """
+    n = len(sent) - lag
+    played = band_power(sent[:n], band, samplerate)
     floor = band_power(noise, band, samplerate)
-    signal = max(total - floor, 0.0)
+    signal = max(band_power(heard[lag : lag + n], band, samplerate) - floor, 0.0)
     snr = power_db(signal) - power_db(floor) if floor > 0.0 else math.inf
-    return OutputLevel(power_db(signal), snr, peak_dbfs(heard))
+    level = sent_dbfs + power_db(signal) - power_db(played) if played > 0.0 else -math.inf
+    return OutputLevel(level, snr, peak_dbfs(heard))
 
 
 def spl_db(level_dbfs: float, mic_dbfs_at_94_db_spl: float) -> float:

@@ -304,27 +304,39 @@ def _analyse(
         heard = recording[:, mic]
         if not np.all(np.isfinite(heard)):
             raise CalibrationError(f"output {output}: the mic (input {cal.mic}) delivered non-finite samples")
-        level = analysis.heard_level(heard, noise[:, mic], phase.band, rate)
-        if level.peak_dbfs >= analysis.CLIP_DBFS:
+        peak = analysis.peak_dbfs(heard)
+        if peak >= analysis.CLIP_DBFS:
             raise CalibrationError(
-                f"output {output}: the mic (input {cal.mic}) clips at {level.peak_dbfs:.1f} dBFS "
+                f"output {output}: the mic (input {cal.mic}) clips at {peak:.1f} dBFS "
                 "(turn the mic preamp down); nothing applied"
             )
-        if not analysis.power_db(analysis.band_power(heard, phase.band, rate)) > DEAD_MIC_DB:
+        if not analysis.power_db(analysis.band_power(heard, analysis.listening_band(phase.band), rate)) > DEAD_MIC_DB:
             raise CalibrationError(
                 f"output {output}: no signal at the mic (input {cal.mic}): is the mic plugged in and powered "
                 "(phantom power), and the speaker on? nothing applied"
             )
+    last = recordings[-1]
+    arrival = analysis.arrival(last[:, sent], last[:, mic], round(MAX_ARRIVAL_S * rate), sharpen=not sub)
+    levels = [
+        analysis.heard_level(
+            recording[:, sent],
+            recording[:, mic],
+            noise[:, mic],
+            arrival,
+            analysis.listening_band(phase.band),
+            rate,
+            cal.noise_dbfs,
+        )
+        for phase, recording in zip(phases, recordings, strict=True)
+    ]
+    for level in levels:
         if not level.snr_db >= MIN_SNR_DB:
             margin = f"only {level.snr_db:.1f} dB" if math.isfinite(level.snr_db) else "not"
             raise CalibrationError(
                 f"output {output}: the test signal is {margin} over the room's noise at the mic "
                 f"(needs {MIN_SNR_DB:g} dB): is the speaker on, and the room quiet? nothing applied"
             )
-    last = recordings[-1]
-    arrival = analysis.arrival(last[:, sent], last[:, mic], round(MAX_ARRIVAL_S * rate), sharpen=not sub)
-    level = analysis.heard_level(recordings[0][:, mic], noise[:, mic], phases[0].band, rate)
-    return level, arrival
+    return levels[0], arrival
 
 
 def _check_delays(config, calibration) -> None:

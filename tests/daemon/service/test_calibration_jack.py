@@ -7,8 +7,11 @@ what the speakers do at the mic is that room applied to the outputs as recorded,
 (the pink noise) played through the daemon: it knows nothing of the daemon's own figures.
 """
 
+import json
+import signal
 import subprocess
 import sys
+from functools import partial
 
 import numpy as np
 import pytest
@@ -215,3 +218,98 @@ def test_a_control_action_during_calibration_stops_it_and_nothing_is_applied(roo
     level = rms_db(harness.record(9600, skip=SETTLE_FRAMES)[:, :6])
     assert np.all(level[:2] > -40.0)
     assert np.all(np.isneginf(level[2:]))
+
+
+# --- a set with a subwoofer, and a calibrated mic ------------------------------------------------
+
+SUB_DELAYS = {1: 40, 2: 173, 3: 420}  # the sub stands furthest away
+SUB_GAINS_DB = {1: -2.0, 2: -7.5, 3: -6.0}
+MIC_DBFS_AT_94 = -20.0
+SUB_CONFIG = (
+    JACK_AUDIO
+    + """\
+
+[monitor]
+volume_db = -10.0
+startup_max_volume_db = 0.0
+
+[sources.mix]
+channels = [1, 2]
+[speakers.studio]
+outputs = [1, 2]
+sub = {{ output = 3, crossover_hz = 80.0 }}
+
+[calibration]
+mic = 3
+mic_dbfs_at_94_db_spl = {mic}
+target_spl_db = {target}
+
+[osc]
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1/32"]
+
+[state]
+path = "{state_path}"
+"""
+)
+
+
+def circular_lag(x: np.ndarray, y: np.ndarray) -> int:
+    """Samples by which periodic ``y`` arrives after periodic ``x`` (one period each)."""
+    corr = np.fft.irfft(np.conj(np.fft.rfft(x)) * np.fft.rfft(y), len(x))
+    k = int(np.argmax(corr))
+    return k - len(x) if k > len(x) // 2 else k
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_a_subwoofer_is_aligned_with_its_mains_and_a_calibrated_mic_reads_spl(jack, tmp_path):
+    path = tmp_path / "controlroom.toml"
+    text = partial(SUB_CONFIG.format, mic=MIC_DBFS_AT_94, state_path=tmp_path / "state.json")
+    config = write_config(path, text(target=79.0))
+    with DaemonProcess(config, tmp_path / "daemon.log").start() as daemon, daemon.peer() as peer:
+        daemon.wait_running(peer)
+        harness = jack.harness(MIC, 8)
+        wait_for(lambda: len(harness.client.get_ports("PortAudio", is_audio=True)) == 16, 10.0, "PortAudio ports")
+        loop = (0.1 * pink_noise(LOOP_FRAMES, 1, np.random.default_rng(5))[:, 0]).astype(np.float32)
+        harness.play(1, loop)
+        harness.play(2, loop)
+        harness.room(MIC, SUB_DELAYS, SUB_GAINS_DB, ROOM_NOISE_DBFS)
+        harness.wire("PortAudio")
+        harness.record(1, skip=STARTUP_FRAMES)
+
+        def arrivals() -> dict[int, int]:
+            # the outputs are periodic with the probe loop: shift each by its room delay, circularly
+            played = harness.record(LOOP_FRAMES, skip=SETTLE_FRAMES).astype(float)
+            heard = {o: np.roll(played[:, o - 1], SUB_DELAYS[o]) for o in SUB_DELAYS}
+            return {o: circular_lag(heard[1], heard[o]) for o in SUB_DELAYS}
+
+        before = arrivals()
+        print("sub before:", before)
+        assert before[3] > 300
+        done = ctl(daemon.port, "--json", "calibrate")
+        assert done.returncode == 0, done.stderr
+        measured = json.loads(done.stdout)["calibration"]["measured"]
+        print("sub calibration:", measured)
+        after = arrivals()
+        print("sub after:", after)
+        assert all(abs(a) <= 1 for a in after.values())
+
+        # the levels read in dB SPL are the room's: -20 dBFS of test noise, the room's gain, the mic
+        for o, gain in SUB_GAINS_DB.items():
+            expected = NOISE_DBFS + gain - MIC_DBFS_AT_94 + 94.0
+            assert measured[str(o)]["spl_db"] == pytest.approx(expected, abs=0.3)
+            assert measured[str(o)]["trim_db"] == pytest.approx(79.0 - measured[str(o)]["spl_db"], abs=0.02)
+        state = peer.query()["state"]
+        assert state["calibration"]["sets"]["studio"]["spl_db"] == pytest.approx(79.0, abs=0.05)
+        assert state["volume_spl_db"] == pytest.approx(79.0 + state["volume"], abs=0.05)
+
+        # a target the quietest speaker cannot reach without more than max_boost_db is refused
+        write_config(path, text(target=93.0))
+        mark = len(daemon.log())
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log("reload: applied without interrupting audio", 30.0, after=mark)
+        refused = ctl(daemon.port, "calibrate")
+        assert refused.returncode == 1
+        assert "output 2 needs +6.5 dB to reach" in refused.stderr and "max_boost_db is 6" in refused.stderr
+        assert peer.query()["state"]["calibration"] == state["calibration"]
