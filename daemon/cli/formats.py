@@ -139,9 +139,9 @@ def format_calibration(calibration: dict[str, Any] | None, calibrating: dict[str
     (a run's answer), how long each output took."""
     lines = []
     if calibrating:
+        where = "the room's noise" if calibrating["output"] is None else f"output {calibrating['output']}"
         lines.append(
-            f"calibrating {', '.join(calibrating['sets'])}: output {calibrating['output']} "
-            f"({calibrating['step']} of {calibrating['of']})"
+            f"calibrating {', '.join(calibrating['sets'])}: {where} ({calibrating['step']} of {calibrating['of']})"
         )
     outputs = (calibration or {}).get("outputs") or {}
     if not outputs:

@@ -58,6 +58,8 @@ DEAD_MIC_DB = -110.0
 #: Seconds of the calibrator's tone recorded by ``measure_mic``, and the band it is read in (Hz).
 MIC_S = 2.0
 CALIBRATOR_BAND = (250.0, 4000.0)
+#: The origin of the changes a calibration's results make (``volume_spl_db``).
+CALIBRATION_ORIGIN = "calibration"
 
 
 @dataclass(frozen=True)
@@ -137,7 +139,8 @@ class Calibrator:
         controller.calibration.progress = {"sets": names, "output": None, "step": 0, "of": len(outputs)}
 
         def stop_on_change(changes: dict[str, Any], origin: str) -> None:
-            self.stop(f"{', '.join(changes)} changed")
+            if origin != CALIBRATION_ORIGIN:  # not the results of this very run
+                self.stop(f"{', '.join(changes)} changed")
 
         controller.add_listener(stop_on_change)
         controller.hold_silence()
@@ -162,7 +165,7 @@ class Calibrator:
             self._check_stop()  # a change that came in the last step still counts
             # applied while the program is still held silent: a delay that jumps carries
             # only silence across
-            self._apply(measured)
+            self._apply(config, measured)
         finally:
             await self._silence_test_signal(engine)
             controller.remove_listener(stop_on_change)
@@ -175,11 +178,13 @@ class Calibrator:
         }
         return report
 
-    def _apply(self, measured: dict[int, tuple[analysis.OutputLevel, int, float]]) -> None:
-        """Trims and delays from ``measured`` (output -> level, arrival, seconds), checked, then
-        applied and saved; raises CalibrationError (nothing applied) when they cannot be."""
+    def _apply(self, config, measured: dict[int, tuple[analysis.OutputLevel, int, float]]) -> None:
+        """Trims and delays from ``measured`` (output -> level, arrival, seconds) under
+        ``config`` (the one the run started with), checked, then applied and saved; raises
+        CalibrationError (nothing applied) when they cannot be."""
         controller = self.runner.controller
-        config = self.runner.config
+        if self.runner.config is not config:
+            raise CalibrationError("the config was reloaded during the calibration: calibrate again; nothing applied")
         cal, calibration = config.calibration, controller.calibration
         levels = {o: level.level_db for o, (level, _, _) in measured.items()}
         if cal.mic_dbfs_at_94_db_spl is not None:
@@ -202,7 +207,7 @@ class Calibrator:
         except CalibrationError:
             calibration.outputs, calibration.reference_db = previous
             raise
-        controller.calibrated()
+        controller.calibrated(CALIBRATION_ORIGIN)
         self.saved()
         for o, r in sorted(results.items()):
             log.info(

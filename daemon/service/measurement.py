@@ -88,6 +88,8 @@ async def measure(runner: EngineRunner, name: str) -> InsertResult:
     inserts = controller.inserts
     if inserts.busy is not None:
         raise InsertError(f"insert {inserts.busy} is being measured")
+    if controller.calibration.progress is not None:
+        raise InsertError("the speakers are being calibrated")
     inserts.busy = name  # one at a time: set before the first await
     try:
         recording = await _record_noise(EngineSession(runner), name)

@@ -194,10 +194,9 @@ def test_a_dead_mic_fails_naming_the_output_and_changes_nothing(room_rig):
     assert np.all(level > -40.0)
 
 
-@pytest.mark.jack
-@pytest.mark.slow
-def test_a_control_action_during_calibration_stops_it_and_nothing_is_applied(room_rig):
-    daemon, peer, harness, room = room_rig
+def stopped(daemon, peer, stop) -> str:
+    """Start ``ctl calibrate``, call ``stop()`` once it measures the second output, and return
+    what ctl said (it must fail)."""
     run = subprocess.Popen(
         [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{daemon.port}", "calibrate"],
         stdout=subprocess.PIPE,
@@ -206,13 +205,24 @@ def test_a_control_action_during_calibration_stops_it_and_nothing_is_applied(roo
     )
     try:
         peer.wait(lambda r: (r["state"]["calibrating"] or {}).get("step") == 2, 60.0, "the second output")
-        assert peer.set("volume", -12.0)["state"]["volume"] == -12.0
+        stop()
         out, err = run.communicate(timeout=60)
     finally:
         run.kill()
     assert run.returncode == 1
+    return err
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_a_control_action_or_a_stop_during_calibration_ends_it_and_nothing_is_applied(room_rig):
+    daemon, peer, harness, room = room_rig
+    err = stopped(daemon, peer, lambda: ctl(daemon.port, "calibrate", "stop"))
+    assert "calibration stopped (stopped on request); nothing applied" in err
+    err = stopped(daemon, peer, lambda: peer.set("volume", -12.0))
     assert "calibration stopped (volume changed); nothing applied" in err
     state = peer.query()["state"]
+    assert state["volume"] == -12.0
     assert state["calibration"]["outputs"] == {} and state["calibrating"] is None
     # the test signal stopped and the program plays again, on the studio set only
     level = rms_db(harness.record(9600, skip=SETTLE_FRAMES)[:, :6])
