@@ -164,7 +164,9 @@ class Daemon:
         if self.config.mqtt is not None:
             from controlroom.daemon.mqtt import MqttBridge  # aiomqtt only for a config that asks
 
-            self.mqtt = MqttBridge(self.controller, self.config, self.state_report, self.shown_meters)
+            self.mqtt = MqttBridge(
+                self.controller, self.config, self.state_report, self.shown_meters, calibrator=self.calibrator
+            )
         if self.config.web is not None:
             from controlroom.daemon.web import WebServer  # aiohttp only for a config that asks
 
