@@ -58,14 +58,17 @@ def set_outputs(config, name: str) -> tuple[int, ...]:
     return s.channels + ((s.sub.output,) if s.sub is not None else ())
 
 
-def solve_trims(levels: dict[int, float], reference_db: float, max_boost_db: float) -> dict[int, float]:
+def solve_trims(
+    levels: dict[int, float], reference_db: float, max_boost_db: float, target: str | None = None
+) -> dict[int, float]:
     """Output -> trim (dB) that brings its ``levels`` (dB) to ``reference_db``. Raises
-    CalibrationError naming every output that would need more than ``max_boost_db``."""
+    CalibrationError naming every output that would need more than ``max_boost_db``, and the
+    target as ``target`` says it (default: the reference in dB)."""
     trims = {o: round(reference_db - level, 2) for o, level in levels.items()}
     short = [f"output {o} needs +{t:.1f} dB" for o, t in trims.items() if t > max_boost_db]
     if short:
         raise CalibrationError(
-            f"{', '.join(short)} to reach {reference_db:.1f} dB (max_boost_db is {max_boost_db:g}): "
+            f"{', '.join(short)} to reach {target or f'{reference_db:.1f} dB'} (max_boost_db is {max_boost_db:g}): "
             "too quiet to reach the target; nothing applied (turn that amplifier up, or lower target_spl_db)"
         )
     return trims

@@ -187,13 +187,16 @@ class Calibrator:
             raise CalibrationError("the config was reloaded during the calibration: calibrate again; nothing applied")
         cal, calibration = config.calibration, controller.calibration
         levels = {o: level.level_db for o, (level, _, _) in measured.items()}
+        target = None
         if cal.mic_dbfs_at_94_db_spl is not None:
             reference = cal.target_spl_db - analysis.CALIBRATOR_SPL_DB + cal.mic_dbfs_at_94_db_spl
+            target = f"target_spl_db {cal.target_spl_db:g} dB SPL"
         elif calibration.reference_db is not None and set(calibration.outputs) - set(measured):
             reference = calibration.reference_db  # the outputs not measured now stay matched
+            target = f"the level the other calibrated outputs play at ({reference:.1f} dBFS at the mic)"
         else:
             reference = min(levels.values())
-        trims = solve_trims(levels, reference, cal.max_boost_db)
+        trims = solve_trims(levels, reference, cal.max_boost_db, target)
         rate = config.audio.samplerate
         results = {
             o: OutputResult(round(level.level_db, 2), round(level.snr_db, 1), arrival, rate, trims[o])

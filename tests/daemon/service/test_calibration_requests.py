@@ -1,11 +1,12 @@
 """Calibration requests on a running daemon (virtual backend, no room: the mic's input is
 whatever the program plays there): refusals, failures that apply nothing, the mic's reading."""
 
+import asyncio
 import math
 
 import numpy as np
 from daemonkit import running
-from osckit import Peer, run
+from osckit import Peer, ctl, run
 
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.osc.protocol import (
@@ -120,6 +121,8 @@ def test_the_mic_reads_a_calibrator_tone_as_its_rms_level_and_refuses_a_clipping
             assert address == CALIBRATE_MIC_ADDRESS
             assert math.isclose(params[0], 20 * math.log10(amplitude / math.sqrt(2)), abs_tol=0.05)
             peer.close()
+            shown = await asyncio.to_thread(ctl, daemon.osc.port, "calibrate", "mic")
+            assert shown.stdout == "[calibration]\nmic_dbfs_at_94_db_spl = -23.0\n"
         clipping = np.clip(2.0 * np.sin(2 * np.pi * 1000 * t), -1.0, 1.0).astype(np.float32)
         async with running(parse_config(CALIBRATED), program=mic_program(clipping)) as daemon:
             peer = await Peer.open(daemon.osc.port)
