@@ -8,8 +8,9 @@ PortAudio's real-time thread without the GIL.
 Signal flow per block:
 sources (trim, match gain, equal-power crossfade) -> monitor bus L/R -> matrix (mono, solo,
 side, polarity; crossfaded) -> master gain (volume x dim x mute; ramped) -> every audible
-speaker set (trim, EQ, LR4 bass management, delay; sets crossfade) -> output buses ->
-linked peak limiter at the ceiling -> hard clip -> float32 out.
+speaker set (trim, EQ, LR4 bass management, delay; sets crossfade) -> output buses (plus a
+calibration's test signal on one output) -> linked peak limiter at the ceiling -> hard clip ->
+float32 out.
 
 Arithmetic is float64; filter states are flushed to zero below 1e-30 at block boundaries,
 so silence after a loud passage never runs on denormals.
