@@ -129,7 +129,8 @@ class Controls:
     ``measuring`` is the index of the insert whose send plays measurement noise, or -1.
     ``coherent_switch``: the source switch being made is between time-aligned copies of one
     signal (an insert's dry source and its return), so it crossfades at equal gain rather than
-    equal power, which would swell by 3 dB mid-fade.
+    equal power, which would swell by 3 dB mid-fade. ``calibration_signal``: what a speaker
+    calibration plays on one output, if anything.
     """
 
     source: int = 0
@@ -144,11 +145,11 @@ class Controls:
     delay_samples: tuple[int, ...] = field(default_factory=tuple)
     measuring: int = -1
     coherent_switch: bool = False
-    test: TestSignal | None = None
+    calibration_signal: CalibrationSignal | None = None
 
 
 @dataclass(frozen=True)
-class TestSignal:
+class CalibrationSignal:
     """The calibration test signal: white noise through ``sections`` (an (n, 5) cascade of
     ``b0 b1 b2 a1 a2``, at most ``layout.MAX_TEST_SECTIONS``) at ``gain`` (linear) on
     ``output`` (1-based); a change of ``gain`` ramps over ``fade_ms`` (ms)."""
@@ -219,7 +220,7 @@ def pack(spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None
         p[b + layout.I_LEVEL] = min(db_to_gain(ins.measure_dbfs), float32_ceiling(spec.ceiling_dbfs))
         for o in ins.sends:
             p[layout.OUTS_BASE + o - 1] = 1.0
-    test = controls.test
+    test = controls.calibration_signal
     p[layout.P_TEST_OUT] = -1.0 if test is None else test.output - 1
     if test is not None:
         if not 1 <= test.output <= spec.n_out or len(test.sections) > layout.MAX_TEST_SECTIONS:

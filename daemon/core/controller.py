@@ -80,7 +80,7 @@ class Controller:
         self.dropped: Counter[str] = Counter()
         self.buffers: PathBuffers | None = None
         self.fader: Fader = lambda release: release()
-        self.test_signal = None  # a calibration's test signal (dsp.control.TestSignal), if one plays
+        self.calibration_signal = None  # what a calibration plays (dsp.control.CalibrationSignal), if anything
         self._silence_holds = 0  # fades through silence in progress: no source plays while > 0
         self._switching = False  # a blind or ABX switch is fading through silence
         self._stopping = False
@@ -124,7 +124,7 @@ class Controller:
     def _controls(self):
         controls = path.controls(self.config, self.state, self.match_db, self.inserts)
         controls.coherent_switch = self._coherent_switch
-        controls.test = self.test_signal
+        controls.calibration_signal = self.calibration_signal
         controls.mute |= self._stopping
         if self._silence_holds or self.state.source == self.inserts.silenced:
             # the return of an insert being measured carries its noise: not for the speakers

@@ -37,7 +37,7 @@ from controlroom.daemon.service.measurement import EngineSession
 from controlroom.daemon.service.runner import EngineRunner
 from controlroom.dsp import calibration as analysis
 from controlroom.dsp import layout
-from controlroom.dsp.control import TestSignal
+from controlroom.dsp.control import CalibrationSignal
 
 log = logging.getLogger(__name__)
 
@@ -229,16 +229,16 @@ class Calibrator:
         config = self.runner.config
         rate = config.audio.samplerate
         sections = analysis.test_sections(band, rate)
-        signal = TestSignal(output, tuple(map(tuple, sections)), 0.0, FADE_MS)
-        controller.test_signal = signal
+        signal = CalibrationSignal(output, tuple(map(tuple, sections)), 0.0, FADE_MS)
+        controller.calibration_signal = signal
         controller.publish()
         await engine.until(engine.applied, "the engine to take the test signal")
         gain = analysis.test_gain(sections, rate, config.calibration.noise_dbfs)
-        controller.test_signal = replace(signal, gain=gain)
+        controller.calibration_signal = replace(signal, gain=gain)
         controller.publish()
         await engine.until(lambda: engine.applied() and _test_gain(engine) == gain, "the test signal to fade in")
         recording = await engine.record(round(BURST_S * rate), engine.tap_frame())
-        controller.test_signal = signal  # gain 0: fades out
+        controller.calibration_signal = signal  # gain 0: fades out
         controller.publish()
         await engine.until(lambda: engine.applied() and _test_gain(engine) == 0.0, "the test signal to fade out")
         return recording
@@ -246,10 +246,10 @@ class Calibrator:
     async def _silence_test_signal(self, engine: EngineSession) -> None:
         """Fade the test signal out within ABORT_FADE_MS (if one plays) and remove it."""
         controller = self.runner.controller
-        signal = controller.test_signal
+        signal = controller.calibration_signal
         if signal is None:
             return
-        controller.test_signal = replace(signal, gain=0.0, fade_ms=ABORT_FADE_MS)
+        controller.calibration_signal = replace(signal, gain=0.0, fade_ms=ABORT_FADE_MS)
         controller.publish()
         if controller.buffers is engine.buffers and self.runner.running:
             quiet = EngineSession(self.runner, CalibrationError)  # not stoppable: this is the stop
@@ -257,7 +257,7 @@ class Calibrator:
                 await quiet.until(lambda: quiet.applied() and _test_gain(quiet) == 0.0, "the test signal to stop")
             except CalibrationError as exc:
                 log.debug("calibration: %s", exc)
-        controller.test_signal = None
+        controller.calibration_signal = None
         controller.publish()
 
     async def measure_mic(self) -> float:

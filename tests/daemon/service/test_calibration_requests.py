@@ -85,7 +85,7 @@ def test_a_dead_mic_fails_at_the_first_output_naming_it_and_nothing_is_applied()
             assert steps[0].startswith("room noise") and steps[1].startswith("output 1 (1/2): level")
             report = daemon.controller.state_report()
             assert report["calibration"]["outputs"] == {} and report["calibrating"] is None
-            assert daemon.controller.test_signal is None
+            assert daemon.controller.calibration_signal is None
             peer.close()
 
     run(scenario)
