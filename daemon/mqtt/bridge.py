@@ -235,6 +235,11 @@ class MqttBridge:
         self._state_due = True
         self._wake.set()
 
+    def state_changed(self) -> None:
+        """Publish the state topic again: it changed without a target changing (a
+        calibration's progress or results)."""
+        self._queue_state()
+
     def _publish_everything(self) -> None:
         """Queue every target, the state, the linked targets and the discovery payload (after
         a (re)connect, a reload, or Home Assistant's start): a broker that restarted without

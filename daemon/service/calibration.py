@@ -77,12 +77,20 @@ SUB_PHASES = (Phase("level and arrival", analysis.SUB_BAND),)
 class Calibrator:
     """Runs calibrations on one daemon's engine, one at a time.
 
-    ``saved()`` is called after results were applied or reset (the state file keeps them).
+    ``saved()`` is called after results were applied or reset (the state file keeps them),
+    ``stepped()`` when a run starts, moves to the next output or ends (the state report's
+    ``calibrating`` changed, with no target changing).
     """
 
-    def __init__(self, runner: EngineRunner, saved: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        runner: EngineRunner,
+        saved: Callable[[], None] = lambda: None,
+        stepped: Callable[[], None] = lambda: None,
+    ) -> None:
         self.runner = runner
         self.saved = saved
+        self.stepped = stepped
         self._stop_reason: str | None = None
 
     @property
@@ -137,6 +145,7 @@ class Calibrator:
         engine = EngineSession(runner, CalibrationError, self._check_stop)
         self._stop_reason = None
         controller.calibration.progress = {"sets": names, "output": None, "step": 0, "of": len(outputs)}
+        self.stepped()
 
         def stop_on_change(changes: dict[str, Any], origin: str) -> None:
             if origin != CALIBRATION_ORIGIN:  # not the results of this very run
@@ -151,6 +160,7 @@ class Calibrator:
             noise = await engine.record(round(NOISE_S * config.audio.samplerate), engine.tap_frame())
             for step, (output, sub) in enumerate(outputs, start=1):
                 controller.calibration.progress = {**controller.calibration.progress, "output": output, "step": step}
+                self.stepped()
                 started = time.monotonic()
                 recordings = []
                 for phase in SUB_PHASES if sub else MAIN_PHASES:
@@ -171,6 +181,7 @@ class Calibrator:
             controller.remove_listener(stop_on_change)
             controller.calibration.progress = None
             controller.release_silence()
+            self.stepped()
         report = controller.calibration.as_dict()
         report["measured"] = {
             str(o): {**report["outputs"][str(o)], "duration_s": round(seconds, 2)}

@@ -154,7 +154,7 @@ class Daemon:
             self.controller.calibrated("restore")
         self.controller.cap_startup_volume()
         self.runner = EngineRunner(self.config, self.controller, program=self.program, on_reload=self._reloaded)
-        self.calibrator = Calibrator(self.runner, saved=self._state_changed)
+        self.calibrator = Calibrator(self.runner, saved=self._calibrated, stepped=self._calibrating)
         if self.state_path is not None:
             self.saver = statefile.Saver(self.state_path, self._snapshot)
             self.controller.add_listener(lambda changes, origin: self.saver.changed())
@@ -243,9 +243,16 @@ class Daemon:
             "calibration": c.calibration.as_dict(),
         }
 
-    def _state_changed(self) -> None:
+    def _calibrated(self) -> None:
+        """Calibration results were applied or removed: save them, and tell MQTT."""
         if self.saver is not None:
             self.saver.changed()
+        self._calibrating()
+
+    def _calibrating(self) -> None:
+        """A calibration's progress moved (no target changed: the listeners do not hear it)."""
+        if self.mqtt is not None:
+            self.mqtt.state_changed()
 
     async def measure_insert(self, name: str) -> InsertResult:
         """Measure outboard insert ``name`` (``service.measurement``) and save the result."""

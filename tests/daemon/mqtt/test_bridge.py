@@ -531,9 +531,15 @@ def test_a_calibration_is_started_and_stopped_on_its_command_topic_and_a_bad_com
             await recorder.publish(topic(ID, "calibrate", "set"), "start studio")
             await until(lambda: calibration.progress is not None, "the calibration running")
             assert calibration.progress["sets"] == ["studio"]
+            state = topic(ID, "state")
+            await recorder.wait(
+                lambda: (recorder.last(state).json()["calibrating"] or {}).get("sets") == ["studio"],
+                "the state topic shows it",
+            )
             await recorder.publish(topic(ID, "calibrate", "set"), "stop")
             await until(lambda: calibration.progress is None, "the calibration stopped")
             assert calibration.outputs == {}
+            await recorder.wait(lambda: recorder.last(state).json()["calibrating"] is None, "the state topic follows")
             await recorder.publish(topic(ID, "calibrate", "set"), "now please")
             await until(lambda: mqtt_drops(daemon) == {"mqtt_bad_value": 1}, "the bad command counted")
 
