@@ -35,11 +35,13 @@ class SourceSpec:
 
 @dataclass(frozen=True)
 class SubSpec:
-    """A subwoofer output (1-based) fed below ``crossover_hz`` (Hz), with its trim (dB)."""
+    """A subwoofer output (1-based) fed below ``crossover_hz`` (Hz), with its trim (dB) and
+    its own delay (ms) on top of the set's."""
 
     output: int
     crossover_hz: float = 80.0
     trim_db: float = 0.0
+    delay_ms: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -106,7 +108,7 @@ class PathSpec:
             outs = s.outputs + ((s.sub.output,) if s.sub else ())
             if not 1 <= len(s.outputs) <= 2 or not all(1 <= o <= self.n_out for o in outs):
                 raise ValueError(f"set outputs {outs} outside 1..{self.n_out}")
-            for extra in (0.0, *s.output_delay_ms):
+            for extra in (0.0, *s.output_delay_ms, *((s.sub.delay_ms,) if s.sub else ())):
                 if not (0.0 <= s.delay_ms and 0.0 <= extra and s.delay_ms + extra <= layout.MAX_DELAY_MS):
                     raise ValueError(f"set delay {s.delay_ms} + {extra} ms outside 0..{layout.MAX_DELAY_MS:g} ms")
             if len(s.eq) > layout.MAX_BANDS:
@@ -127,7 +129,8 @@ class Controls:
     ``measuring`` is the index of the insert whose send plays measurement noise, or -1.
     ``coherent_switch``: the source switch being made is between time-aligned copies of one
     signal (an insert's dry source and its return), so it crossfades at equal gain rather than
-    equal power, which would swell by 3 dB mid-fade.
+    equal power, which would swell by 3 dB mid-fade. ``calibration_signal``: what a speaker
+    calibration plays on one output, if anything.
     """
 
     source: int = 0
@@ -142,6 +145,19 @@ class Controls:
     delay_samples: tuple[int, ...] = field(default_factory=tuple)
     measuring: int = -1
     coherent_switch: bool = False
+    calibration_signal: CalibrationSignal | None = None
+
+
+@dataclass(frozen=True)
+class CalibrationSignal:
+    """The calibration test signal: white noise through ``sections`` (an (n, 5) cascade of
+    ``b0 b1 b2 a1 a2``, at most ``layout.MAX_TEST_SECTIONS``) at ``gain`` (linear) on
+    ``output`` (1-based); a change of ``gain`` ramps over ``fade_ms`` (ms)."""
+
+    output: int
+    sections: tuple[tuple[float, ...], ...]
+    gain: float
+    fade_ms: float
 
 
 def db_to_gain(db: float) -> float:
@@ -204,6 +220,16 @@ def pack(spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None
         p[b + layout.I_LEVEL] = min(db_to_gain(ins.measure_dbfs), float32_ceiling(spec.ceiling_dbfs))
         for o in ins.sends:
             p[layout.OUTS_BASE + o - 1] = 1.0
+    test = controls.calibration_signal
+    p[layout.P_TEST_OUT] = -1.0 if test is None else test.output - 1
+    if test is not None:
+        if not 1 <= test.output <= spec.n_out or len(test.sections) > layout.MAX_TEST_SECTIONS:
+            raise ValueError(f"test signal on output {test.output} of 1..{spec.n_out}, {len(test.sections)} sections")
+        p[layout.P_TEST_GAIN] = test.gain
+        p[layout.P_TEST_RAMP] = spec.samples(test.fade_ms)
+        p[layout.P_TEST_NSEC] = len(test.sections)
+        for j, section in enumerate(test.sections):
+            p[layout.P_TEST_SOS + 5 * j : layout.P_TEST_SOS + 5 * j + 5] = section
     return p
 
 
@@ -217,12 +243,12 @@ def _pack_set(p: np.ndarray, b: int, s: SetSpec, fs: int) -> None:
     p[b + layout.K_OUT1] = s.outputs[-1] - 1
     p[b + layout.K_GAIN] = db_to_gain(s.trim_db)
     p[b + layout.K_DELAY] = round(s.delay_ms * 1e-3 * fs)
-    for j in range(2):
-        p[b + layout.K_LANE_GAIN + j] = db_to_gain(_nth(s.output_trim_db, j))
-        # rounded as a total, so that an output's delay is the nearest sample to what was asked
-        p[b + layout.K_LANE_DELAY + j] = round((s.delay_ms + _nth(s.output_delay_ms, j)) * 1e-3 * fs) - round(
-            s.delay_ms * 1e-3 * fs
-        )
+    lane_delays_ms = (_nth(s.output_delay_ms, 0), _nth(s.output_delay_ms, 1), s.sub.delay_ms if s.sub else 0.0)
+    for j, extra in enumerate(lane_delays_ms):
+        if j < 2:
+            p[b + layout.K_LANE_GAIN + j] = db_to_gain(_nth(s.output_trim_db, j))
+        # rounded as a total, so that a lane's delay is the nearest sample to what was asked
+        p[b + layout.K_LANE_DELAY + j] = round((s.delay_ms + extra) * 1e-3 * fs) - round(s.delay_ms * 1e-3 * fs)
     p[b + layout.K_MONO] = float(s.mono)
     p[b + layout.K_NBANDS] = len(s.eq)
     for j, band in enumerate(s.eq):

@@ -75,8 +75,8 @@ K_HIGHPASS = 10  # 2 sections x 5 coefficients: LR4 high-pass for the mains
 K_LOWPASS = 20  # 2 sections x 5 coefficients: LR4 low-pass for the sub
 K_BANDS = 30  # MAX_BANDS sections x 5 coefficients
 K_LANE_GAIN = K_BANDS + 5 * MAX_BANDS  # per output (2): its own trim, linear (ramped)
-K_LANE_DELAY = K_LANE_GAIN + 2  # per output (2): its own delay, samples, on top of K_DELAY
-SET_STRIDE = K_LANE_DELAY + 2
+K_LANE_DELAY = K_LANE_GAIN + 2  # per lane (outputs 1, 2, sub): its own delay, samples, on top of K_DELAY
+SET_STRIDE = K_LANE_DELAY + 3
 SETS_BASE = SOURCES_BASE + MAX_SOURCES * SRC_STRIDE
 
 # --- per outboard insert: a source sent to outputs; its return is a source of its own -----------
@@ -93,7 +93,18 @@ P_N_INSERTS = INSERTS_BASE + MAX_INSERTS * INS_STRIDE
 #: per output: 1.0 when it is an insert send (outside the speakers' linked limiter)
 OUTS_BASE = P_N_INSERTS + 1
 
-P_LEN = OUTS_BASE + MAX_CHANNELS
+
+# --- the calibration test signal: uniform white noise through a cascade of sections (pink,
+# band-limited), faded in and out by a ramped gain, added to one output before the limiter ---
+MAX_TEST_SECTIONS = 8
+TEST_BASE = OUTS_BASE + MAX_CHANNELS
+P_TEST_OUT = TEST_BASE  # output (0-based) playing the test signal; -1: none
+P_TEST_GAIN = TEST_BASE + 1  # its gain, linear, ramped over P_TEST_RAMP samples (the fades)
+P_TEST_RAMP = TEST_BASE + 2
+P_TEST_NSEC = TEST_BASE + 3  # sections in use
+P_TEST_SOS = TEST_BASE + 4  # MAX_TEST_SECTIONS x 5 coefficients (b0 b1 b2 a1 a2)
+
+P_LEN = P_TEST_SOS + 5 * MAX_TEST_SECTIONS
 
 # --- state: ramps are (value, step, samples left, target) ---------------------------------------
 RAMP = 4
@@ -106,7 +117,11 @@ T_NOISE = 26  # measurement-noise generator state (an integer held exactly in a 
 #: per output: 1.0 when something was added to its bus in this chunk; a bus nothing touched is
 #: all zeros, so the kernel neither clears, limits nor meters it
 T_TOUCHED = 32
-T_GLOBALS = T_TOUCHED + MAX_CHANNELS
+#: the test signal: gain ramp, noise generator, section states (cleared whenever it is silent)
+T_TEST_GAIN = T_TOUCHED + MAX_CHANNELS
+T_TEST_NOISE = T_TEST_GAIN + RAMP
+T_TEST_SOS = T_TEST_NOISE + 1
+T_GLOBALS = T_TEST_SOS + 2 * MAX_TEST_SECTIONS
 
 #: per source: crossfade position 0..1, gain ramp, delay write index
 TS_FADE = 0

@@ -8,8 +8,9 @@ PortAudio's real-time thread without the GIL.
 Signal flow per block:
 sources (trim, match gain, equal-power crossfade) -> monitor bus L/R -> matrix (mono, solo,
 side, polarity; crossfaded) -> master gain (volume x dim x mute; ramped) -> every audible
-speaker set (trim, EQ, LR4 bass management, delay; sets crossfade) -> output buses ->
-linked peak limiter at the ceiling -> hard clip -> float32 out.
+speaker set (trim, EQ, LR4 bass management, delay; sets crossfade) -> output buses (plus a
+calibration's test signal on one output) -> linked peak limiter at the ceiling -> hard clip ->
+float32 out.
 
 Arithmetic is float64; filter states are flushed to zero below 1e-30 at block boundaries,
 so silence after a loud passage never runs on denormals.
@@ -73,6 +74,7 @@ from controlroom.dsp.layout import (
     MATRIX_MONO,
     MATRIX_RIGHT,
     MATRIX_SIDE,
+    MAX_TEST_SECTIONS,
     MS_PEAK,
     MS_STRIDE,
     MS_SUMSQ,
@@ -92,6 +94,11 @@ from controlroom.dsp.layout import (
     P_SET,
     P_SOURCE,
     P_SUB,
+    P_TEST_GAIN,
+    P_TEST_NSEC,
+    P_TEST_OUT,
+    P_TEST_RAMP,
+    P_TEST_SOS,
     P_XFADE,
     RAMP,
     S_CH0,
@@ -116,6 +123,9 @@ from controlroom.dsp.layout import (
     T_SETS,
     T_SOURCES,
     T_SUBMIX,
+    T_TEST_GAIN,
+    T_TEST_NOISE,
+    T_TEST_SOS,
     T_TOUCHED,
     TK_BANDS,
     TK_DELAY_POS,
@@ -405,7 +415,30 @@ def process_chunk(inp, out, start, n, p, state, meters, counters):
         state[mix + i] = ramp_next(state, T_SUBMIX)
     for k in range(int(p[P_N_SETS])):
         play_set(k, n, p, state)
+    test_signal(n, p, state)
     limit_and_write(out, start, n, p, state, meters, counters)
+
+
+@njit(**JIT)
+def test_signal(n, p, state):
+    """The calibration test signal: uniform white noise through the P_TEST_SOS cascade (pink,
+    band-limited), by the ramped P_TEST_GAIN, added to output P_TEST_OUT before the limiter,
+    so the ceiling holds for it too. While its gain rests at zero it costs nothing, and its
+    filters start afresh at the next fade-in."""
+    ramp_to(state, T_TEST_GAIN, p[P_TEST_GAIN], p[P_TEST_RAMP])
+    o = int(p[P_TEST_OUT])
+    if (state[T_TEST_GAIN] == 0.0 and state[T_TEST_GAIN + 2] == 0.0) or o < 0:
+        state[T_TEST_SOS : T_TEST_SOS + 2 * MAX_TEST_SECTIONS] = 0.0
+        return
+    buf = T_BUS + BUS_L * CHUNK  # the monitor bus is free once the sets have played it
+    for i in range(n):
+        state[buf + i] = noise_next(state, T_TEST_NOISE)
+    for k in range(min(int(p[P_TEST_NSEC]), MAX_TEST_SECTIONS)):
+        biquad(state, buf, n, p, P_TEST_SOS + 5 * k, state, T_TEST_SOS + 2 * k)
+    ob = T_OUT + o * CHUNK
+    for i in range(n):
+        state[ob + i] += ramp_next(state, T_TEST_GAIN) * state[buf + i]
+    state[T_TOUCHED + o] = 1.0
 
 
 @njit(**JIT)
@@ -506,7 +539,7 @@ def send_inserts(s, n, p, base, state, sl, sr):
         if p[ib + I_MEASURE] > 0.5:
             level = p[ib + I_LEVEL]
             for i in range(n):
-                v = level * noise_next(state)
+                v = level * noise_next(state, T_NOISE)
                 state[o0 + i] += v
                 if two:
                     state[o1 + i] += v
@@ -520,14 +553,14 @@ def send_inserts(s, n, p, base, state, sl, sr):
 
 
 @njit(**JIT)
-def noise_next(state):
-    """Uniform noise in [-1, 1) from the Park-Miller generator: deterministic, allocation-free
-    and exact in float64 arithmetic."""
-    x = state[T_NOISE]
+def noise_next(state, off):
+    """Uniform noise in [-1, 1) from the Park-Miller generator whose state is ``state[off]``:
+    deterministic, allocation-free and exact in float64 arithmetic."""
+    x = state[off]
     if x < 1.0:
         x = 1.0
     x = (16807.0 * x) % 2147483647.0
-    state[T_NOISE] = x
+    state[off] = x
     return 2.0 * x / 2147483647.0 - 1.0
 
 
@@ -691,21 +724,23 @@ def trim_outputs(n, p, base, tb, state, outputs):
 
 @njit(**JIT)
 def longest_delay(p, base):
-    """The longest delay (samples) of the set starting at ``base``: its own plus an output's."""
-    return int(p[base + K_DELAY]) + int(max(p[base + K_LANE_DELAY], p[base + K_LANE_DELAY + 1]))
+    """The longest delay (samples) of the set starting at ``base``: its own plus a lane's."""
+    return int(p[base + K_DELAY]) + int(
+        max(p[base + K_LANE_DELAY], p[base + K_LANE_DELAY + 1], p[base + K_LANE_DELAY + 2])
+    )
 
 
 @njit(**JIT)
 def delay_lanes(k, n, p, base, tb, state, lanes):
-    """Delay set ``k``'s output lanes by K_DELAY plus each output's K_LANE_DELAY samples, and
-    its sub lane (the third, if ``lanes`` is 3) by K_DELAY."""
+    """Delay set ``k``'s lanes (its outputs, then the sub if ``lanes`` is 3) by K_DELAY plus
+    each lane's own K_LANE_DELAY samples."""
     if longest_delay(p, base) <= 0:
         return
     cap = int(p[P_DELAY_CAP])
     pos = int(state[tb + TK_DELAY_POS])
     ring = T_DELAY + k * 3 * cap
     for lane in range(lanes):
-        d = int(p[base + K_DELAY]) + (int(p[base + K_LANE_DELAY + lane]) if lane < 2 else 0)
+        d = int(p[base + K_DELAY]) + int(p[base + K_LANE_DELAY + lane])
         delay_buffers(state, T_BUS + (LANE_L + lane) * CHUNK, 1, ring + lane * cap, cap, pos, d, n)
     state[tb + TK_DELAY_POS] = (pos + n) % cap
 

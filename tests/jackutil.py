@@ -321,6 +321,16 @@ class JackHarness:
         with self._lock:
             self._outboard = _Outboard(sends, returns, delay, gain_db, b, a)
 
+    def room(self, mic: int, delays: dict[int, int], gains_db: dict[int, float], noise_dbfs: float) -> Room:
+        """Stand in for a room with speakers and a measurement mic: what rec port K (a daemon
+        output) receives reaches play port ``mic`` ``delays[K]`` samples later and
+        ``gains_db[K]`` (dB) louder, plus white noise at ``noise_dbfs`` (dBFS RMS). Like
+        ``outboard``'s gear it lives in this client, so its cables add what the harness's do."""
+        room = Room(mic, delays, gains_db, noise_dbfs)
+        with self._lock:
+            self._outboard = room
+        return room
+
     def play(self, channel: int, loop: np.ndarray | None) -> None:
         """Play float32 ``loop`` repeatedly on port play_``channel`` (None: silence)."""
         with self._lock:
@@ -435,3 +445,24 @@ class _Outboard:
             line = np.concatenate([self.pending[k], y])
             outports[ret - 1].get_array()[:] = line[:frames]
             self.pending[k] = line[frames:]
+
+
+class Room:
+    """The room of ``JackHarness.room``: per output a delay line and a gain, summed with noise
+    into the mic's play port. ``mic_live = False`` unplugs the mic (its port plays silence)."""
+
+    def __init__(self, mic: int, delays: dict[int, int], gains_db: dict[int, float], noise_dbfs: float) -> None:
+        self.mic, self.delays = mic, dict(delays)
+        self.gains = {k: 10.0 ** (db / 20.0) for k, db in gains_db.items()}
+        self.noise = 10.0 ** (noise_dbfs / 20.0)
+        self.pending = {k: np.zeros(d) for k, d in delays.items()}
+        self.rng = np.random.default_rng(11)
+        self.mic_live = True
+
+    def process(self, inports, outports, frames: int) -> None:
+        heard = self.noise * self.rng.standard_normal(frames)
+        for k, gain in self.gains.items():
+            line = np.concatenate([self.pending[k], gain * inports[k - 1].get_array()])
+            heard += line[:frames]
+            self.pending[k] = line[frames:]
+        outports[self.mic - 1].get_array()[:] = heard if self.mic_live else 0.0

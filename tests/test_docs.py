@@ -45,6 +45,7 @@ BASE = {
     "mqtt": {"broker": "127.0.0.1"},
     "outboard": [{"name": "amp", "gpio": 17}, {"name": "dsp", "midi_port": "DSP", "channel": 1, "min_interval_ms": 0}],
     "sequencing": {"on_delay_ms": 1000, "settle_ms": 50},
+    "calibration": {"mic": 3},
 }
 #: Count rows: what one more entry of the counted table looks like.
 ENTRY = {

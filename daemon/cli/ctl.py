@@ -11,6 +11,9 @@ its labels -> sources. ``ctl abx [start TRIALS|play a|b|x|answer a|b|stop]`` dri
 and prints its score. ``ctl insert measure NAME`` measures an outboard insert and prints its
 latency and gain once done; ``ctl insert`` prints the measurements so far. ``ctl loudness``
 prints the monitor's loudness; ``ctl loudness reset`` restarts its integrated loudness and LRA.
+``ctl calibrate [SET ...]`` calibrates the speakers with the measurement mic, printing each
+step, then the results; ``ctl calibrate status|stop|reset|mic`` shows them, stops a run,
+removes them, or reads the mic on a 94 dB SPL calibrator.
 
 Values go out as OSC doubles when they read as a finite number (``-12``, ``-12.3``, an enum
 index ``2``; a double keeps ``-12.3`` exact where float32 would store -12.300000190734863) and as
@@ -28,6 +31,7 @@ from typing import Any
 from controlroom.daemon.cli import liveview, options
 from controlroom.daemon.cli.formats import (
     format_abx,
+    format_calibration,
     format_inserts,
     format_loudness,
     format_measurement,
@@ -41,6 +45,10 @@ from controlroom.daemon.cli.remote import DEFAULT_OSC, TIMEOUT_S, exchange, pars
 from controlroom.daemon.core.targets import TARGETS, WRITE_ONLY_TARGETS
 from controlroom.daemon.errors import RemoteError, UsageError
 from controlroom.daemon.osc.protocol import (
+    CALIBRATE_ADDRESS,
+    CALIBRATE_MIC_ADDRESS,
+    CALIBRATE_PROGRESS_ADDRESS,
+    CALIBRATE_STEP_TIMEOUT_S,
     INSERT_MEASURE_ADDRESS,
     LOUDNESS_RESET_ADDRESS,
     MEASURE_TIMEOUT_S,
@@ -55,6 +63,7 @@ ABX = "abx"
 INSERT = "insert"
 LOUDNESS = "loudness"
 OUTBOARD = "outboard"
+CALIBRATE = "calibrate"
 _DOUBLE = "d"
 #: What argparse takes for a negative number rather than an option: its own ``-12`` and
 #: ``-12.3``, and exponents too (``-1e9``), so that ``ctl volume -1e9`` is a value to refuse.
@@ -66,7 +75,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser._negative_number_matcher = _NEGATIVE_NUMBER
     parser.usage = (
         "controlroom ctl [--osc HOST:PORT] [--json] [--timeout S] {TARGET [VALUE|toggle|next|prev|step DELTA] "
-        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | loudness [reset] | outboard [NAME on|off] | status "
+        "| blind reveal | abx [start N|play L|answer L|stop] | insert [measure NAME] | loudness [reset] | outboard [NAME on|off] | calibrate [SET...|status|stop|reset|mic] | status "
         "| watch [--seconds S]}"
     )
     parser.add_argument("--osc", metavar="HOST:PORT", help="the daemon's OSC address (default: 127.0.0.1:9000)")
@@ -82,7 +91,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "target",
         metavar="TARGET",
         help="volume, dim, mute, mono, solo, polarity, speakers, sub, source, ab, match, blind, level; "
-        "or abx, insert, loudness, outboard, status, watch",
+        "or abx, insert, loudness, outboard, calibrate, status, watch",
     )
     parser.add_argument(
         "words",
@@ -119,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
     if args.target == OUTBOARD:
         print(outboard(endpoint, args.words, timeout, args.json))
         return 0
+    if args.target == CALIBRATE:
+        print(calibrate(endpoint, args.words, timeout, args.json))
+        return 0
     if args.target == ABX:
         command = abx_message(args.words)
         abx = query(endpoint, [command] if command else [], timeout).get("state", {}).get(ABX)
@@ -126,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     if args.target not in TARGETS:
         raise UsageError(
-            f"unknown target {args.target!r} (expected {STATUS}, {WATCH}, {ABX}, {INSERT}, {LOUDNESS}, {OUTBOARD} "
+            f"unknown target {args.target!r} (expected {STATUS}, {WATCH}, {ABX}, {INSERT}, {LOUDNESS}, {OUTBOARD}, {CALIBRATE} "
             f"or one of {', '.join(TARGETS)})"
         )
     command = command_message(args.target, args.words)
@@ -258,6 +270,52 @@ def outboard(endpoint: tuple[str, int], words: list[str], timeout: float, as_jso
     if shown[OUTBOARD] is None:
         raise RemoteError("the daemon has no [[outboard]] outputs")
     return json.dumps(shown) if as_json else format_outboard(shown[OUTBOARD], shown["sequence"])
+
+
+def calibrate(endpoint: tuple[str, int], words: list[str], timeout: float, as_json: bool) -> str:
+    """``calibrate [SET ...]`` (calibrate, printing each step; then the results), ``calibrate
+    status`` (the results), ``stop`` (abort a run), ``reset`` (remove the results), ``mic``
+    (the config line for a mic with a 94 dB SPL calibrator on it)."""
+    match words:
+        case ["status"]:
+            state = query(endpoint, [], timeout).get("state", {})
+            shown = {"calibration": state.get("calibration"), "calibrating": state.get("calibrating")}
+            return json.dumps(shown) if as_json else format_calibration(shown["calibration"], shown["calibrating"])
+        case ["stop"]:
+            query(endpoint, [build_message(f"{CALIBRATE_ADDRESS}/stop")], timeout)  # a refusal raises
+            return (
+                json.dumps({CALIBRATE: "stopped"}) if as_json else "calibration stopped (if one ran): nothing applied"
+            )
+        case ["reset"]:
+            query(endpoint, [build_message(f"{CALIBRATE_ADDRESS}/reset")], timeout)
+            return (
+                json.dumps({CALIBRATE: "reset"}) if as_json else "calibration reset: the config's trims and delays only"
+            )
+        case ["mic"]:
+            params = exchange(
+                endpoint,
+                [build_message(CALIBRATE_MIC_ADDRESS)],
+                CALIBRATE_MIC_ADDRESS,
+                timeout + CALIBRATE_STEP_TIMEOUT_S,
+            )
+            dbfs = round(float(params[0]), 1)
+            if as_json:
+                return json.dumps({"mic_dbfs_at_94_db_spl": dbfs})
+            return f"[calibration]\nmic_dbfs_at_94_db_spl = {dbfs}"
+    # calibrate [SET ...]: each step is printed as it comes, the results at the end
+    shown = (lambda params: None) if as_json else (lambda params: print(params[0], flush=True))
+    params = exchange(
+        endpoint,
+        [build_message(CALIBRATE_ADDRESS, *words)],
+        CALIBRATE_ADDRESS,
+        timeout + CALIBRATE_STEP_TIMEOUT_S,
+        progress=(CALIBRATE_PROGRESS_ADDRESS, shown),
+    )
+    try:
+        report = json.loads(params[0])
+    except (IndexError, TypeError, ValueError):
+        raise RemoteError("the daemon's calibration answer is not valid JSON") from None
+    return json.dumps({"calibration": report}) if as_json else format_calibration(report, None)
 
 
 def _number(text: str) -> float | None:

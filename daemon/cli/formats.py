@@ -152,3 +152,32 @@ def format_outboard(outputs: dict[str, str], sequence: dict[str, Any]) -> str:
             bank = "" if recall.get("bank") is None else f" bank {recall['bank']}"
             lines.append(f"{name}: program {recall['program']}{bank}")
     return "\n".join(lines)
+
+
+def format_calibration(calibration: dict[str, Any] | None, calibrating: dict[str, Any] | None) -> str:
+    """The speaker calibration: a run in progress, then per output its level at the mic (and
+    SPL), arrival and trim, per set its delays and SPL at volume 0 dB; with ``measured``
+    (a run's answer), how long each output took."""
+    lines = []
+    if calibrating:
+        where = "the room's noise" if calibrating["output"] is None else f"output {calibrating['output']}"
+        lines.append(
+            f"calibrating {', '.join(calibrating['sets'])}: {where} ({calibrating['step']} of {calibrating['of']})"
+        )
+    outputs = (calibration or {}).get("outputs") or {}
+    if not outputs:
+        lines.append("calibration: none")
+        return "\n".join(lines)
+    measured = (calibration or {}).get("measured") or {}
+    for output, r in outputs.items():
+        spl = "" if r.get("spl_db") is None else f" ({r['spl_db']:.1f} dB SPL)"
+        took = f", measured in {measured[output]['duration_s']:.1f} s" if output in measured else ""
+        lines.append(
+            f"output {output}: {r['level_db']:.1f} dBFS at the mic{spl}, SNR {r['snr_db']:.0f} dB, "
+            f"arrival {r['arrival']} samples ({r['arrival_ms']:.2f} ms), trim {r['trim_db']:+.2f} dB{took}"
+        )
+    for name, s in ((calibration or {}).get("sets") or {}).items():
+        delays = ", ".join(f"output {o} {d:.2f} ms" for o, d in s["delay_ms"].items())
+        spl = "" if s.get("spl_db") is None else f"; {s['spl_db']:.1f} dB SPL at volume 0 dB"
+        lines.append(f"set {name}: delays {delays}{spl}")
+    return "\n".join(lines)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from typing import Any
 
 from controlroom.daemon.errors import RemoteError, UsageError
@@ -41,9 +42,17 @@ def query(endpoint: tuple[str, int], messages: list[bytes], timeout: float) -> d
         raise RemoteError("the daemon's state answer is not valid JSON") from None
 
 
-def exchange(endpoint: tuple[str, int], messages: list[bytes], answer: str, timeout: float) -> list[Any]:
+def exchange(
+    endpoint: tuple[str, int],
+    messages: list[bytes],
+    answer: str,
+    timeout: float,
+    progress: tuple[str, Callable[[list[Any]], None]] | None = None,
+) -> list[Any]:
     """Send ``messages`` and return the arguments of the first ``answer`` message back.
-    Raises ``RemoteError`` on a refusal, on no answer within ``timeout`` s."""
+    Raises ``RemoteError`` on a refusal, on no answer within ``timeout`` s. ``progress``:
+    ``(address, callback)``: each such message before the answer goes to ``callback`` (its
+    arguments) and gives the answer ``timeout`` s more."""
     host, port = endpoint
     try:
         family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)[0]
@@ -59,7 +68,14 @@ def exchange(endpoint: tuple[str, int], messages: list[bytes], answer: str, time
                 sock.send(message)
             while (remaining := deadline - time.monotonic()) > 0:
                 sock.settimeout(remaining)
-                params = _answer(sock.recv(_MAX_DATAGRAM), answer)
+                data = sock.recv(_MAX_DATAGRAM)
+                if progress is not None:
+                    step = _answer(data, progress[0])
+                    if step is not None:
+                        progress[1](step)
+                        deadline = time.monotonic() + timeout
+                        continue
+                params = _answer(data, answer)
                 if params is not None:
                     return params
         except TimeoutError:

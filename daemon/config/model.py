@@ -184,6 +184,20 @@ class AbConfig:
 
 
 @dataclass(frozen=True)
+class CalibrationConfig:
+    """``[calibration]``: the measurement mic's 1-based input channel and, optionally, what it
+    reads (dBFS RMS) on a 94 dB SPL calibrator; the level each speaker is set to (dB SPL, or
+    relative to the quietest without a calibrated mic) for pink noise at ``noise_dbfs`` (dBFS
+    RMS, the test signal's level), and the most a speaker may be raised (dB)."""
+
+    mic: int
+    mic_dbfs_at_94_db_spl: float | None = None
+    target_spl_db: float = 79.0
+    noise_dbfs: float = -20.0
+    max_boost_db: float = 6.0
+
+
+@dataclass(frozen=True)
 class OscConfig:
     """``[osc]``: UDP listen address, sender allowlist, clients that always get feedback, and
     how many senders may subscribe at once."""
@@ -317,6 +331,7 @@ class Config:
     web: WebConfig | None = None  # None: no [web] section, no web remote
     outboard: dict[str, OutboardConfig] = field(default_factory=dict)  # [[outboard]], in file order
     sequencing: SequencingConfig = field(default_factory=SequencingConfig)
+    calibration: CalibrationConfig | None = None  # None: no [calibration] section, no mic
 
     @property
     def default_source(self) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 
 from controlroom.daemon.config.model import (
     AudioConfig,
+    CalibrationConfig,
     Config,
     InsertConfig,
     SourceConfig,
@@ -57,15 +58,18 @@ def channel_counts(
     sources: dict[str, SourceConfig],
     speakers: dict[str, SpeakerSetConfig],
     inserts: dict[str, InsertConfig],
+    calibration: CalibrationConfig | None = None,
 ) -> AudioConfig:
     """``audio`` with its channel counts: as given (every channel used must fit), else the
-    highest channel that sources and insert returns (inputs) or speaker sets, subs and insert
-    sends (outputs) use."""
+    highest channel that sources, insert returns and the measurement mic (inputs) or speaker
+    sets, subs and insert sends (outputs) use."""
     inputs = [
         (f"{join_key('sources', name)}.channels[{i}]", channel)
         for name, source in sources.items()
         for i, channel in enumerate(source.channels or ())
     ]
+    if calibration is not None and calibration.mic is not None:
+        inputs.append(("calibration.mic", calibration.mic))
     outputs = (
         [
             (f"{join_key('speakers', name)}.outputs[{i}]", channel)

@@ -30,6 +30,7 @@ from controlroom.daemon.config.model import (
     STATE_TARGETS,
     AbConfig,
     AudioConfig,
+    CalibrationConfig,
     Config,
     EmulationConfig,
     InsertConfig,
@@ -114,6 +115,9 @@ _MIN_INTERVAL = Number(0.0, 10000.0, "ms")
 _SETTLE = Number(0.0, 10000.0, "ms")
 _STAGE_DELAY = Number(0.0, 30000.0, "ms")
 _METERS_INTERVAL = Number(0.2, 60.0, "s")
+_MIC_SENSITIVITY = Number(-80.0, 0.0, "dBFS")
+#: the test signal's RMS level: up to -10 dBFS leaves its peaks (about 13 dB above) in range
+_NOISE_LEVEL = Number(-60.0, -10.0, "dBFS")
 #: MQTT instance ids: one topic level, the same letters as names.
 _INSTANCE_ID = re.compile(r"[a-z0-9_-]+")
 _MQTT_KEYS = (
@@ -170,6 +174,7 @@ _SECTIONS = (
     "web",
     "outboard",
     "sequencing",
+    "calibration",
 )
 
 
@@ -198,9 +203,10 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
     mqtt = _mqtt(reader, document)
     outboard = _outboard(reader, document, mqtt)
     _outboard_of_sets(reader, speakers, outboard)
+    calibration = _calibration(reader, document)
     return Config(
         source=reader.source,
-        audio=channel_counts(reader, audio, sources, speakers, inserts),
+        audio=channel_counts(reader, audio, sources, speakers, inserts, calibration),
         monitor=monitor,
         sources=sources,
         speakers=speakers,
@@ -216,6 +222,7 @@ def read_document(reader: Reader, document: dict[str, Any]) -> Config:
         web=_web(reader, document),
         outboard=outboard,
         sequencing=_sequencing(reader, document),
+        calibration=calibration,
     )
 
 
@@ -762,6 +769,24 @@ def _web(reader: Reader, document: dict[str, Any]) -> WebConfig | None:
         port=port,
         allow=reader.get(table, "web", "allow", _ALLOW, default_of(WebConfig, "allow")),
         password_file=reader.get(table, "web", "password_file", _PrivateFile(private=True), None),
+    )
+
+
+def _calibration(reader: Reader, document: dict[str, Any]) -> CalibrationConfig | None:
+    """``[calibration]``: absent means no measurement mic."""
+    if "calibration" not in document:
+        return None
+    table = reader.section(document, "calibration", keys_of(CalibrationConfig))
+
+    def get(key: str, spec: Spec) -> Any:
+        return reader.get(table, "calibration", key, spec, default_of(CalibrationConfig, key))
+
+    return CalibrationConfig(
+        mic=reader.get(table, "calibration", "mic", _CHANNEL),
+        mic_dbfs_at_94_db_spl=get("mic_dbfs_at_94_db_spl", _MIC_SENSITIVITY),
+        target_spl_db=get("target_spl_db", _SPL),
+        noise_dbfs=get("noise_dbfs", _NOISE_LEVEL),
+        max_boost_db=get("max_boost_db", _MAX_BOOST),
     )
 
 

@@ -5,7 +5,8 @@ validated by the vocabulary, published to the kernel through the seqlock and ann
 listener (feedback to surfaces and OSC subscribers, the state saver) with its origin.
 
 Listeners get the differences of ``view()``: the targets, ``match_db`` (only the offsets that
-moved, source -> dB) and ``volume_spl_db`` when ``[monitor] reference_spl_db`` is set; while a
+moved, source -> dB) and ``volume_spl_db`` when the selected set is calibrated with a calibrated
+mic or ``[monitor] reference_spl_db`` is set; while a
 blind or ABX test runs, labels instead of the compared sources' names (``comparison``). Keys a
 listener does not know it should ignore.
 
@@ -22,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from controlroom.daemon.core import matching, path
+from controlroom.daemon.core.calibration import Calibration
 from controlroom.daemon.core.comparison import LABELLED_TARGETS, Comparison
 from controlroom.daemon.core.inserts import Inserts
 from controlroom.daemon.core.targets import ENUM_TARGETS, MonitorState, Vocabulary
@@ -67,7 +69,8 @@ class Controller:
         self.vocabulary = Vocabulary(config)
         state.blind = False  # a restart ends a blind test: its assignment is never saved
         self.state = state
-        self.spec = path.path_spec(config)
+        self.calibration = Calibration(config)
+        self.spec = path.path_spec(config, self.calibration)
         self.measure = measure
         saved = match_db if match_db is not None and state.match != "off" else {}
         self.match_db: dict[str, float] = {name: saved.get(name, 0.0) for name in config.sources}
@@ -79,6 +82,7 @@ class Controller:
         self.dropped: Counter[str] = Counter()
         self.buffers: PathBuffers | None = None
         self.fader: Fader = lambda release: release()
+        self.calibration_signal = None  # what a calibration plays (dsp.control.CalibrationSignal), if anything
         self._silence_holds = 0  # fades through silence in progress: no source plays while > 0
         self._switching = False  # a blind or ABX switch is fading through silence
         self._stopping = False
@@ -114,9 +118,20 @@ class Controller:
         self._stopping = True
         self.publish()
 
+    def calibrated(self, origin: str = "calibration") -> None:
+        """The calibration's results changed: rebuild the path with them, publish, and announce
+        what moved in the view (``volume_spl_db``)."""
+        before = self.view()
+        self.spec = path.path_spec(self.config, self.calibration)
+        self.publish()
+        changes = _difference(before, self.view())
+        if changes:
+            self._announce(changes, origin)
+
     def _controls(self):
         controls = path.controls(self.config, self.state, self.match_db, self.inserts)
         controls.coherent_switch = self._coherent_switch
+        controls.calibration_signal = self.calibration_signal
         controls.mute |= self._stopping
         if self.routed in self.config.speakers:
             controls.speakers = list(self.config.speakers).index(self.routed)
@@ -210,7 +225,9 @@ class Controller:
         compared sources while a blind or ABX test runs."""
         view = self.state.as_dict()
         view["match_db"] = dict(self.match_db)
-        reference = self.config.monitor.reference_spl_db
+        reference = self.calibration.set_spl_db(self.state.speakers)
+        if reference is None:
+            reference = self.config.monitor.reference_spl_db
         if reference is not None:
             view["volume_spl_db"] = round(reference + self.state.volume, 2)
         concealment = self.comparison.concealment
@@ -225,6 +242,8 @@ class Controller:
         report.update(self.comparison.report())
         report["inserts"] = self.inserts.as_dict()
         report["measuring"] = self.inserts.busy
+        report["calibration"] = self.calibration.as_dict()
+        report["calibrating"] = self.calibration.progress
         return report
 
     def shown_meters(self, meters: dict[str, Any]) -> dict[str, Any]:
@@ -297,7 +316,9 @@ class Controller:
         self.match_db = {name: self.match_db.get(name, 0.0) for name in config.sources}
         for w in self.inserts.reload(config):
             log.warning("after reload: %s", w)
-        self.spec = path.path_spec(config)
+        for w in self.calibration.reload(config):
+            log.warning("after reload: %s", w)
+        self.spec = path.path_spec(config, self.calibration)
         self._speakers_moved(speakers)
         self.publish()
         changes = _difference(before, self.view())

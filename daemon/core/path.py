@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from controlroom.daemon.core import matching
+from controlroom.daemon.core.calibration import capped_delay_ms
 from controlroom.daemon.core.targets import MonitorState
 from controlroom.dsp import emulation
 from controlroom.dsp.control import Controls, InsertSpec, PathSpec, SetSpec, SourceSpec, SubSpec
@@ -12,20 +13,22 @@ from controlroom.dsp.layout import MATRIX_LEFT, MATRIX_MONO, MATRIX_RIGHT, MATRI
 from controlroom.dsp.profiles import PROFILES, Profile
 
 if TYPE_CHECKING:
+    from controlroom.daemon.core.calibration import Calibration
     from controlroom.daemon.core.inserts import Inserts
 
 _SOLO_MATRIX = {"left": MATRIX_LEFT, "right": MATRIX_RIGHT, "side": MATRIX_SIDE}
 
 
-def path_spec(config) -> PathSpec:
-    """The path's structure as ``config`` describes it."""
+def path_spec(config, calibration: Calibration | None = None) -> PathSpec:
+    """The path's structure as ``config`` describes it, with ``calibration``'s trims and delays
+    on top of the speaker sets' own."""
     audio, mon = config.audio, config.monitor
     return PathSpec(
         samplerate=audio.samplerate,
         n_in=audio.input_channels,
         n_out=audio.output_channels,
         sources=tuple(SourceSpec(s.channels, s.trim_db) for s in config.sources.values()),
-        sets=tuple(_set_spec(s, config) for s in config.speakers.values()),
+        sets=tuple(_set_spec(s, config, calibration) for s in config.speakers.values()),
         inserts=tuple(
             InsertSpec(list(config.sources).index(i.source), i.send, i.measure_dbfs) for i in config.inserts.values()
         ),
@@ -35,8 +38,18 @@ def path_spec(config) -> PathSpec:
     )
 
 
-def _set_spec(s, config) -> SetSpec:
-    sub = SubSpec(s.sub.output, s.sub.crossover_hz, s.sub.trim_db) if s.sub else None
+def _set_spec(s, config, calibration: Calibration | None) -> SetSpec:
+    trims = calibration.trim_db if calibration is not None else lambda output: 0.0
+    delays = calibration.delays_ms(s.name) if calibration is not None else {}
+
+    def delay_ms(output: int, own_ms: float) -> float:
+        return capped_delay_ms(s.delay_ms, own_ms, delays.get(output, 0.0))
+
+    sub = None
+    if s.sub:
+        sub = SubSpec(
+            s.sub.output, s.sub.crossover_hz, s.sub.trim_db + trims(s.sub.output), delay_ms(s.sub.output, 0.0)
+        )
     eq, mono, trim = tuple(s.eq), False, s.trim_db
     if s.emulate:
         profile, compensation_db = emulation_profile(config, s.emulate)
@@ -48,8 +61,8 @@ def _set_spec(s, config) -> SetSpec:
         eq,
         sub,
         mono,
-        output_trim_db=tuple(o.trim_db for o in s.outputs),
-        output_delay_ms=tuple(o.delay_ms for o in s.outputs),
+        output_trim_db=tuple(o.trim_db + trims(o.channel) for o in s.outputs),
+        output_delay_ms=tuple(delay_ms(o.channel, o.delay_ms) for o in s.outputs),
     )
 
 

@@ -84,6 +84,8 @@ class MqttBridge:
         config: the daemon's configuration; its ``mqtt`` table must be set.
         state: returns the state report's ``state`` (published as the ``state`` topic).
         meters: returns the state report's ``meters`` (published as the ``meters`` topic).
+        calibrator: the speaker calibration (``service.calibration``) that
+            ``calibrate/set`` drives; None: that topic is refused.
     """
 
     def __init__(
@@ -92,8 +94,11 @@ class MqttBridge:
         config,
         state: Callable[[], dict[str, Any]],
         meters: Callable[[], dict[str, Any]],
+        calibrator=None,
     ) -> None:
         self.controller = controller
+        self.calibrator = calibrator
+        self._runs: set[asyncio.Task] = set()
         self.config = config
         self.settings = config.mqtt
         self.state = state
@@ -256,6 +261,11 @@ class MqttBridge:
         self._state_due = True
         self._wake.set()
 
+    def state_changed(self) -> None:
+        """Publish the state topic again: it changed without a target changing (a
+        calibration's progress or results)."""
+        self._queue_state()
+
     def _publish_everything(self) -> None:
         """Queue every target, the state, the linked targets and the discovery payload (after
         a (re)connect, a reload, or Home Assistant's start): a broker that restarted without
@@ -352,6 +362,10 @@ class MqttBridge:
             case [root, instance, "link", target] if root == ROOT:
                 if target in s.link_targets:  # another instance may link more targets than we do
                     self._linked(instance, target, payload, retained)
+            case [root, instance, "calibrate", "set"] if root == ROOT and instance == s.id:
+                if retained:
+                    raise Dropped(DROP_RETAINED, "a retained command (publish commands without retain)")
+                self._calibrate(decode(payload))
             case [root, instance, target, "set" | "step" as kind] if root == ROOT and instance == s.id:
                 if retained:  # a command left on the broker must not replay at every start
                     raise Dropped(DROP_RETAINED, "a retained command (publish commands without retain)")
@@ -361,6 +375,30 @@ class MqttBridge:
                 self.controller.apply(target, action, value, origin="mqtt")
             case _:
                 raise Dropped(DROP_UNKNOWN_TOPIC, "not a controlroom command topic")
+
+    def _calibrate(self, command: str) -> None:
+        """``start [SET ...]``, ``stop`` or ``reset`` a speaker calibration; a run that fails is
+        logged (the state topic shows the results)."""
+        if self.calibrator is None:
+            raise Dropped(DROP_UNKNOWN_TOPIC, "calibration needs the audio engine")
+        match command.split():
+            case ["start", *sets]:
+
+                async def run() -> None:
+                    try:
+                        await self.calibrator.calibrate(sets)
+                    except TargetError as exc:  # CalibrationError: it failed or was stopped
+                        log.warning("MQTT calibration: %s", exc)
+
+                task = asyncio.get_running_loop().create_task(run())
+                self._runs.add(task)
+                task.add_done_callback(self._runs.discard)
+            case ["stop"]:
+                self.calibrator.stop("stopped over MQTT")
+            case ["reset"]:
+                self.calibrator.reset()
+            case _:
+                raise TargetError(f"calibrate: {command!r} (expected start [SET ...], stop or reset)")
 
     def _linked(self, instance: str, target: str, payload: bytes, retained: bool) -> None:
         """A linked target's value from ``instance`` (ours: only its clock counts). A retained

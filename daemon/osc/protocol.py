@@ -17,6 +17,14 @@ Addresses (all under ``/controlroom/``), received:
   ``/controlroom/error measure_failed <message>``.
 - ``/controlroom/outboard/<name> <on/off>`` switches an outboard output by hand (a relay
   through silence); refused (``/controlroom/error``) while a sequence runs.
+- ``/controlroom/calibrate [<set> ...]`` calibrates the speakers of the named sets (all when
+  none) with the measurement mic: the sender gets ``/controlroom/calibrate/progress <text>`` at
+  each step and, once done, ``/controlroom/calibrate <json>`` (the ``calibration`` report with
+  ``measured``: the outputs measured in this run) or ``/controlroom/error calibrate_failed
+  <message>``. ``/controlroom/calibrate/stop`` (a trigger) aborts it, nothing applied;
+  ``/controlroom/calibrate/reset`` (a trigger) removes the results;
+  ``/controlroom/calibrate/mic`` answers ``/controlroom/calibrate/mic <dBFS>``, what the mic
+  reads on a 94 dB SPL calibrator, or ``/controlroom/error calibrate_failed <message>``.
 - ``/controlroom/loudness/reset`` (a trigger) restarts the integrated loudness and loudness
   range of the monitor and of the sources' meters (not their matching windows).
 
@@ -50,6 +58,13 @@ TRIGGER_ACTIONS = ("toggle", "next", "prev")
 
 #: Restarts the monitor's (and the sources') integrated loudness and loudness range; a trigger.
 LOUDNESS_RESET_ADDRESS = PREFIX + "loudness/reset"
+
+CALIBRATE_ADDRESS = PREFIX + "calibrate"
+CALIBRATE_PROGRESS_ADDRESS = CALIBRATE_ADDRESS + "/progress"
+CALIBRATE_MIC_ADDRESS = CALIBRATE_ADDRESS + "/mic"
+CALIBRATE_FAILED = "calibrate_failed"
+#: Longest time between two answers of a calibration (s): one step's, or the mic's recording.
+CALIBRATE_STEP_TIMEOUT_S = 30.0
 
 MEASURE_FAILED = "measure_failed"
 INSERT_MEASURE_ADDRESS = PREFIX + "insert/measure"

@@ -28,11 +28,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controlroom.daemon.core import inserts
+from controlroom.daemon.core.calibration import CalibrationError
 from controlroom.daemon.core.inserts import InsertError, InsertResult
 from controlroom.daemon.core.targets import TARGETS, parse_bool
 from controlroom.daemon.errors import PortError, PortInUse, TargetError
 from controlroom.daemon.osc.budget import ReplyBudget
 from controlroom.daemon.osc.protocol import (
+    CALIBRATE_ADDRESS,
+    CALIBRATE_FAILED,
+    CALIBRATE_MIC_ADDRESS,
+    CALIBRATE_PROGRESS_ADDRESS,
     ERROR_ADDRESS,
     INSERT_MEASURE_ADDRESS,
     MEASURE_FAILED,
@@ -49,6 +54,7 @@ from controlroom.daemon.osc.protocol import (
 if TYPE_CHECKING:
     from controlroom.daemon.config import OscConfig
     from controlroom.daemon.core.controller import Controller
+    from controlroom.daemon.service.calibration import Calibrator
 
 log = logging.getLogger(__name__)
 
@@ -183,8 +189,9 @@ class OscServer(asyncio.DatagramProtocol):
     restart integrated loudness and LRA, queued for the meters (None:
     ``/controlroom/loudness/reset`` is refused). ``switch_outboard(name, value)``: the outboard
     sequencer's switch by hand (None: no ``[[outboard]]``, ``/controlroom/outboard/...`` is
-    unknown). ``reply_budget``: what replies a sender may get (default:
-    ``REPLY_BYTES_PER_SENDER_S``, ``REPLY_BYTES_S``).
+    unknown). ``calibrator``: the daemon's speaker calibration (``service.calibration``; None:
+    ``/controlroom/calibrate...`` is refused). ``reply_budget``: what replies a sender may get
+    (default: ``REPLY_BYTES_PER_SENDER_S``, ``REPLY_BYTES_S``).
     """
 
     def __init__(
@@ -198,10 +205,12 @@ class OscServer(asyncio.DatagramProtocol):
         measure_insert: Callable[[str], Awaitable[InsertResult]] | None = None,
         reset_loudness: Callable[[], None] | None = None,
         switch_outboard: Callable[[str, Any], None] | None = None,
+        calibrator: Calibrator | None = None,
         reply_budget: ReplyBudget | None = None,
     ) -> None:
         self.controller = controller
         self.switch_outboard = switch_outboard
+        self.calibrator = calibrator
         self.measure_insert = measure_insert
         self.reset_loudness = reset_loudness
         self._measurements: set[asyncio.Task] = set()
@@ -413,6 +422,8 @@ class OscServer(asyncio.DatagramProtocol):
                 self._start_measurement(_one(args), sender)
             case ["outboard", name] if self.switch_outboard is not None:
                 self.switch_outboard(name, _one(args))
+            case ["calibrate", *rest]:
+                self._calibrate(rest, args, sender)
             case ["loudness", "reset"]:
                 if self.reset_loudness is None:
                     raise _Drop(DROP_UNKNOWN_ADDRESS, "loudness reset needs the audio engine")
@@ -447,6 +458,43 @@ class OscServer(asyncio.DatagramProtocol):
         self._reply(
             sender, INSERT_MEASURE_ADDRESS, name, r.latency, r.latency_ms, r.gain_db, r.coherence, int(r.inverted)
         )
+
+    def _calibrate(self, action: list[str], args: list[Any], sender: Address) -> None:
+        calibrator = self.calibrator
+        if calibrator is None:
+            raise _Drop(DROP_UNKNOWN_ADDRESS, "calibration needs the audio engine")
+        match action:
+            case []:
+                if not all(isinstance(a, str) for a in args):
+                    raise TargetError("expected speaker set names")
+                progress = lambda line: self._reply(sender, CALIBRATE_PROGRESS_ADDRESS, line)  # noqa: E731
+                self._answer_later(calibrator.calibrate(list(args), progress), CALIBRATE_ADDRESS, sender, json.dumps)
+            case ["stop"]:
+                if _pressed(args):
+                    calibrator.stop("stopped on request")
+            case ["reset"]:
+                if _pressed(args):
+                    calibrator.reset()
+            case ["mic"]:
+                self._answer_later(calibrator.measure_mic(), CALIBRATE_MIC_ADDRESS, sender, float)
+            case _:
+                raise _Drop(DROP_UNKNOWN_ADDRESS, "unknown address")
+
+    def _answer_later(self, job: Awaitable[Any], address: str, sender: Address, encode: Callable) -> None:
+        """Run ``job`` and answer ``sender`` with ``address <encode(result)>``, or its failure."""
+
+        async def answer() -> None:
+            try:
+                result = await job
+            except CalibrationError as exc:
+                log.warning("calibration: %s", exc)
+                self._reply(sender, ERROR_ADDRESS, CALIBRATE_FAILED, str(exc))
+                return
+            self._reply(sender, address, encode(result))
+
+        task = asyncio.get_running_loop().create_task(answer())
+        self._measurements.add(task)
+        task.add_done_callback(self._measurements.discard)
 
     def _drop(
         self,

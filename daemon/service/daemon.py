@@ -31,6 +31,7 @@ from controlroom.daemon.errors import ConfigError, ControlroomError, PortError
 from controlroom.daemon.midi.surface import SurfaceManager
 from controlroom.daemon.osc.server import OscServer
 from controlroom.daemon.service import measurement, readout, statefile
+from controlroom.daemon.service.calibration import Calibrator
 from controlroom.daemon.service.notify import Notifier, watchdog_interval_s
 from controlroom.daemon.service.runner import BACKOFF_S, EngineRunner
 
@@ -92,6 +93,7 @@ class Daemon:
         self.announce = announce
         self.controller: Controller | None = None
         self.runner: EngineRunner | None = None
+        self.calibrator: Calibrator | None = None
         self.osc: OscServer | None = None
         self.surfaces: SurfaceManager | None = None
         self.mqtt = None  # an MqttBridge when the config has [mqtt]
@@ -151,8 +153,13 @@ class Daemon:
         if "inserts" in doc:
             for warning in self.controller.inserts.restore(doc["inserts"]):
                 log.warning("state file: %s", warning)
+        if "calibration" in doc:
+            for warning in self.controller.calibration.restore(doc["calibration"]):
+                log.warning("state file: %s", warning)
+            self.controller.calibrated("restore")
         self.controller.cap_startup_volume()
         self.runner = EngineRunner(self.config, self.controller, program=self.program, on_reload=self._reloaded)
+        self.calibrator = Calibrator(self.runner, saved=self._calibrated, stepped=self._calibrating)
         if self.state_path is not None:
             self.saver = statefile.Saver(self.state_path, self._snapshot)
             self.controller.add_listener(lambda changes, origin: self.saver.changed())
@@ -161,7 +168,9 @@ class Daemon:
         if self.config.mqtt is not None:
             from controlroom.daemon.mqtt import MqttBridge  # aiomqtt only for a config that asks
 
-            self.mqtt = MqttBridge(self.controller, self.config, self.state_report, self.shown_meters)
+            self.mqtt = MqttBridge(
+                self.controller, self.config, self.state_report, self.shown_meters, calibrator=self.calibrator
+            )
         if self.config.outboard:
             from controlroom.daemon.outboard import Outboard  # gpiozero only for a config that asks
 
@@ -179,6 +188,7 @@ class Daemon:
                 self.runner.stats,
                 measure_insert=self.measure_insert,
                 reset_loudness=self.reset_loudness,
+                calibrator=self.calibrator,
             )
             await self.web.start()
         self.surfaces = SurfaceManager(self.controller, self.config.surfaces, self.config.midi, self.config_dir)
@@ -244,7 +254,23 @@ class Daemon:
 
     def _snapshot(self) -> dict[str, Any]:
         c = self.controller
-        return {"targets": c.state.as_dict(), "match_db": dict(c.match_db), "inserts": c.inserts.as_dict()}
+        return {
+            "targets": c.state.as_dict(),
+            "match_db": dict(c.match_db),
+            "inserts": c.inserts.as_dict(),
+            "calibration": c.calibration.as_dict(),
+        }
+
+    def _calibrated(self) -> None:
+        """Calibration results were applied or removed: save them, and tell MQTT."""
+        if self.saver is not None:
+            self.saver.changed()
+        self._calibrating()
+
+    def _calibrating(self) -> None:
+        """A calibration's progress moved (no target changed: the listeners do not hear it)."""
+        if self.mqtt is not None:
+            self.mqtt.state_changed()
 
     async def measure_insert(self, name: str) -> InsertResult:
         """Measure outboard insert ``name`` (``service.measurement``) and save the result."""
@@ -311,6 +337,7 @@ class Daemon:
             measure_insert=self.measure_insert,
             reset_loudness=self.reset_loudness,
             switch_outboard=self.outboard.switch_by_hand if self.outboard is not None else None,
+            calibrator=self.calibrator,
         )
         await server.start()
         return server

@@ -88,9 +88,11 @@ async def measure(runner: EngineRunner, name: str) -> InsertResult:
     inserts = controller.inserts
     if inserts.busy is not None:
         raise InsertError(f"insert {inserts.busy} is being measured")
+    if controller.calibration.progress is not None:
+        raise InsertError("the speakers are being calibrated")
     inserts.busy = name  # one at a time: set before the first await
     try:
-        recording = await _record_noise(_Engine(runner), name)
+        recording = await _record_noise(EngineSession(runner), name)
         result = await asyncio.to_thread(analyse, config, name, recording)
 
         def apply() -> None:
@@ -120,7 +122,7 @@ async def measure(runner: EngineRunner, name: str) -> InsertResult:
     return result
 
 
-async def _record_noise(engine: _Engine, name: str) -> np.ndarray:
+async def _record_noise(engine: EngineSession, name: str) -> np.ndarray:
     """Play the noise through insert ``name`` and record the tap from its first frame on.
 
     The return is faded out first, and faded back in, its meters restarted, only once the
@@ -157,7 +159,7 @@ async def _record_noise(engine: _Engine, name: str) -> np.ndarray:
             controller.publish()
 
 
-async def _wait_for_the_tail(engine: _Engine, returns: list[int], level: float, rate: int) -> None:
+async def _wait_for_the_tail(engine: EngineSession, returns: list[int], level: float, rate: int) -> None:
     """Until the return (tap columns ``returns``) has fallen TAIL_DROP_DB below ``level``
     (its RMS during the noise), at most TAIL_MAX_S after the noise stopped."""
     chunk = rate // 20
@@ -174,17 +176,22 @@ def _rms(block: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(block, dtype=np.float64)))) if block.size else 0.0
 
 
-class _Engine:
+class EngineSession:
     """The audio engine a measurement started on: its buffers and tap reader. Every wait
-    fails with ``InsertError`` once that engine has stopped or been replaced (a device loss, a
-    reload that rebuilds the stream)."""
+    fails with ``error`` (an exception class taking a message) once that engine has stopped or
+    been replaced (a device loss, a reload that rebuilds the stream), or with what ``abort()``
+    raises (it is called at every poll)."""
 
-    def __init__(self, runner: EngineRunner) -> None:
+    def __init__(
+        self, runner: EngineRunner, error: type[Exception] = InsertError, abort: Callable[[], None] = lambda: None
+    ) -> None:
         if runner.loudness is None or not runner.running:
-            raise InsertError("audio is not running")
+            raise error("audio is not running")
         self.runner = runner
         self.buffers = runner.controller.buffers
         self.monitor = runner.loudness
+        self.error = error
+        self.abort = abort
 
     def applied(self) -> bool:
         """The kernel runs the latest published parameters."""
@@ -195,28 +202,32 @@ class _Engine:
         return int(self.buffers.counters[layout.C_TAP_WRITE])
 
     def check(self) -> None:
+        self.abort()
         r = self.runner
         if r.controller.buffers is not self.buffers or r.loudness is not self.monitor or not r.running:
-            raise InsertError("the audio engine stopped or restarted during the measurement: measure again")
+            raise self.error("the audio engine stopped or restarted during the measurement: measure again")
 
-    async def until(self, condition: Callable[[], bool], what: str) -> None:
-        """Until ``condition`` holds; InsertError naming ``what`` after STEP_TIMEOUT_S, or as soon
+    async def until(self, condition: Callable[[], bool], what: str, timeout_s: float = STEP_TIMEOUT_S) -> None:
+        """Until ``condition`` holds; the error naming ``what`` after ``timeout_s``, or as soon
         as the engine stopped or was replaced."""
 
         def settled() -> bool:
             self.check()
             return condition()
 
-        if not await until(settled, STEP_TIMEOUT_S):
-            raise InsertError(f"no audio while waiting for {what}")
+        if not await until(settled, timeout_s):
+            raise self.error(f"no audio while waiting for {what}")
 
     async def record(self, frames: int, start: int) -> np.ndarray:
         """``frames`` frames of the tap from tap frame ``start``."""
         recording = self.monitor.record(frames, start)
         try:
-            await self.until(recording.done, "the recording")
+            # a long recording takes its own length on top of a step's allowance
+            await self.until(
+                recording.done, "the recording", STEP_TIMEOUT_S + frames / self.runner.config.audio.samplerate
+            )
             return recording.result()
         except TapOverrun:
-            raise InsertError("the meters fell behind and lost audio: measure again") from None
+            raise self.error("the meters fell behind and lost audio: measure again") from None
         finally:
             recording.cancel()

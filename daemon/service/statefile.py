@@ -1,6 +1,7 @@
 """The state file: targets' values survive restarts and power cuts.
 
-One JSON document, ``{"version": N, "targets": {...}, "match_db": {...}, "inserts": {...}}``,
+One JSON document, ``{"version": N, "targets": {...}, "match_db": {...}, "inserts": {...},
+"calibration": {...}}``,
 saved by atomic replace (write a temporary file, fsync, rename, fsync the directory) shortly
 after each change, so a power cut leaves either the old or the new file, never half of one.
 

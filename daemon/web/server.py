@@ -38,7 +38,7 @@ from aiohttp import WSMsgType, web
 from controlroom.daemon.core import inserts
 from controlroom.daemon.core.targets import BOOL_TARGETS, TARGETS, Vocabulary
 from controlroom.daemon.errors import PortError, PortInUse, TargetError
-from controlroom.daemon.osc.protocol import MEASURE_FAILED
+from controlroom.daemon.osc.protocol import CALIBRATE_FAILED, MEASURE_FAILED
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,7 @@ class WebServer:
         engine: returns the engine statistics (``running``, ``xruns``, ``duration_us``).
         measure_insert: measures an insert by name (``None``: no audio engine to measure with).
         reset_loudness: restarts integrated loudness (``None``: no audio engine).
+        calibrator: the speaker calibration (``service.calibration``; ``None``: no audio engine).
     """
 
     def __init__(
@@ -89,8 +90,10 @@ class WebServer:
         engine: Callable[[], dict[str, Any]],
         measure_insert: Callable[[str], Awaitable[Any]] | None = None,
         reset_loudness: Callable[[], None] | None = None,
+        calibrator=None,
     ) -> None:
         self.controller = controller
+        self.calibrator = calibrator
         self.config = config
         self.settings = config.web
         self.state = state
@@ -279,12 +282,36 @@ class WebServer:
                 if self.measure_insert is None:
                     raise _Refused(DROP_UNKNOWN_TARGET, "insert measurement needs the audio engine")
                 self._spawn(self._measure(value, client))
+            case "calibrate", "start" | "stop" | "reset":
+                self._calibrate(action, value, client)
             case "loudness", "reset":
                 if self.reset_loudness is None:
                     raise _Refused(DROP_UNKNOWN_TARGET, "loudness reset needs the audio engine")
                 self.reset_loudness()
             case _:
                 raise _Refused(DROP_UNKNOWN_TARGET, f"no target {target!r} with action {action!r}")
+
+    def _calibrate(self, action: str, value: Any, client: _Client) -> None:
+        """Start (``value``: a list of set names, or none for every set), stop or reset a
+        calibration; a run that fails is told to the client that asked."""
+        if self.calibrator is None:
+            raise _Refused(DROP_UNKNOWN_TARGET, "calibration needs the audio engine")
+        if action == "stop":
+            self.calibrator.stop("stopped from the web remote")
+        elif action == "reset":
+            self.calibrator.reset()
+        else:
+            sets = [] if value is None else value
+            if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
+                raise TargetError("calibrate start: expected a list of speaker set names, or no value")
+
+            async def run() -> None:
+                try:
+                    await self.calibrator.calibrate(sets)
+                except TargetError as exc:  # CalibrationError: it failed or was stopped
+                    client.error(str(exc), CALIBRATE_FAILED)
+
+            self._spawn(run())
 
     async def _measure(self, name: str, client: _Client) -> None:
         try:

@@ -54,6 +54,11 @@ function showState(state) {
   show("abx", abx ? JSON.stringify(abx) : "", abx
     ? `${abx.correct} of ${abx.done} correct (${abx.trials} trials), p = ${Number(abx.p_value).toPrecision(3)}${abx.running ? ", running" : ""}`
     : "no test yet");
+  const running = state.calibrating;
+  const calibrated = Object.keys((state.calibration || {}).outputs || {}).length;
+  show("calibration", running ? `output ${running.output}` : String(calibrated), running
+    ? `calibrating: output ${running.output} (${running.step} of ${running.of})`
+    : calibrated ? `${calibrated} outputs calibrated` : "not calibrated");
   for (const [name, m] of Object.entries(state.inserts || {})) {
     show(`insert.${name}`, JSON.stringify(m), `latency ${m.latency} samples, gain ${m.gain_db.toFixed(2)} dB`);
   }

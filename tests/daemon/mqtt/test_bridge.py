@@ -516,3 +516,31 @@ def test_a_retained_command_is_not_replayed_at_start(broker):
                 assert daemon.controller.state.volume == -10.0
 
     run(scenario)
+
+
+def test_a_calibration_is_started_and_stopped_on_its_command_topic_and_a_bad_command_is_dropped(broker):
+    """``calibrate/set``: ``start`` runs a calibration (the state shows it), ``stop`` ends it
+    with nothing applied; anything else is a bad value. (What a calibration does:
+    tests/daemon/service/test_calibration_jack.py.)"""
+
+    async def scenario():
+        config = parse_config(mqtt_config(broker.port, id=ID, extra="[calibration]\nmic = 5\n"))
+        async with running(config) as daemon, Recorder(broker.port, topic(ID, "#")) as recorder:
+            await ready(daemon, recorder, ID)
+            calibration = daemon.controller.calibration
+            await recorder.publish(topic(ID, "calibrate", "set"), "start studio")
+            await until(lambda: calibration.progress is not None, "the calibration running")
+            assert calibration.progress["sets"] == ["studio"]
+            state = topic(ID, "state")
+            await recorder.wait(
+                lambda: (recorder.last(state).json()["calibrating"] or {}).get("sets") == ["studio"],
+                "the state topic shows it",
+            )
+            await recorder.publish(topic(ID, "calibrate", "set"), "stop")
+            await until(lambda: calibration.progress is None, "the calibration stopped")
+            assert calibration.outputs == {}
+            await recorder.wait(lambda: recorder.last(state).json()["calibrating"] is None, "the state topic follows")
+            await recorder.publish(topic(ID, "calibrate", "set"), "now please")
+            await until(lambda: mqtt_drops(daemon) == {"mqtt_bad_value": 1}, "the bad command counted")
+
+    run(scenario)

@@ -24,7 +24,7 @@ from controlroom.daemon.core.targets import Vocabulary
 from controlroom.daemon.osc.protocol import ERROR_ADDRESS, MEASURE_FAILED
 from controlroom.daemon.osc.server import DROP_BAD_VALUE
 from controlroom.daemon.service.loudness import LoudnessMonitor, TapOverrun, _Recording
-from controlroom.daemon.service.measurement import _Engine, analyse
+from controlroom.daemon.service.measurement import EngineSession, analyse
 
 
 def test_the_analysis_reads_the_send_and_the_returns_from_their_tap_columns():
@@ -85,14 +85,14 @@ def test_a_measurement_gives_up_at_once_when_its_engine_is_replaced_or_stops():
     runner = SimpleNamespace(
         controller=controller, running=True, config=config, loudness=LoudnessMonitor(controller.buffers, config)
     )
-    engine = _Engine(runner)
+    engine = EngineSession(runner)
     engine.check()
     controller.start_buffers()  # a device came back: new buffers, a new stream
     with pytest.raises(InsertError, match="restarted"):
         asyncio.run(engine.until(lambda: False, "anything"))
     runner.running = False
     with pytest.raises(InsertError, match="not running"):
-        _Engine(runner)
+        EngineSession(runner)
 
 
 # --- /controlroom/insert/measure over OSC ----------------------------------------------------------

@@ -735,3 +735,22 @@ def test_outside_allow_even_the_password_gets_403(guarded):
         assert refused.value.status == 403
 
     run(scenario)
+
+
+def test_a_calibration_asked_for_by_the_remote_is_refused_with_its_reason_when_there_is_no_mic(daemon):
+    """The daemon has no ``[calibration]``: the run is accepted, fails, and the client that
+    asked is told why (a failure, not a dropped message); nothing is calibrated."""
+
+    async def scenario():
+        async with await connect(daemon.url) as client:
+            await restore(client, daemon.port)
+            before = web_drops(await osc_report(daemon.port))
+            mark = client.mark()
+            await client.act("calibrate", "start")
+            error = await client.wait_error(mark, "the failed calibration", 30.0)
+            assert error["reason"] == "calibrate_failed" and "[calibration]" in error["error"]
+            report = await osc_report(daemon.port)
+            assert web_drops(report) == before
+            assert report["state"]["calibration"]["outputs"] == {} and report["state"]["calibrating"] is None
+
+    run(scenario)

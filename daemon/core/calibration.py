@@ -1,0 +1,185 @@
+"""Speaker calibration's bookkeeping: the measured outputs, and the trims and delays they imply.
+
+A calibration measures each output (a speaker) at the listening position: its level at the
+mic for band-limited pink noise at ``[calibration] noise_dbfs`` and its arrival time. From
+those, each output gets a trim that brings it to the common level (``target_spl_db`` with a
+calibrated mic, else the level the quietest output had), and each output of a speaker set a
+delay that makes it arrive with the set's latest. They act on top of the config's ``trim_db``
+and ``delay_ms`` (the user's own offsets stay theirs), are saved with the state and checked
+when restored. How outputs are measured: ``service.calibration``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from controlroom.daemon.errors import TargetError
+from controlroom.dsp import layout
+from controlroom.dsp.calibration import alignment_delays, power_mean_db, spl_db
+
+#: The level (dBFS RMS) of pink noise that ``volume_spl_db`` refers to (K-20, as
+#: ``[monitor] reference_spl_db``).
+REFERENCE_NOISE_DBFS = -20.0
+
+
+class CalibrationError(TargetError):
+    """A calibration that cannot be made or was stopped; ``str()`` says why (and which output)."""
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    """One output as measured: ``level_db`` at the mic (dBFS in the test band, room noise taken
+    out) for the test signal at ``noise_dbfs``, ``snr_db`` over the room's noise, ``arrival``
+    (samples at ``samplerate`` Hz from the output to the mic, the interface's latency
+    included), and ``trim_db``, the calibration's trim."""
+
+    level_db: float
+    snr_db: float
+    arrival: int
+    samplerate: int
+    trim_db: float
+
+    @property
+    def arrival_ms(self) -> float:
+        return 1e3 * self.arrival / self.samplerate
+
+    def as_dict(self, mic_dbfs_at_94_db_spl: float | None) -> dict[str, Any]:
+        """As saved and reported (JSON types): the measurement, arrival in ms, and the level in
+        dB SPL (None without a calibrated mic)."""
+        spl = None if mic_dbfs_at_94_db_spl is None else round(spl_db(self.level_db, mic_dbfs_at_94_db_spl), 2)
+        return {**asdict(self), "arrival_ms": round(self.arrival_ms, 3), "spl_db": spl}
+
+
+def set_outputs(config, name: str) -> tuple[int, ...]:
+    """The 1-based outputs of speaker set ``name``: its speakers, then its subwoofer."""
+    s = config.speakers[name]
+    return s.channels + ((s.sub.output,) if s.sub is not None else ())
+
+
+def solve_trims(
+    levels: dict[int, float], reference_db: float, max_boost_db: float, target: str | None = None
+) -> dict[int, float]:
+    """Output -> trim (dB) that brings its ``levels`` (dB) to ``reference_db``. Raises
+    CalibrationError naming every output that would need more than ``max_boost_db``, and the
+    target as ``target`` says it (default: the reference in dB)."""
+    trims = {o: round(reference_db - level, 2) for o, level in levels.items()}
+    short = [f"output {o} needs +{t:.1f} dB" for o, t in trims.items() if t > max_boost_db]
+    if short:
+        raise CalibrationError(
+            f"{', '.join(short)} to reach {target or f'{reference_db:.1f} dB'} (max_boost_db is {max_boost_db:g}): "
+            "too quiet to reach the target; nothing applied (turn that amplifier up, or lower target_spl_db)"
+        )
+    return trims
+
+
+class Calibration:
+    """The calibrated outputs (1-based output -> ``OutputResult``) and what they set in the path.
+
+    ``reference_db`` is the level (dB at the mic) every calibrated output was trimmed to.
+    ``progress`` says what a calibration in progress is doing (None when none runs).
+    """
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.outputs: dict[int, OutputResult] = {}
+        self.reference_db: float | None = None
+        self.progress: dict[str, Any] | None = None
+
+    def trim_db(self, output: int) -> float:
+        """The calibration trim (dB) of ``output`` (1-based); 0 when not calibrated."""
+        result = self.outputs.get(output)
+        return result.trim_db if result is not None else 0.0
+
+    def delays_ms(self, name: str) -> dict[int, float]:
+        """Output -> the calibration delay (ms) of speaker set ``name``'s outputs, once all of
+        them are calibrated (else none): each arrives with the set's latest."""
+        outputs = set_outputs(self.config, name)
+        if not all(o in self.outputs for o in outputs):
+            return {}
+        rate = self.config.audio.samplerate
+        arrivals = {o: round(self.outputs[o].arrival_ms * 1e-3 * rate) for o in outputs}
+        return {o: 1e3 * d / rate for o, d in alignment_delays(arrivals).items()}
+
+    def set_spl_db(self, name: str) -> float | None:
+        """dB SPL at the listening position of speaker set ``name`` at volume 0 dB for pink
+        noise at -20 dBFS RMS per speaker (its speakers' power mean, their trims included);
+        None without a calibrated mic or before every speaker of the set is calibrated."""
+        mic = self.config.calibration.mic_dbfs_at_94_db_spl if self.config.calibration else None
+        s = self.config.speakers[name]
+        if mic is None or not all(o.channel in self.outputs for o in s.outputs):
+            return None
+        noise = self.config.calibration.noise_dbfs
+        levels = [
+            spl_db(self.outputs[o.channel].level_db, mic) + self.outputs[o.channel].trim_db + s.trim_db + o.trim_db
+            for o in s.outputs
+        ]
+        return power_mean_db(levels) + REFERENCE_NOISE_DBFS - noise
+
+    def as_dict(self) -> dict[str, Any]:
+        """The state file's and the state report's ``calibration``: per output its measurement
+        and trim; per calibrated set its delays (ms) and SPL at volume 0 dB."""
+        mic = self.config.calibration.mic_dbfs_at_94_db_spl if self.config.calibration else None
+        sets = {}
+        for name in self.config.speakers:
+            delays = self.delays_ms(name)
+            if delays:
+                spl = self.set_spl_db(name)
+                sets[name] = {
+                    "delay_ms": {str(o): round(d, 3) for o, d in delays.items()},
+                    "spl_db": None if spl is None else round(spl, 2),
+                }
+        return {
+            "reference_db": None if self.reference_db is None else round(self.reference_db, 2),
+            "outputs": {str(o): r.as_dict(mic) for o, r in sorted(self.outputs.items())},
+            "sets": sets,
+        }
+
+    def restore(self, saved: Any) -> list[str]:
+        """Take the results of a state file's ``calibration``; returns a warning for each part
+        that cannot be used."""
+        if not isinstance(saved, dict) or not isinstance(saved.get("outputs", {}), dict):
+            return [f"ignoring the saved calibration: {saved!r} is not a calibration"]
+        warnings = []
+        n_out = self.config.audio.output_channels
+        for key, entry in saved.get("outputs", {}).items():
+            try:
+                output = int(key)
+                result = OutputResult(
+                    float(entry["level_db"]),
+                    float(entry["snr_db"]),
+                    int(entry["arrival"]),
+                    int(entry["samplerate"]),
+                    float(entry["trim_db"]),
+                )
+                if not (1 <= output <= n_out and result.samplerate > 0 and math.isfinite(result.level_db)):
+                    raise ValueError("out of range")
+                if not abs(result.trim_db) <= 24.0 or result.arrival_ms * 1e-3 > 1.0:
+                    raise ValueError("out of range")
+            except (KeyError, TypeError, ValueError):
+                warnings.append(f"ignoring the saved calibration of output {key!r}: {entry!r} is not a measurement")
+                continue
+            self.outputs[output] = result
+        reference = saved.get("reference_db")
+        self.reference_db = float(reference) if isinstance(reference, int | float) and self.outputs else None
+        return warnings
+
+    def reset(self) -> None:
+        """Forget every calibration result."""
+        self.outputs.clear()
+        self.reference_db = None
+
+    def reload(self, config) -> list[str]:
+        """Adopt ``config``: results for outputs it no longer has are dropped (with a warning)."""
+        self.config = config
+        gone = [o for o in self.outputs if o > config.audio.output_channels]
+        for o in gone:
+            del self.outputs[o]
+        return [f"the calibration of output {o} is dropped: the interface has no such output now" for o in gone]
+
+
+def capped_delay_ms(set_delay_ms: float, output_delay_ms: float, calibration_ms: float) -> float:
+    """An output's own delay (ms) with the calibration's added, kept within what the path can
+    delay on top of the set's ``set_delay_ms``."""
+    return min(output_delay_ms + calibration_ms, layout.MAX_DELAY_MS - set_delay_ms)

@@ -1,0 +1,108 @@
+"""Calibration results: the trims and delays they set in the path, the SPL they give the
+volume, and how they are saved and restored (how outputs are measured:
+tests/daemon/service/test_calibration_jack.py)."""
+
+import numpy as np
+import pytest
+
+from controlroom.daemon.config import parse_config
+from controlroom.daemon.core.calibration import Calibration, CalibrationError, OutputResult, solve_trims
+from controlroom.daemon.core.controller import Controller
+from controlroom.daemon.core.path import controls, path_spec
+from controlroom.daemon.core.targets import Vocabulary
+from controlroom.dsp.control import PathBuffers
+from controlroom.dsp.path import render
+
+CONFIG = """
+[audio]
+samplerate = 48000
+[sources.mix]
+channels = [1, 2]
+[speakers.studio]
+outputs = [1, {{ channel = 2, trim_db = -1.0, delay_ms = 1.0 }}]
+sub = {{ output = 3, crossover_hz = 80.0 }}
+[speakers.crap]
+outputs = [4]
+[calibration]
+mic = 3
+{mic}
+"""
+
+
+def calibration(mic: str = "", **outputs: tuple[float, int, float]) -> Calibration:
+    """A calibration of CONFIG with ``o<N>=(level_db, arrival, trim_db)`` results."""
+    result = Calibration(parse_config(CONFIG.format(mic=mic)))
+    for key, (level, arrival, trim) in outputs.items():
+        result.outputs[int(key[1:])] = OutputResult(level, 60.0, arrival, 48000, trim)
+    return result
+
+
+def test_trims_bring_every_output_to_the_reference_and_a_boost_past_the_cap_is_refused():
+    assert solve_trims({1: -30.0, 2: -24.5}, -30.0, 6.0) == {1: 0.0, 2: -5.5}
+    assert solve_trims({1: -30.0}, -25.0, 6.0) == {1: 5.0}
+    with pytest.raises(CalibrationError, match=r"output 2 needs \+7.0 dB to reach -25.0 dB \(max_boost_db is 6\)"):
+        solve_trims({1: -30.0, 2: -32.0}, -25.0, 6.0)
+
+
+def test_a_set_is_delayed_to_its_latest_arrival_sub_included_once_all_its_outputs_are_measured():
+    partial = calibration(o1=(-30.0, 100, 0.0), o2=(-30.0, 148, 0.0))
+    assert partial.delays_ms("studio") == {}
+    full = calibration(o1=(-30.0, 100, 0.0), o2=(-30.0, 148, 0.0), o3=(-30.0, 220, 0.0))
+    assert full.delays_ms("studio") == pytest.approx({1: 2.5, 2: 1.5, 3: 0.0})
+
+
+def test_the_path_gets_calibration_trims_and_delays_on_top_of_the_config_own():
+    cal = calibration(o1=(-30.0, 100, -2.0), o2=(-30.0, 148, -3.0), o3=(-30.0, 124, 1.5), o4=(-30.0, 0, -4.0))
+    studio, crap = path_spec(cal.config, cal).sets
+    assert studio.output_trim_db == (-2.0, -1.0 - 3.0)
+    assert studio.output_delay_ms == pytest.approx((1.0, 1.0 + 0.0))
+    assert studio.sub.trim_db == 1.5 and studio.sub.delay_ms == pytest.approx(0.5)
+    assert crap.output_trim_db == (-4.0,) and crap.output_delay_ms == (0.0,)
+    plain = path_spec(cal.config).sets[0]
+    assert plain.output_trim_db == (0.0, -1.0) and plain.sub.delay_ms == 0.0
+
+
+def test_the_kernel_plays_each_output_later_and_quieter_as_calibrated():
+    cal = calibration(o1=(-30.0, 100, -6.0), o2=(-30.0, 196, 0.0), o3=(-30.0, 196, 0.0))
+    config = cal.config
+    state = Vocabulary(config).initial()
+    Vocabulary(config).set(state, "volume", 0.0)
+    Vocabulary(config).set(state, "sub", False)
+    buffers = PathBuffers(path_spec(config, cal), controls(config, state))
+    buffers.settle()
+    x = np.zeros((4096, 3), dtype=np.float32)
+    x[1000, :2] = 0.5
+    y = np.zeros((4096, 4), dtype=np.float32)
+    render(x, y, 64, *buffers.arrays)
+    # output 1 is 96 samples earlier at the mic: delayed by that; output 2 by its own 1 ms
+    assert np.argmax(np.abs(y[:, 0])) == 1000 + 96
+    assert np.argmax(np.abs(y[:, 1])) == 1000 + 48
+    assert np.max(np.abs(y[:, 0])) == pytest.approx(0.5 * 10 ** (-6 / 20), rel=1e-5)
+
+
+def test_with_a_calibrated_mic_the_volume_reads_as_spl_at_the_listening_position():
+    cal = calibration("mic_dbfs_at_94_db_spl = -20.0", o1=(-35.0, 0, -1.0), o2=(-34.0, 0, -1.0), o4=(-30.0, 0, 0.0))
+    # output 1: -35 dBFS at the mic = 79 dB SPL, trimmed -1 dB; output 2 also has its -1 dB config trim
+    expected = 10 * np.log10((10 ** (78.0 / 10) + 10 ** (78.0 / 10)) / 2)
+    assert cal.set_spl_db("studio") == pytest.approx(expected)
+    assert cal.set_spl_db("crap") == pytest.approx(84.0)
+    controller = Controller(cal.config, Vocabulary(cal.config).initial())
+    controller.calibration = cal
+    controller.calibrated()
+    assert controller.view()["volume_spl_db"] == pytest.approx(round(expected + controller.state.volume, 2))
+    assert calibration(o1=(-35.0, 0, 0.0), o2=(-34.0, 0, 0.0)).set_spl_db("studio") is None
+
+
+def test_results_are_saved_and_restored_and_garbage_is_left_out_with_a_warning():
+    cal = calibration(o1=(-30.0, 100, -2.0), o2=(-31.5, 148, -0.5), o3=(-29.0, 130, -3.0))
+    cal.reference_db = -32.0
+    saved = cal.as_dict()
+    assert saved["sets"]["studio"]["delay_ms"] == {"1": 1.0, "2": 0.0, "3": 0.375}
+    again = Calibration(cal.config)
+    assert again.restore(saved) == []
+    assert again.outputs == cal.outputs and again.reference_db == -32.0
+    broken = {**saved, "outputs": {**saved["outputs"], "9": saved["outputs"]["1"], "x": {}, "2": {"trim_db": "a"}}}
+    fresh = Calibration(cal.config)
+    warnings = fresh.restore(broken)
+    assert len(warnings) == 3 and set(fresh.outputs) == {1, 3}
+    assert Calibration(cal.config).restore([1, 2]) != []

@@ -1,0 +1,325 @@
+"""Calibrating the speakers end to end on JACK: a room stands between the outputs and the mic.
+
+The daemon runs as a subprocess on the JACK dummy server. A harness client plays pink noise
+into the source (inputs 1-2), records every output, and is the room: each output reaches the
+mic (input 3) after its own delay and gain, plus noise (``JackHarness.room``). The oracle for
+what the speakers do at the mic is that room applied to the outputs as recorded, with a probe
+(the pink noise) played through the daemon: it knows nothing of the daemon's own figures.
+"""
+
+import json
+import signal
+import subprocess
+import sys
+from functools import partial
+
+import numpy as np
+import pytest
+from daemonproc import DaemonProcess, wait_for, write_config
+from jackutil import JACK_AUDIO, rms_db
+
+from controlroom.daemon.cli.program import pink_noise
+
+MIC = 3
+#: The room: output -> delay (samples) and gain (dB) to the mic.
+DELAYS = {1: 40, 2: 173, 4: 95, 5: 262, 6: 121}
+GAINS_DB = {1: -2.0, 2: -7.5, 4: -12.0, 5: -4.5, 6: -9.0}
+ROOM_NOISE_DBFS = -75.0
+SETS = {"studio": (1, 2), "consumer": (4, 5), "crap": (6,)}
+NOISE_DBFS = -20.0
+LOOP_FRAMES = 1 << 15
+STARTUP_FRAMES = 60000  # the master gain ramps in over a second at start-up
+SETTLE_FRAMES = 9600  # well past a set switch's crossfade
+
+CONFIG = (
+    JACK_AUDIO
+    + """\
+
+[monitor]
+volume_db = -10.0
+startup_max_volume_db = 0.0
+
+[sources.mix]
+channels = [1, 2]
+[speakers.studio]
+outputs = [1, 2]
+[speakers.consumer]
+outputs = [4, 5]
+[speakers.crap]
+outputs = [6]
+
+[calibration]
+mic = 3
+noise_dbfs = {noise_dbfs}
+
+[osc]
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1/32"]
+
+[state]
+path = "{state_path}"
+"""
+)
+
+
+@pytest.fixture
+def room_rig(jack, tmp_path):
+    """The daemon and its harness (pink noise into inputs 1-2, every output recorded, the room
+    from the outputs to the mic): ``(daemon, peer, harness, room)``."""
+    text = CONFIG.format(noise_dbfs=NOISE_DBFS, state_path=tmp_path / "state.json")
+    config = write_config(tmp_path / "controlroom.toml", text)
+    with DaemonProcess(config, tmp_path / "daemon.log").start() as daemon, daemon.peer() as peer:
+        daemon.wait_running(peer)
+        harness = jack.harness(MIC, 8)
+        wait_for(lambda: len(harness.client.get_ports("PortAudio", is_audio=True)) == 16, 10.0, "PortAudio ports")
+        loop = (0.1 * pink_noise(LOOP_FRAMES, 1, np.random.default_rng(5))[:, 0]).astype(np.float32)
+        harness.play(1, loop)
+        harness.play(2, loop)
+        room = harness.room(MIC, DELAYS, GAINS_DB, ROOM_NOISE_DBFS)
+        harness.wire("PortAudio")
+        harness.record(1, skip=STARTUP_FRAMES)  # past the start-up ramp
+        yield daemon, peer, harness, room
+
+
+def ctl(port: int, *words: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{port}", *words],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def at_the_mic(peer, harness) -> dict[int, np.ndarray]:
+    """Output -> what the probe played through it adds at the mic, for every set in turn (the
+    room's delay and gain applied to the recorded output), over a common span."""
+    heard = {}
+    span = LOOP_FRAMES - max(DELAYS.values())
+    for name, outputs in SETS.items():
+        assert peer.set("speakers", name)["state"]["speakers"] == name
+        recording = harness.record(LOOP_FRAMES, skip=SETTLE_FRAMES).astype(float)
+        for o in outputs:
+            gain = 10.0 ** (GAINS_DB[o] / 20.0)
+            # sample i at the mic is output sample i - delay: shift each into mic time
+            start = max(DELAYS.values()) - DELAYS[o]
+            heard[o] = gain * recording[start : start + span, o - 1]
+    return heard
+
+
+def lag(x: np.ndarray, y: np.ndarray) -> int:
+    """Samples by which ``y`` arrives after ``x`` (signed; peak of their cross-correlation)."""
+    size = 1 << int(np.ceil(np.log2(2 * len(x))))
+    corr = np.fft.irfft(np.conj(np.fft.rfft(x, size)) * np.fft.rfft(y, size), size)
+    k = int(np.argmax(corr))
+    return k - size if k > size // 2 else k
+
+
+def figures(heard: dict[int, np.ndarray]) -> dict[str, dict[int, float]]:
+    """Per output its level at the mic (dBFS) and its arrival (samples) against the first
+    output of its set."""
+    levels = {o: round(float(rms_db(x)), 2) for o, x in heard.items()}
+    arrivals = {o: lag(heard[outputs[0]], heard[o]) for outputs in SETS.values() for o in outputs}
+    return {"level_db": levels, "arrival": arrivals}
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_calibration_makes_every_output_equally_loud_and_each_set_arrive_together_at_the_mic(room_rig):
+    daemon, peer, harness, room = room_rig
+    before = figures(at_the_mic(peer, harness))
+    print("before:", before)
+    assert max(before["level_db"].values()) - min(before["level_db"].values()) > 5.0  # the test can fail
+    assert any(abs(a) > 50 for a in before["arrival"].values())
+
+    harness.begin_recording(48000 * 120)
+    done = ctl(daemon.port, "calibrate")
+    played = harness.end_recording().astype(float)
+    assert done.returncode == 0, done.stderr
+    steps = done.stdout.splitlines()
+    assert steps[0].startswith("room noise")
+    assert any(line.startswith("output 5 (4/5): arrival, pink noise 100-10000 Hz at -20 dBFS") for line in steps)
+    print(done.stdout)
+
+    after = figures(at_the_mic(peer, harness))
+    print("after:", after)
+    levels = after["level_db"].values()
+    assert max(levels) - min(levels) <= 0.5
+    assert all(abs(a) <= 1 for a in after["arrival"].values())
+
+    # the test signal played one output at a time, at noise_dbfs RMS, never above it
+    bursts = played[:, :6]
+    assert np.all(np.count_nonzero(bursts[24000:], axis=1) <= 1)
+    for o in (1, 2, 4, 5, 6):
+        active = bursts[:, o - 1][bursts[:, o - 1] != 0.0]
+        assert active.size > 48000
+        assert rms_db(active) <= NOISE_DBFS + 0.1
+        assert np.max(np.abs(active)) < 10.0 ** (-6.0 / 20.0)
+    assert not np.any(bursts[:, 2])  # output 3 is no speaker: it never played
+
+    state = peer.query()["state"]
+    assert state["calibrating"] is None
+    assert set(state["calibration"]["outputs"]) == {"1", "2", "4", "5", "6"}
+    assert ctl(daemon.port, "calibrate", "status").stdout.startswith("output 1: ")
+
+    # the results are state: they survive a restart
+    assert daemon.terminate() == 0
+    daemon.start()
+    peer.address = ("127.0.0.1", daemon.port)
+    assert daemon.wait_running(peer)["state"]["calibration"] == state["calibration"]
+    harness.wire("PortAudio")
+    harness.record(1, skip=STARTUP_FRAMES)
+    restarted = figures(at_the_mic(peer, harness))
+    assert max(restarted["level_db"].values()) - min(restarted["level_db"].values()) <= 0.5
+    assert all(abs(a) <= 1 for a in restarted["arrival"].values())
+
+    # and reset removes them
+    assert ctl(daemon.port, "calibrate", "reset").returncode == 0
+    assert peer.query()["state"]["calibration"]["outputs"] == {}
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_a_dead_mic_fails_naming_the_output_and_changes_nothing(room_rig):
+    daemon, peer, harness, room = room_rig
+    room.mic_live = False
+    before = peer.query()["state"]
+    done = ctl(daemon.port, "calibrate", "studio")
+    assert done.returncode == 1
+    assert "output 1: no signal at the mic (input 3)" in done.stderr
+    after = peer.query()["state"]
+    assert after["calibration"] == before["calibration"] and after["calibrating"] is None
+    assert after["volume"] == before["volume"]
+    # the program plays again, as before
+    level = rms_db(harness.record(9600, skip=SETTLE_FRAMES)[:, :2])
+    assert np.all(level > -40.0)
+
+
+def stopped(daemon, peer, stop) -> str:
+    """Start ``ctl calibrate``, call ``stop()`` once it measures the second output, and return
+    what ctl said (it must fail)."""
+    run = subprocess.Popen(
+        [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{daemon.port}", "calibrate"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        peer.wait(lambda r: (r["state"]["calibrating"] or {}).get("step") == 2, 60.0, "the second output")
+        stop()
+        out, err = run.communicate(timeout=60)
+    finally:
+        run.kill()
+    assert run.returncode == 1
+    return err
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_a_control_action_or_a_stop_during_calibration_ends_it_and_nothing_is_applied(room_rig):
+    daemon, peer, harness, room = room_rig
+    err = stopped(daemon, peer, lambda: ctl(daemon.port, "calibrate", "stop"))
+    assert "calibration stopped (stopped on request); nothing applied" in err
+    err = stopped(daemon, peer, lambda: peer.set("volume", -12.0))
+    assert "calibration stopped (volume changed); nothing applied" in err
+    state = peer.query()["state"]
+    assert state["volume"] == -12.0
+    assert state["calibration"]["outputs"] == {} and state["calibrating"] is None
+    # the test signal stopped and the program plays again, on the studio set only
+    level = rms_db(harness.record(9600, skip=SETTLE_FRAMES)[:, :6])
+    assert np.all(level[:2] > -40.0)
+    assert np.all(np.isneginf(level[2:]))
+
+
+# --- a set with a subwoofer, and a calibrated mic ------------------------------------------------
+
+SUB_DELAYS = {1: 40, 2: 173, 3: 420}  # the sub stands furthest away
+SUB_GAINS_DB = {1: -2.0, 2: -7.5, 3: -6.0}
+MIC_DBFS_AT_94 = -20.0
+SUB_CONFIG = (
+    JACK_AUDIO
+    + """\
+
+[monitor]
+volume_db = -10.0
+startup_max_volume_db = 0.0
+
+[sources.mix]
+channels = [1, 2]
+[speakers.studio]
+outputs = [1, 2]
+sub = {{ output = 3, crossover_hz = 80.0 }}
+
+[calibration]
+mic = 3
+mic_dbfs_at_94_db_spl = {mic}
+target_spl_db = {target}
+
+[osc]
+listen = "127.0.0.1:0"
+allow = ["127.0.0.1/32"]
+
+[state]
+path = "{state_path}"
+"""
+)
+
+
+def circular_lag(x: np.ndarray, y: np.ndarray) -> int:
+    """Samples by which periodic ``y`` arrives after periodic ``x`` (one period each)."""
+    corr = np.fft.irfft(np.conj(np.fft.rfft(x)) * np.fft.rfft(y), len(x))
+    k = int(np.argmax(corr))
+    return k - len(x) if k > len(x) // 2 else k
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_a_subwoofer_is_aligned_with_its_mains_and_a_calibrated_mic_reads_spl(jack, tmp_path):
+    path = tmp_path / "controlroom.toml"
+    text = partial(SUB_CONFIG.format, mic=MIC_DBFS_AT_94, state_path=tmp_path / "state.json")
+    config = write_config(path, text(target=79.0))
+    with DaemonProcess(config, tmp_path / "daemon.log").start() as daemon, daemon.peer() as peer:
+        daemon.wait_running(peer)
+        harness = jack.harness(MIC, 8)
+        wait_for(lambda: len(harness.client.get_ports("PortAudio", is_audio=True)) == 16, 10.0, "PortAudio ports")
+        loop = (0.1 * pink_noise(LOOP_FRAMES, 1, np.random.default_rng(5))[:, 0]).astype(np.float32)
+        harness.play(1, loop)
+        harness.play(2, loop)
+        harness.room(MIC, SUB_DELAYS, SUB_GAINS_DB, ROOM_NOISE_DBFS)
+        harness.wire("PortAudio")
+        harness.record(1, skip=STARTUP_FRAMES)
+
+        def arrivals() -> dict[int, int]:
+            # the outputs are periodic with the probe loop: shift each by its room delay, circularly
+            played = harness.record(LOOP_FRAMES, skip=SETTLE_FRAMES).astype(float)
+            heard = {o: np.roll(played[:, o - 1], SUB_DELAYS[o]) for o in SUB_DELAYS}
+            return {o: circular_lag(heard[1], heard[o]) for o in SUB_DELAYS}
+
+        before = arrivals()
+        print("sub before:", before)
+        assert before[3] > 300
+        done = ctl(daemon.port, "--json", "calibrate")
+        assert done.returncode == 0, done.stderr
+        measured = json.loads(done.stdout)["calibration"]["measured"]
+        print("sub calibration:", measured)
+        after = arrivals()
+        print("sub after:", after)
+        assert all(abs(a) <= 1 for a in after.values())
+
+        # the levels read in dB SPL are the room's: -20 dBFS of test noise, the room's gain, the mic
+        for o, gain in SUB_GAINS_DB.items():
+            expected = NOISE_DBFS + gain - MIC_DBFS_AT_94 + 94.0
+            assert measured[str(o)]["spl_db"] == pytest.approx(expected, abs=0.3)
+            assert measured[str(o)]["trim_db"] == pytest.approx(79.0 - measured[str(o)]["spl_db"], abs=0.02)
+        state = peer.query()["state"]
+        assert state["calibration"]["sets"]["studio"]["spl_db"] == pytest.approx(79.0, abs=0.05)
+        assert state["volume_spl_db"] == pytest.approx(79.0 + state["volume"], abs=0.05)
+
+        # a target the quietest speaker cannot reach without more than max_boost_db is refused
+        write_config(path, text(target=93.0))
+        mark = len(daemon.log())
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_log("reload: applied without interrupting audio", 30.0, after=mark)
+        refused = ctl(daemon.port, "calibrate")
+        assert refused.returncode == 1
+        assert "output 2 needs +6.5 dB to reach target_spl_db 93 dB SPL (max_boost_db is 6)" in refused.stderr
+        assert peer.query()["state"]["calibration"] == state["calibration"]
