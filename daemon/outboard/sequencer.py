@@ -31,7 +31,7 @@ from typing import Any
 
 from controlroom.daemon.config import Config
 from controlroom.daemon.core.targets import parse_bool
-from controlroom.daemon.errors import TargetError
+from controlroom.daemon.errors import EngineError, TargetError
 from controlroom.daemon.outboard.outputs import GpioSwitch, MidiDevice, MqttSwitch, Switch
 
 log = logging.getLogger("controlroom")
@@ -40,8 +40,8 @@ log = logging.getLogger("controlroom")
 BREAK_MS = 20.0
 #: Time for EQ tails and the last blocks on their way out after the sources have faded (ms).
 TAIL_MS = 20.0
-#: Longest wait for the engine to play a given stretch of frames (s): a stalled engine must not
-#: stall the sequence.
+#: Longest wait for the engine to play a given stretch of frames, or for the sources to fade,
+#: beyond the stretch or the fade itself (s): a stalled engine fails the sequence, never stalls it.
 FRAMES_TIMEOUT_S = 2.0
 
 
@@ -49,11 +49,13 @@ class Outboard:
     """The outputs of one daemon to outboard gear, and their sequences (module docstring).
 
     Args:
-        config: the running config (its ``[[outboard]]`` entries, sets and ``[sequencing]``;
-            a reload that changes them takes effect at the next start).
+        config: the config at start: its ``[[outboard]]`` entries, sets' ``power``,
+            ``relays``, ``recall`` and ``[sequencing]`` (a reload that changes them takes effect
+            at the next start).
         controller: the controller; the sequencer holds its sources silent and keeps its path
-            on the old set while a sequence runs.
-        runner: the engine runner: whether audio runs, and the fade to silence.
+            on the old set while a sequence runs. Its path (``spec``) says how long a set sounds
+            after its fade.
+        runner: the engine runner: whether audio runs, the fade to silence, the block size.
         mqtt: the MQTT bridge, for MQTT switches (the config has ``[mqtt]`` when it has them).
     """
 
@@ -159,7 +161,8 @@ class Outboard:
                 self._step(kind, self.wanted, "fade in")
                 self.controller.routed = None
                 self.controller.publish()
-                await self._frames(self.config.monitor.crossfade_ms + self._tail_ms())  # the sets' crossfade, silent
+                # the sets' crossfade, silent (a late engine only delays the fade-in)
+                await self._frames(self.controller.spec.crossfade_ms + self._tail_ms())
                 if self.playing == self.wanted:
                     break
             self.error = None
@@ -303,22 +306,33 @@ class Outboard:
             self.controller.release_silence()
 
     async def _silent(self) -> None:
-        """Until the held sources have faded out and their tails have left the outputs."""
-        await self.runner.wait_faded()
-        await self._frames(self._tail_ms())
+        """Until the held sources have faded out and their tails have left the outputs; raises
+        EngineError (nothing may be switched) when audio runs and either does not happen in
+        time."""
+        crossfade_s = self.controller.spec.crossfade_ms / 1000.0
+        if not await self.runner.wait_faded(timeout_s=crossfade_s + FRAMES_TIMEOUT_S):
+            raise EngineError("the sources did not fade out in time (audio engine stalled?); nothing switched")
+        if not await self._frames(self._tail_ms()):
+            raise EngineError("the engine did not play the sets' tails in time (stalled?); nothing switched")
 
     def _tail_ms(self) -> float:
-        """How long after the sources' fade a set still sounds: its delays and EQ tails (ms)."""
+        """How long after the sources' fade a set still sounds in the running path: its delays
+        (the sub's and the calibration's included) and EQ tails (ms)."""
         longest = max(
-            s.delay_ms + max((o.delay_ms for o in s.outputs), default=0.0) for s in self.config.speakers.values()
+            (
+                s.delay_ms + max((*s.output_delay_ms, s.sub.delay_ms if s.sub else 0.0), default=0.0)
+                for s in self.controller.spec.sets
+            ),
+            default=0.0,
         )
         return longest + TAIL_MS
 
-    async def _frames(self, ms: float) -> None:
-        """Until the engine has played ``ms`` more (and two blocks), counted in its own frames."""
-        audio = self.config.audio
-        frames = round(ms * audio.samplerate / 1000.0) + 2 * audio.blocksize
-        await self.runner.wait_played(frames, FRAMES_TIMEOUT_S + ms / 1000.0)
+    async def _frames(self, ms: float) -> bool:
+        """Until the engine has played ``ms`` more (and two blocks), counted in its own frames;
+        False when audio runs and it did not in time."""
+        rate, blocksize = self.controller.spec.samplerate, self.runner.config.audio.blocksize
+        frames = round(ms * rate / 1000.0) + 2 * blocksize
+        return await self.runner.wait_played(frames, FRAMES_TIMEOUT_S + ms / 1000.0)
 
     def _step(self, kind: str, to: str | None, step: str) -> None:
         self.sequence = {"kind": kind, "to": to, "step": step}

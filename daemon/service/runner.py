@@ -162,17 +162,18 @@ class EngineRunner:
         self._queue.silences.append(_Silence(release))
         self._wake.set()
 
-    async def wait_faded(self, source: str | None = None) -> None:
-        """Until ``source`` (None: every source) has faded out, at most ``SILENCE_TIMEOUT_S``;
-        at once when no audio runs (nothing fades then)."""
-        await until(lambda: not self.running or self._faded(source), SILENCE_TIMEOUT_S)
+    async def wait_faded(self, source: str | None = None, timeout_s: float = SILENCE_TIMEOUT_S) -> bool:
+        """Until ``source`` (None: every source) has faded out, at most ``timeout_s``; at once
+        when no audio runs (nothing fades then). False: audio ran and it had not faded in time."""
+        return await until(lambda: not self.running or self._faded(source), timeout_s)
 
-    async def wait_played(self, frames: int, timeout_s: float) -> None:
+    async def wait_played(self, frames: int, timeout_s: float) -> bool:
         """Until the engine has played ``frames`` more frames — counted by the kernel, so a late
-        audio thread is waited for — at most ``timeout_s``; at once when no audio runs."""
+        audio thread is waited for — at most ``timeout_s``; at once when no audio runs (or its
+        stream is replaced). False: audio ran and had not played them in time."""
         buffers = self.controller.buffers
         if buffers is None or not self.running:
-            return
+            return True
         start = int(buffers.counters[layout.C_FRAMES])
 
         def played() -> bool:
@@ -182,7 +183,7 @@ class EngineRunner:
                 or int(buffers.counters[layout.C_FRAMES]) - start >= frames
             )
 
-        await until(played, timeout_s)
+        return await until(played, timeout_s)
 
     # --- observation --------------------------------------------------------------------------
 

@@ -284,3 +284,21 @@ def test_a_switch_back_while_relays_settle_sets_the_first_set_up_again(rack):
         amps_rest(rack)
 
     run(scenario)
+
+
+def test_a_reload_that_lengthens_a_delay_is_waited_for_before_a_relay_switches(rack, tmp_path):
+    path = tmp_path / "rack.toml"
+
+    async def scenario():
+        async with rack_daemon(rack, config("selected"), program(4), config_path=path) as daemon:
+            await idle(daemon)
+            path.write_text(config("selected", near_delay_ms=50.0))
+            os.kill(os.getpid(), signal.SIGHUP)
+            await until(lambda: daemon.config.speakers["near"].delay_ms == 50.0, "the reload")
+            await rack.played(PLAYED)  # near plays its programme 50 ms late now
+            daemon.controller.apply("speakers", "set", "far", origin="test")
+            await idle(daemon)
+            assert on_now(rack) == {"relay-far", "amp-far"}
+        relay_edges_silent(rack)
+
+    run(scenario)
