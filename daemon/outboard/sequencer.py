@@ -261,36 +261,74 @@ class Outboard:
 
     async def power_down(self) -> None:
         """The shutdown sequence (SIGTERM): fade to silence, amplifiers off last-on first-off,
-        then every other output. A running sequence is abandoned."""
-        self._closing = True
+        then every other output. A running sequence is abandoned. Never raises: an output that
+        fails is logged and the others are still switched off (``error`` names it)."""
+        self._abandon()
         task = self._task
         if task is not None and task is not asyncio.current_task():
-            task.cancel()
             await asyncio.gather(task, return_exceptions=True)
         self._step("shutdown", None, "fade out")
-        await self.runner.fade_out()
-        await self._frames(self._tail_ms())
-        self._all_off()
-        self.sequence = None
+        try:
+            await self.runner.fade_out()
+            if not await self._frames(self._tail_ms()):
+                log.warning("outboard: the engine did not play the tail in time; switching off")
+        except Exception:
+            log.error("outboard: the fade before switching off failed; switching off", exc_info=True)
+        finally:
+            self._all_off()
+
+    async def power_down_faded(self) -> None:
+        """The runner's last step before its stream closes (the runner has faded to silence):
+        once the sets' tails have played, everything off. On SIGTERM ``power_down`` did it
+        already; this is for a daemon that fails. Never raises."""
+        self._abandon()
+        if any(s.on for s in self.switches.values()):
+            try:
+                await self._frames(self._tail_ms())
+            finally:
+                self.switch_off()
+
+    def switch_off(self) -> None:
+        """Abandon any sequence and switch everything off now, amplifiers first. Never raises."""
+        self._abandon()
+        if any(s.on for s in self.switches.values()):
+            log.warning("outboard: switching off (the daemon is stopping without the shutdown sequence)")
+            self._all_off()
+
+    def _abandon(self) -> None:
+        """No sequence may switch anything any more: the running one is cancelled."""
+        self._closing = True
+        task = self._task
+        if task is not None and task is not asyncio.current_task() and not task.done():
+            task.cancel()
 
     def _all_off(self) -> None:
-        self._step("shutdown", None, "amplifiers off")
-        for amp in reversed(self.amps):
-            self.switches[amp].set(False)
-        self._step("shutdown", None, "everything else off")
-        for switch in self.switches.values():
-            switch.set(False)
+        """Amplifiers off (last on, first off), then the rest; each one tried, whatever the
+        others do. The outputs that failed stay in ``error``."""
+        failed = []
+        amps = [self.switches[amp] for amp in reversed(self.amps)]
+        rest = [switch for switch in self.switches.values() if switch not in amps]
+        for step, switches in (("amplifiers off", amps), ("everything else off", rest)):
+            self._step("shutdown", None, step)
+            for switch in switches:
+                try:
+                    switch.set(False)
+                except Exception as exc:
+                    log.error("outboard %s: could not be switched off: %s", switch.name, exc)
+                    failed.append(f"{switch.name}: {exc}")
+        if failed:
+            self.error = "shutdown: " + "; ".join(failed)
+        self.sequence = None
 
     def close(self) -> None:
-        """Switch everything off (amplifiers first) if the shutdown sequence did not, and let
-        the hardware go."""
-        if any(s.on for s in self.switches.values()):
-            log.warning("outboard: switching off without a fade (the daemon is failing)")
-            self._all_off()
-        for switch in self.switches.values():
-            switch.close()
-        for device in self.devices.values():
-            device.close()
+        """Switch everything off (amplifiers first) if nothing did yet, and let the hardware go
+        (pins as inputs pulled towards their off level). Never raises."""
+        self.switch_off()
+        for output in [*self.switches.values(), *self.devices.values()]:
+            try:
+                output.close()
+            except Exception as exc:
+                log.error("outboard %s: closing: %s", output.name, exc)
         self.sequence = None
 
     # --- silence ---------------------------------------------------------------------------------

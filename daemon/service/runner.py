@@ -129,6 +129,9 @@ class EngineRunner:
         self._last_error: str | None = None
         self._stopping = asyncio.Event()  # set by request_stop: an opening stream is not waited for
         self._left: list[threading.Thread] = []  # opening threads given up on a stop
+        #: Awaited when the loop ends, in the silence of the last fade, before the stream closes
+        #: (the outboard switches amplifiers off there when the daemon fails). Must not raise.
+        self.before_close: Callable[[], Awaitable[None]] | None = None
         controller.fader = self.switch_through_silence
         _return_large_blocks()
 
@@ -478,9 +481,13 @@ class EngineRunner:
 
     async def _shut_down(self) -> None:
         """Ramp to silence, close the host, and let every waiting request go."""
-        if self.host is not None:
-            await self.fade_out()
-        await self._close()
+        try:
+            if self.host is not None:
+                await self.fade_out()
+        finally:
+            if self.before_close is not None:
+                await self.before_close()
+            await self._close()
         self.state = EngineState.STOPPED
         q = self._queue
         while q.silences:

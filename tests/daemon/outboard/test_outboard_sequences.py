@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import random
 import signal
@@ -18,6 +19,8 @@ import pytest
 from daemonkit import program, until
 from osckit import Peer, ctl, errors
 from outboardkit import AMPS, PINS, RACK_TOML, RELAYS, SILENCE, Rack, idle, peak, print_sequence, rack_daemon
+
+from controlroom.daemon.service import readout
 
 pytestmark = pytest.mark.slow
 
@@ -300,5 +303,45 @@ def test_a_reload_that_lengthens_a_delay_is_waited_for_before_a_relay_switches(r
             await idle(daemon)
             assert on_now(rack) == {"relay-far", "amp-far"}
         relay_edges_silent(rack)
+
+    run(scenario)
+
+
+def test_a_pin_that_fails_at_shutdown_leaves_no_other_output_on_and_the_daemon_still_exits_0(rack, caplog):
+    caplog.set_level(logging.INFO, logger="controlroom")
+
+    async def scenario():
+        async with rack_daemon(rack, config("always"), program(4)) as daemon:
+            await idle(daemon)
+            rack.pin("amp-far").failing = True
+        # rack_daemon stopped it as SIGTERM does, and checked exit 0
+        assert on_now(rack) == {"amp-far"}, "every output but the broken one is off"
+        assert "amp-far: could not be switched off" in caplog.text
+        assert daemon.outboard.error.startswith("shutdown: amp-far")
+        assert [r.getMessage() for r in caplog.records][-1] == "stopped", "the shutdown went to its end"
+
+    run(scenario)
+
+
+def test_a_daemon_that_fails_switches_amplifiers_off_in_silence_before_its_stream_closes(rack, monkeypatch):
+    def broken(buffers, config):
+        raise RuntimeError("meter bug")
+
+    async def scenario():
+        async with rack_daemon(rack, config("always"), program(4), status=1) as daemon:
+            await idle(daemon)
+            mark = rack.all_edges()[-1].time
+            monkeypatch.setattr(readout, "read", broken)
+            await until(lambda: not on_now(rack), "everything off")
+        stop = [e for e in rack.all_edges() if e.time > mark]
+        assert [(e.name, e.on) for e in stop] == [
+            ("amp-cube", False),
+            ("amp-far", False),
+            ("amp-near", False),
+            ("relay-near", False),
+        ]
+        for edge in stop:
+            assert edge.frame is not None, f"{edge} after the stream closed"
+            assert peak(rack.around(edge)) < SILENCE, f"{edge} with audio"
 
     run(scenario)
