@@ -14,9 +14,17 @@ runs at a time:
   and fades in. A switch asked for while a sequence runs waits its turn, and only the latest
   one asked for runs: a storm of switches ends in the last set asked for;
 - **manual** (``/controlroom/outboard/<name>``): one output by hand, a relay through silence;
-  refused while another sequence runs;
+  refused while another sequence runs, and for a relay that is not the playing set's (two
+  relays would be closed at once);
 - **shutdown** (SIGTERM): the path fades to silence, the amplifiers go off (last on, first
-  off), then everything else.
+  off), then everything else. Each output is tried even when one fails: one broken pin must not
+  leave the others on.
+
+Silence is waited for, never assumed: when the sources do not fade out or the engine does not
+play the tail in time while audio runs, the sequence fails (path kept silent) and no relay moves.
+The wiring (``[[outboard]]``, ``[sequencing]``, the sets' ``power``, ``relays``, ``recall``) is
+the config's at start; how long a set sounds after its fade (delays, calibration included), the
+crossfade and the block size are the running path's, so a reload cannot shorten the wait.
 
 A set change that touches nothing outside (same relays, no preset, same power) is an ordinary
 crossfade and no sequence.
@@ -248,6 +256,13 @@ class Outboard:
         if self._task is not None or self._closing or not self._started:
             what = self.sequence["kind"] if self.sequence is not None else "shutdown" if self._closing else "start-up"
             raise TargetError(f"the {what} sequence is running (switch {name} by hand once it has finished)")
+        if on == switch.on:
+            return  # as asked already: no fade, no sequence
+        playing = self.config.speakers.get(self.playing)
+        if on and name in self.relays and (playing is None or name not in playing.relays):
+            raise TargetError(
+                f"{name} is not a relay of the playing set {self.playing} (select its set: only one set's relays close)"
+            )
         if name not in self.relays:
             switch.set(on)
             return

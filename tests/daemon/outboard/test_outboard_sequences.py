@@ -345,3 +345,27 @@ def test_a_daemon_that_fails_switches_amplifiers_off_in_silence_before_its_strea
             assert peak(rack.around(edge)) < SILENCE, f"{edge} with audio"
 
     run(scenario)
+
+
+def test_a_relay_by_hand_closes_only_for_the_playing_set_and_an_output_asked_for_its_own_state_does_nothing(rack):
+    async def scenario():
+        async with rack_daemon(rack, config("always"), program(4)) as daemon:
+            await idle(daemon)
+            mark = rack.all_edges()[-1].time
+            peer = await Peer.open(daemon.osc.port)
+            try:
+                peer.send("/controlroom/outboard/relay-far", 1)
+                assert errors(await peer.barrier()) == [
+                    "/controlroom/outboard/relay-far: relay-far is not a relay of the playing set near "
+                    "(select its set: only one set's relays close)"
+                ]
+                peer.send("/controlroom/outboard/relay-near", 1)
+                peer.send("/controlroom/outboard/amp-near", 1)
+                assert errors(await peer.barrier()) == []
+                assert daemon.outboard.sequence is None, "no fade for an output already so"
+            finally:
+                peer.close()
+            assert [e for e in rack.all_edges() if e.time > mark] == []
+        never_both_relays(rack)
+
+    run(scenario)
