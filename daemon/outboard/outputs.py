@@ -3,9 +3,10 @@ devices that recall presets.
 
 Only the sequencer (``sequencer``) drives them. A GPIO pin goes through gpiozero: it is driven to
 its off level the moment it is opened (``initial_value=False`` with the entry's
-``active_high``), so a relay board never sees a floating pin while the daemon owns it. Which
-pin factory gpiozero uses is its own choice (``GPIOZERO_PIN_FACTORY``; lgpio on a Raspberry
-Pi); ``gpio_errors`` says, before anything opens, when there is none.
+``active_high``), so a relay board never sees a floating pin while the daemon owns it, and it
+is left an input pulled towards its off level when the daemon lets it go (``GpioSwitch.close``).
+Which pin factory gpiozero uses is its own choice (``GPIOZERO_PIN_FACTORY``; lgpio on a
+Raspberry Pi); ``gpio_errors`` says, before anything opens, when there is none.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ class Switch:
 
 
 class GpioSwitch(Switch):
-    """A GPIO pin (BCM number) through gpiozero, at its off level from the moment it opens."""
+    """A GPIO pin (BCM number) through gpiozero, at its off level from the moment it opens, and
+    an input pulled towards its off level (up for ``active_high = false``) once closed."""
 
     def __init__(self, entry: OutboardConfig) -> None:
         super().__init__(entry)
@@ -101,7 +103,27 @@ class GpioSwitch(Switch):
         self.device.value = on
 
     def close(self) -> None:
+        """Let the pin go as an input pulled towards the off level (the Pi's ~50 kOhm pull).
+        gpiozero's own release makes it an input without a pull (lgpio: ``PULL_NONE``), which
+        a relay board may read as on. The pin is then taken out of the factory's table, so that
+        gpiozero's clean-up at exit (it closes every pin it knows) does not float it again.
+        What the kernel does with the line once the process has gone is its own: the
+        ``config.txt`` line in docs/outboard.md holds the pins from boot."""
+        from gpiozero import Device, GPIOZeroError
+
+        pin = self.device.pin
+        pull = "down" if self.entry.active_high else "up"
         self.device.close()
+        try:
+            pin.function = "input"
+            pin.pull = pull
+        except GPIOZeroError as exc:  # e.g. GPIO 2/3's fixed pull-ups, a pull-down wanted
+            log.warning("outboard %s: GPIO %d left without a pull-%s: %s", self.name, self.entry.gpio, pull, exc)
+            return
+        factory = Device.pin_factory
+        for key, known in list(getattr(factory, "pins", {}).items()):  # gpiozero < 3: PiFactory.pins
+            if known is pin:
+                del factory.pins[key]
 
 
 class MqttSwitch(Switch):

@@ -369,3 +369,18 @@ def test_a_relay_by_hand_closes_only_for_the_playing_set_and_an_output_asked_for
         never_both_relays(rack)
 
     run(scenario)
+
+
+
+def test_pins_are_left_as_inputs_pulled_to_their_off_level_and_gpiozero_s_exit_does_not_release_them_again(rack):
+    async def scenario():
+        async with rack_daemon(rack, config("always"), program(4)) as daemon:
+            await idle(daemon)
+        for name, (_, active_high) in PINS.items():
+            pin = rack.pin(name)
+            assert pin.function == "input", name
+            assert pin.pull == ("down" if active_high else "up"), name
+            assert not rack.is_on(name), name
+            assert all(known is not pin for known in rack.factory.pins.values()), f"{name}: gpiozero would float it"
+
+    run(scenario)
