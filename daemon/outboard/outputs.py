@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 import warnings
 from typing import Any
@@ -22,7 +23,7 @@ import mido
 
 from controlroom.daemon.config import Config, OutboardConfig
 from controlroom.daemon.errors import PortError
-from controlroom.daemon.midi.ports import Ports, api_for, find
+from controlroom.daemon.midi.ports import Output, api_for
 
 log = logging.getLogger("controlroom")
 
@@ -169,7 +170,7 @@ class MidiDevice:
             ]
         messages.append(mido.Message("program_change", channel=channel, program=program))
         try:
-            port = self._open()
+            port = await self._open()
             for message in messages:
                 gap = self._sent + self.entry.min_interval_ms / 1000.0 - time.monotonic()
                 if gap > 0:
@@ -186,22 +187,32 @@ class MidiDevice:
         log.info("outboard %s: recalled program %d%s", self.name, program, "" if bank is None else f" bank {bank}")
         return True
 
-    def _open(self):
+    async def _open(self) -> Output:
+        """The port, opened in a worker thread: opening an rtmidi client (a JACK client, an ALSA
+        sequencer connection) blocks, and a missing device is looked for at every recall."""
         if self.port is None:
-            ports = Ports(api_for(self.backend))
+            api, label = api_for(self.backend), f"outboard-{self.name}"
+            opening = asyncio.ensure_future(asyncio.to_thread(Output.matching, api, self.entry.midi_port, label))
             try:
-                name = find(ports.outputs(), self.entry.midi_port)
-                if name is None:
-                    raise PortError(f"no MIDI output port matches {self.entry.midi_port!r}")
-                self.port = ports.open_output(name, f"outboard-{self.name}")
-            finally:
-                ports.close()
+                self.port = await asyncio.shield(opening)
+            except asyncio.CancelledError:  # a shutdown: the port the thread opens is closed then
+                opening.add_done_callback(_close_opened)
+                raise
         return self.port
 
     def _lost(self) -> None:
         if self.port is not None:
-            self.port.close()
-            self.port = None
+            port, self.port = self.port, None
+            threading.Thread(target=port.close, name="outboard-midi-close", daemon=True).start()
 
     def close(self) -> None:
-        self._lost()
+        """Close the port (on the way out: the loop is ending, a blocking close is fine)."""
+        if self.port is not None:
+            port, self.port = self.port, None
+            port.close()
+
+
+def _close_opened(opening: asyncio.Future) -> None:
+    """Close the port an abandoned opening made, once it has."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()

@@ -9,6 +9,7 @@ periods shorter than it was sent)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import pytest
@@ -103,5 +104,32 @@ def test_a_selected_set_recalls_its_preset_bank_then_program_with_the_device_s_i
         gaps = [delta for _, delta in dsp.received[1:]]
         assert min(gaps) >= MIN_INTERVAL_MS / 1000.0 - JITTER_S, gaps
         print("\nrecall gaps (ms):", " ".join(f"{1000 * g:.1f}" for g in gaps))
+
+    asyncio.run(asyncio.wait_for(scenario(), 120.0))
+
+
+def test_a_missing_device_is_looked_for_off_the_event_loop_with_one_output_client_per_recall(dsp, monkeypatch):
+    # every rtmidi client the daemon makes, with the thread that made it (opening one is a
+    # jack_client_open: blocking, and the event loop must not wait for it)
+    made: list[tuple[str, threading.Thread]] = []
+
+    def counted(base):
+        class Counted(base):
+            def __init__(self, *args, **kwargs):  # rtmidi's clients are made in __cinit__
+                made.append((base.__name__, threading.current_thread()))
+
+        return Counted
+
+    async def scenario():
+        config = parse_config(CONFIG.format(port="no-such-dsp", interval=0.0, backend=BACKEND))
+        async with running(config) as daemon:
+            await until(lambda: daemon.outboard.sequence is None, "the start-up sequence")
+            monkeypatch.setattr(rtmidi, "MidiOut", counted(rtmidi.MidiOut))
+            monkeypatch.setattr(rtmidi, "MidiIn", counted(rtmidi.MidiIn))
+            daemon.controller.apply("speakers", "set", "far", origin="test")
+            await until(lambda: daemon.outboard.sequence is None and daemon.outboard.playing == "far", "far's sequence")
+            assert daemon.report()["sequence"]["recalled"] == {"dsp": None}
+        assert [kind for kind, _ in made] == ["MidiOut"], "one output client looked for the port"
+        assert all(thread is not threading.main_thread() for _, thread in made), "opened on the event loop"
 
     asyncio.run(asyncio.wait_for(scenario(), 120.0))
