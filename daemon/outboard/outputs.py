@@ -58,6 +58,15 @@ def gpio_errors(config: Config) -> list[str]:
     return []
 
 
+def mock_pins() -> bool:
+    """Whether gpiozero's pins are mock pins (``GPIOZERO_PIN_FACTORY=mock``): nothing reaches
+    real relays. Call it after ``gpio_errors`` has chosen the factory."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    return isinstance(Device.pin_factory, MockFactory)
+
+
 class Switch:
     """An output that is on or off. ``on`` is what it was last told, ``changed`` when it
     last switched (``time.monotonic()`` s; -inf: never)."""
