@@ -47,6 +47,8 @@ def gpio_errors(config: Config) -> list[str]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # each factory tried says why it fell back
+                # gpiozero has no public way to ask for the factory without opening a pin; its
+                # private chooser is stable across 2.x (pyproject pins gpiozero < 3)
                 Device.pin_factory = Device._default_pin_factory()
         except Exception as exc:
             factory = os.environ.get("GPIOZERO_PIN_FACTORY")
@@ -161,7 +163,6 @@ class MidiDevice:
         self.backend = backend
         self.port = None
         self.last: dict[str, Any] | None = None  # the last recall sent: {"program", "bank"}
-        self.error: str | None = None
         self._sent = -float("inf")  # time.monotonic() of the last message
 
     @property
@@ -188,10 +189,8 @@ class MidiDevice:
                 self._sent = time.monotonic()
         except PortError as exc:
             self._lost()
-            self.error = str(exc)
             log.warning("outboard %s: recall not sent: %s", self.name, exc)
             return False
-        self.error = None
         self.last = {"program": program, "bank": bank}
         log.info("outboard %s: recalled program %d%s", self.name, program, "" if bank is None else f" bank {bank}")
         return True
