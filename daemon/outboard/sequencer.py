@@ -3,9 +3,9 @@
 Every change to relays, amplifier power and presets happens in a **sequence**, and one sequence
 runs at a time:
 
-- **start-up**: the outputs were driven off when they opened; once the audio engine has tried
-  its stream, with every source held silent, the selected set's relays close, ``settle_ms``
-  passes, its preset is recalled, then the amplifiers come on one after another,
+- **start-up**: the outputs were driven off when they opened; once audio runs (an interface
+  that is missing keeps everything off until it is there), with every source held silent, the
+  selected set's relays close, ``settle_ms`` passes, its preset is recalled, then the amplifiers come on one after another,
   ``on_delay_ms`` apart, and only then does the programme fade in;
 - **switch** (a new speaker set whose relays, preset or — with ``power_policy = "selected"`` —
   amplifiers differ): the path fades to silence while it keeps playing the old set, amplifiers
@@ -118,8 +118,9 @@ class Outboard:
     # --- sequences -------------------------------------------------------------------------------
 
     async def start_up(self) -> None:
-        """The start-up sequence, once the engine has tried its stream (a service task)."""
-        await self.runner.tried.wait()
+        """The start-up sequence, once audio runs (a service task): amplifiers do not come on
+        for an interface that is not there, nor before its stream has started (in silence)."""
+        await self.runner.ready.wait()
         if self._closing:
             return  # stopped while the stream opened: nothing is to come on any more
         self._task = asyncio.current_task()
@@ -127,11 +128,15 @@ class Outboard:
         await self._work("start-up")
 
     def _speakers_changed(self, old: str, new: str) -> None:
-        """The controller's hook, before a new set is published: keep the path on ``old`` and
-        silent while a sequence sets the outside up for ``new``."""
+        """The controller's hook, before a new set is published (or the same one selected
+        again): keep the path on ``old`` and silent while a sequence sets the outside up for
+        ``new``. Selecting the playing set again does nothing; after a failed sequence it
+        retries it."""
         self.wanted = new
         if self._closing or not self._started:
             return  # shutting down, or the start-up sequence is still to run: the path is silent
+        if old == new and (self._task is not None or self.playing == new):
+            return
         if self._task is None:
             if not self._needs_sequence(self.playing, new):
                 self.playing = new
@@ -149,24 +154,26 @@ class Outboard:
             return True
         return self.config.sequencing.power_policy == "selected" and set(a.power) != set(b.power)
 
-    def _begin(self, kind: str, action=None) -> None:
-        """Start a sequence now: the sources fade out from this moment."""
+    def _begin(self, kind: str, action=None, output: str | None = None) -> None:
+        """Start a sequence now: the sources fade out from this moment. ``action``: what a
+        manual sequence does in silence to ``output``."""
         self._hold()
-        self._step(kind, self.wanted, "fade out")
-        self._task = asyncio.get_running_loop().create_task(self._work(kind, action))
+        self._step(kind, output or self.wanted, "fade out")
+        self._task = asyncio.get_running_loop().create_task(self._work(kind, action, output))
 
-    async def _work(self, kind: str, action=None) -> None:
-        """Run sequences until the outside matches the selected set, then let the path play it."""
+    async def _work(self, kind: str, action=None, output: str | None = None) -> None:
+        """Run sequences until the outside matches the selected set, then let the path play it.
+        The report's ``to`` is the set, or the ``output`` of a manual sequence."""
         try:
-            self._step(kind, self.wanted, "fade out")
+            self._step(kind, output or self.wanted, "fade out")
             await self._silent()
             if action is not None:
                 await action()
             while not self._closing:  # a shutdown abandons the sequence
                 while self.playing != self.wanted:
                     await self._switch_to(kind, self.wanted)
-                    kind = "switch"
-                self._step(kind, self.wanted, "fade in")
+                    kind, output = "switch", None
+                self._step(kind, output or self.wanted, "fade in")
                 self.controller.routed = None
                 self.controller.publish()
                 # the sets' crossfade, silent (a late engine only delays the fade-in)
@@ -178,7 +185,12 @@ class Outboard:
         except Exception as exc:
             # e.g. a GPIO pin that failed: the outside is in an unknown state, so the path stays
             # silent; the next set switch runs a sequence again
-            log.error("outboard: the %s sequence failed (%s); silent until a switch succeeds", kind, exc, exc_info=True)
+            log.error(
+                "outboard: the %s sequence failed (%s); silent until its set or another is selected",
+                kind,
+                exc,
+                exc_info=True,
+            )
             self.error = f"{kind}: {exc}"
             self.playing = None  # the outside matches no set: any switch sets it up afresh
             self.controller.routed = None
@@ -272,7 +284,7 @@ class Outboard:
             switch.set(on)
             await asyncio.sleep(self.config.sequencing.settle_ms / 1000.0)
 
-        self._begin("manual", flip)
+        self._begin("manual", flip, name)
 
     async def power_down(self) -> None:
         """The shutdown sequence (SIGTERM): fade to silence, amplifiers off last-on first-off,
