@@ -383,3 +383,25 @@ def test_pins_are_left_as_inputs_pulled_to_their_off_level_and_gpiozero_s_exit_d
             assert all(known is not pin for known in rack.factory.pins.values()), f"{name}: gpiozero would float it"
 
     run(scenario)
+
+
+def test_sigterm_in_the_middle_of_a_switch_abandons_it_switches_everything_off_in_silence_and_exits_0(rack):
+    async def scenario():
+        async with rack_daemon(rack, config("selected", settle_ms=500.0), program(4)) as daemon:
+            await idle(daemon)
+            mark = rack.all_edges()[-1].time
+            rack.pin("relay-far").changed = lambda: rack.is_on("relay-far") and os.kill(os.getpid(), signal.SIGTERM)
+            daemon.controller.apply("speakers", "set", "far", origin="test")
+            await until(lambda: daemon.runner.state.value == "stopped", "the stop")
+        # rack_daemon saw exit 0; far's amplifier never came on, its relay opened again in silence
+        assert on_now(rack) == set()
+        assert [(e.name, e.on) for e in rack.all_edges() if e.time > mark] == [
+            ("amp-near", False),
+            ("relay-near", False),
+            ("relay-far", True),
+            ("relay-far", False),
+        ]
+        relay_edges_silent(rack)
+        never_both_relays(rack)
+
+    run(scenario)
