@@ -405,3 +405,20 @@ def test_sigterm_in_the_middle_of_a_switch_abandons_it_switches_everything_off_i
         never_both_relays(rack)
 
     run(scenario)
+
+
+def test_no_amplifier_comes_on_while_the_interface_is_missing(rack):
+    from controlroom.daemon.config import parse_config
+    from controlroom.daemon.service import Daemon
+
+    text = config("always").replace('backend = "virtual"', 'backend = "portaudio"\ndevice = "no-such-interface"')
+
+    async def scenario():
+        daemon = Daemon(parse_config(text), None, state_path=None)
+        serving = asyncio.create_task(daemon.run())
+        await until(lambda: daemon.runner is not None and daemon.runner.failed_starts >= 2, "two attempts to open it")
+        assert on_now(rack) == set() and daemon.report()["outboard"] == dict.fromkeys(PINS, "off")
+        daemon.stop()
+        assert await serving == 0
+
+    run(scenario)
