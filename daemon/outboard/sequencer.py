@@ -5,8 +5,9 @@ runs at a time:
 
 - **start-up**: the outputs were driven off when they opened; once audio runs (an interface
   that is missing keeps everything off until it is there), with every source held silent, the
-  selected set's relays close, ``settle_ms`` passes, its preset is recalled, then the amplifiers come on one after another,
-  ``on_delay_ms`` apart, and only then does the programme fade in;
+  selected set's relays close, ``settle_ms`` passes, its preset is recalled, then the
+  amplifiers come on one after another, ``on_delay_ms`` apart, and only then does the
+  programme fade in;
 - **switch** (a new speaker set whose relays, preset or — with ``power_policy = "selected"`` —
   amplifiers differ): the path fades to silence while it keeps playing the old set, amplifiers
   the new set does not use go off, relays switch break-before-make, ``settle_ms`` passes, the
@@ -272,6 +273,8 @@ class Outboard:
             return  # as asked already: no fade, no sequence
         playing = self.config.speakers.get(self.playing)
         if on and name in self.relays and (playing is None or name not in playing.relays):
+            if playing is None:  # after a failed sequence: the relays are in no known state
+                raise TargetError(f"no set is set up outside (select {name}'s set rather than switching it by hand)")
             raise TargetError(
                 f"{name} is not a relay of the playing set {self.playing} (select its set: only one set's relays close)"
             )
