@@ -2,14 +2,13 @@
 audio frame at each edge, and a recording of every output from the first frame on.
 
 The oracles are the pins' own histories (``MockPin.states``: each state with the seconds since
-the one before) turned into absolute ``time.monotonic()`` instants, and the audio the kernel
-wrote around each edge, read from its tap.
+the one before) turned into absolute ``time.monotonic()`` instants, the audio the kernel
+wrote around each edge, read from its tap, and whether audio ran at that edge.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
@@ -41,10 +40,12 @@ channels = [3, 4]
 
 [speakers.near]
 outputs = [1, 2]
+delay_ms = {near_delay_ms}
 power = ["amp-near"]
 relays = ["relay-near"]
 [speakers.far]
 outputs = [3, 4]
+delay_ms = 10.0
 power = ["amp-far"]
 relays = ["relay-far"]
 [speakers.cube]
@@ -94,7 +95,8 @@ OUTPUTS = 5
 @dataclass(frozen=True)
 class Edge:
     """An output switching: ``time`` (monotonic s), ``on`` (the output's sense, not the pin
-    level), ``frame``: the tap frame the audio had reached (None before audio ran)."""
+    level), ``frame``: the tap frame the audio had reached (None: no audio ran then, before
+    the stream opened or after it closed)."""
 
     name: str
     time: float
@@ -105,8 +107,9 @@ class Edge:
 class WatchedPin(MockPin):
     """A mock pin that notes, at each change, how far the daemon's audio had got."""
 
-    frames = None  # () -> the tap's write position, or None (set by the rack)
+    frames = None  # () -> the tap's write position, or None while no audio runs (set by the rack)
     failing = False  # set on a pin: it refuses to change, as a broken GPIO line would
+    changed = None  # set on a pin: called (no arguments) on the loop's next turn after each change
 
     def _change_state(self, value):
         if self.failing:
@@ -114,6 +117,8 @@ class WatchedPin(MockPin):
         changed = super()._change_state(value)
         if changed:
             self.edge_frames.append(WatchedPin.frames() if WatchedPin.frames else None)
+            if self.changed is not None:
+                asyncio.get_running_loop().call_soon(self.changed)
         return changed
 
     @property
@@ -124,22 +129,25 @@ class WatchedPin(MockPin):
 
 
 class Rack:
-    """The mock pins of ``PINS``, their histories as edges, and the audio recorded."""
+    """The mock pins of ``PINS``, their histories as edges, and the audio recorded. The pins
+    are held from the start: a daemon that lets a pin go may take it out of the factory."""
 
     def __init__(self) -> None:
         self.factory = MockFactory(pin_class=WatchedPin)
         Device.pin_factory = self.factory
+        self.pins = {name: self.factory.pin(gpio) for name, (gpio, _) in PINS.items()}
         self.daemon = None
         self.audio: list[np.ndarray] = []
-        self.audio_start = 0
 
     def close(self) -> None:
+        for pin in self.pins.values():
+            pin.changed = None
         self.factory.reset()
         Device.pin_factory = None
         WatchedPin.frames = None
 
     def pin(self, name: str) -> WatchedPin:
-        return self.factory.pin(PINS[name][0])
+        return self.pins[name]
 
     def history(self, name: str) -> list[tuple[float, bool, int | None]]:
         """The pin's levels with absolute times: (monotonic s, level, tap frame)."""
@@ -168,16 +176,30 @@ class Rack:
         return np.concatenate(self.audio) if self.audio else np.zeros((0, OUTPUTS), np.float32)
 
     def around(self, edge: Edge) -> np.ndarray:
-        """The recorded audio ``EDGE_WINDOW`` frames either side of ``edge``."""
-        at = edge.frame - self.audio_start
-        return self.recorded()[max(0, at - EDGE_WINDOW) : at + EDGE_WINDOW]
+        """The recorded audio ``EDGE_WINDOW`` frames either side of ``edge`` (all of the
+        frames before it: the edge happened while audio ran)."""
+        recorded = self.recorded()
+        assert edge.frame >= EDGE_WINDOW, f"{edge}: less than a window of audio before it"
+        assert len(recorded) >= edge.frame, f"{edge}: the audio before it was not recorded"
+        return recorded[edge.frame - EDGE_WINDOW : edge.frame + EDGE_WINDOW]
+
+    async def played(self, frames: int) -> np.ndarray:
+        """Until ``frames`` more frames are recorded; the recording from where it was."""
+        start = len(self.recorded())
+        await until(lambda: len(self.recorded()) >= start + frames, f"{frames} frames of audio")
+        return self.recorded()[start:]
 
     async def record(self, daemon) -> None:
         """Record every output from the first frame the kernel wrote, until cancelled (one read
         after)."""
         await until(lambda: daemon.controller is not None and daemon.controller.buffers is not None, "kernel buffers")
         buffers = daemon.controller.buffers
-        WatchedPin.frames = lambda: int(buffers.counters[layout.C_TAP_WRITE])
+        runner = daemon.runner
+
+        def frames() -> int | None:
+            return int(buffers.counters[layout.C_TAP_WRITE]) if runner.running else None
+
+        WatchedPin.frames = frames
         tap = OutputTap(daemon, outputs=OUTPUTS, start=0)
         try:
             while True:
@@ -188,14 +210,20 @@ class Rack:
 
 
 @asynccontextmanager
-async def rack_daemon(rack: Rack, text: str, program: np.ndarray, state_path=None):
+async def rack_daemon(rack: Rack, text: str, program: np.ndarray, state_path=None, config_path=None, status=0):
     """A daemon (virtual backend, in-process) on ``rack``, recorded from its first frame;
-    stopped after as SIGTERM stops it, unless a SIGTERM did (exit 0 checked). The histories
+    stopped after as SIGTERM stops it, unless something else did, and its exit ``status``
+    checked. ``config_path``: the config is written there (SIGHUP re-reads it). The histories
     stay readable after."""
-    from controlroom.daemon.config import parse_config
+    from controlroom.daemon.config import load_config, parse_config
     from controlroom.daemon.service import Daemon
 
-    daemon = Daemon(parse_config(text), None, state_path=state_path, program=program)
+    if config_path is not None:
+        config_path.write_text(text)
+        config = load_config(config_path)
+    else:
+        config = parse_config(text)
+    daemon = Daemon(config, config_path, state_path=state_path, program=program)
     serving = asyncio.create_task(daemon.run())
     recording = asyncio.create_task(rack.record(daemon))
     rack.daemon = daemon
@@ -206,10 +234,13 @@ async def rack_daemon(rack: Rack, text: str, program: np.ndarray, state_path=Non
         yield daemon
     finally:
         daemon.stop()
-        status = await serving
+        ended = await serving
         recording.cancel()
-        await asyncio.gather(recording, return_exceptions=True)
-        assert status == 0
+        try:
+            await recording
+        except asyncio.CancelledError:
+            pass
+        assert ended == status
 
 
 async def idle(daemon) -> None:
@@ -218,11 +249,8 @@ async def idle(daemon) -> None:
 
 
 def peak(x: np.ndarray) -> float:
-    return float(np.max(np.abs(x))) if x.size else 0.0
-
-
-def now() -> float:
-    return time.monotonic()
+    assert x.size, "no audio to measure"
+    return float(np.max(np.abs(x)))
 
 
 def print_sequence(title: str, edges: list[Edge]) -> None:

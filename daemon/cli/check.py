@@ -35,25 +35,33 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"name the config once: -c {args.config} or {args.file}, not both")
         args.config = args.file
     config, path = options.load(args)
-    hardware(config)
+    notes = hardware(config)
     name = config.source if path is not None else "built-in default (no config file found)"
     surfaces = surface_lines(config, path.parent if path is not None else Path.cwd())
     print(f"{name}: ok ({summary(config)})")
     for line in surfaces:
         print(f"  {line}")
-    for line in warnings(config):
+    for line in warnings(config) + notes:
         print(f"  warning: {line}")
     return 0
 
 
-def hardware(config: Config) -> None:
-    """ConfigError when the config names hardware this machine lacks (GPIO pins without GPIO)."""
-    if any(entry.kind == "gpio" for entry in config.outboard.values()):
-        from controlroom.daemon.outboard import gpio_errors  # gpiozero only for a config that asks
+def hardware(config: Config) -> list[str]:
+    """ConfigError when the config names hardware this machine lacks (GPIO pins without GPIO);
+    else a warning line when its GPIO pins are gpiozero's mock pins (no relay would move)."""
+    if not any(entry.kind == "gpio" for entry in config.outboard.values()):
+        return []
+    from controlroom.daemon.outboard import gpio_errors, mock_pins  # gpiozero only for a config that asks
 
-        errors = gpio_errors(config)
-        if errors:
-            raise ConfigError(errors)
+    errors = gpio_errors(config)
+    if errors:
+        raise ConfigError(errors)
+    if mock_pins():
+        return [
+            "outboard: GPIOZERO_PIN_FACTORY=mock: the GPIO entries drive mock pins in memory, no relay or "
+            "amplifier moves (unset it on the rack's machine)"
+        ]
+    return []
 
 
 def warnings(config: Config) -> list[str]:

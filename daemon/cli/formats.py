@@ -137,16 +137,21 @@ def format_abx(abx: dict[str, Any] | None) -> str:
     )
 
 
+def running_sequence(sequence: dict[str, Any]) -> str:
+    """The report's ``sequence`` in a few words: ``idle``, or ``KIND [TO]: STEP``."""
+    kind = sequence.get("kind", "idle")
+    if kind == "idle":
+        return kind
+    to = sequence.get("to")
+    return f"{kind} {to}: {sequence.get('step')}" if to else f"{kind}: {sequence.get('step')}"
+
+
 def format_outboard(outputs: dict[str, str], sequence: dict[str, Any]) -> str:
     """Each outboard switch on or off, one a line, then the sequence running (or idle) and the
     presets last recalled."""
     width = max((len(name) for name in outputs), default=0)
     lines = [f"{name:<{width}}  {state}" for name, state in outputs.items()]
-    kind = sequence.get("kind", "idle")
-    running = (
-        f"sequence {kind}" if kind == "idle" else f"sequence {kind} {sequence.get('to') or ''}: {sequence.get('step')}"
-    )
-    lines.append(running.replace("  ", " "))
+    lines.append(f"sequence {running_sequence(sequence)}")
     for name, recall in (sequence.get("recalled") or {}).items():
         if recall is not None:
             bank = "" if recall.get("bank") is None else f" bank {recall['bank']}"

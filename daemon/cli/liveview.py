@@ -17,7 +17,7 @@ import time
 import tty
 from typing import Any
 
-from controlroom.daemon.cli.formats import format_loudness, format_offsets
+from controlroom.daemon.cli.formats import format_loudness, format_offsets, running_sequence
 from controlroom.daemon.cli.remote import query
 from controlroom.daemon.errors import RemoteError
 from controlroom.daemon.osc.protocol import LOUDNESS_RESET_ADDRESS, build_message
@@ -68,13 +68,10 @@ def view(report: dict[str, Any], header: str) -> str:
     outboard = report.get("outboard")
     if outboard is not None:
         sequence = report.get("sequence") or {}
-        running = sequence.get("kind", "idle")
-        if running != "idle":
-            running += f" {sequence.get('to') or ''}: {sequence.get('step')}".replace("  ", " ")
         switches = ", ".join(f"{name} {state}" for name, state in outboard.items())
-        lines.append(f"  outboard: {switches or 'no switches'}; sequence {running}")
+        lines.append(f"  outboard: {switches or 'no switches'}; sequence {running_sequence(sequence)}")
         if sequence.get("error"):
-            lines.append(f"  outboard FAILED: {sequence['error']} (silent until a switch succeeds)")
+            lines.append(f"  outboard FAILED: {sequence['error']} (silent until its set or another is selected)")
     return "\n".join(lines) + "\n"
 
 

@@ -24,8 +24,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     logsetup.setup(logging.DEBUG if args.verbose else logging.INFO)
     config, path = options.load(args)
-    check.hardware(config)
+    notes = check.hardware(config)
     log = logging.getLogger("controlroom")
+    for line in notes:
+        log.warning("%s", line)
     if path is None:
         # a studio whose config went missing would otherwise "run" without a sound
         looked = ", ".join(str(place.absolute()) for place in search_path())

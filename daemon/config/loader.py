@@ -10,10 +10,12 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from controlroom.daemon.config.model import Config
-from controlroom.daemon.config.schema import read_document
+from controlroom.daemon.config.schema import OUTBOARD_TABLE_HINT, read_document
 from controlroom.daemon.config.values import Reader
 from controlroom.daemon.errors import ConfigError
 
+_OUTBOARD_TABLE = re.compile(r"^\s*\[\s*outboard\s*\]", re.MULTILINE)
+_OUTBOARD_ENTRY = re.compile(r"^\s*\[\[\s*outboard\s*\]\]", re.MULTILINE)
 _TOML_POSITION = re.compile(r"\s*\((at line (\d+), column (\d+)|at end of document)\)\s*$")
 
 #: Fallback locations after ``-c`` and ``$CONTROLROOM_CONFIG`` (module attributes so that tests
@@ -77,7 +79,10 @@ def parse_config(text: str, source: str = "<default>") -> Config:
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([syntax_error(source, exc)]) from None
+        errors = [syntax_error(source, exc)]
+        if _OUTBOARD_TABLE.search(text) and _OUTBOARD_ENTRY.search(text):
+            errors.append(f"{source}: outboard: [outboard] and [[outboard]] both appear: {OUTBOARD_TABLE_HINT}")
+        raise ConfigError(errors) from None
     reader = Reader(source)
     config = read_document(reader, document)
     if reader.errors:

@@ -278,8 +278,9 @@ class OutboardConfig:
 @dataclass(frozen=True)
 class SequencingConfig:
     """``[sequencing]``: how outboard gear is switched. ``on_delay_ms`` between amplifiers
-    coming on (and going off) one after another; ``settle_ms`` after relays switch before
-    audio returns; ``power_policy``: one of POWER_POLICIES."""
+    coming on one after another (they go off together, last on first off, in silence);
+    ``settle_ms`` after relays switch before presets are recalled and audio returns (a recall's
+    own ``settle_ms`` follows it); ``power_policy``: one of POWER_POLICIES."""
 
     on_delay_ms: float = 1000.0
     settle_ms: float = 50.0

@@ -366,8 +366,18 @@ _OUTBOARD_KIND_KEYS = {
 }
 
 
+#: Said to a config with an ``[outboard]`` table: the timing keys the issue's sketch put there.
+OUTBOARD_TABLE_HINT = (
+    "outboard outputs are [[outboard]] entries (double brackets); their timing lives in "
+    "[sequencing] (on_delay_ms, settle_ms, power_policy)"
+)
+
+
 def _outboard(reader: Reader, document: dict[str, Any], mqtt: MqttConfig | None) -> dict[str, OutboardConfig]:
     """``[[outboard]]`` entries, unique names and GPIO pins; MQTT switches need ``[mqtt]``."""
+    if isinstance(document.get("outboard"), dict):
+        reader.error("outboard", f"[outboard] is a table: {OUTBOARD_TABLE_HINT}")
+        return {}
     entry = Table("an [[outboard]] table with name and one of gpio, midi_port, mqtt_topic", _outboard_entry)
     # entry by entry, so that one broken entry leaves the others checked against the sets
     tables = reader.get(

@@ -158,7 +158,7 @@ class Controller:
             self.comparison.choose(self.comparison.labelled_choice(target, action, value))
         else:
             self._change(target, action, value)
-        self._speakers_moved(speakers)
+        self._speakers_moved(speakers, asked=target == "speakers")
         return self._commit(before, heard, origin)
 
     def _change(self, target: str, action: str, value: Any) -> None:
@@ -182,8 +182,10 @@ class Controller:
         if changes.get("match") == "off":
             self.match_db = dict.fromkeys(self.match_db, 0.0)
 
-    def _speakers_moved(self, old: str) -> None:
-        if self.state.speakers != old and self.speakers_hook is not None:
+    def _speakers_moved(self, old: str, asked: bool = False) -> None:
+        """Tell the outboard hook of a new set, and of a set selected again (``asked``: after
+        a failed sequence, selecting the set once more is how its outboard gear is retried)."""
+        if (asked or self.state.speakers != old) and self.speakers_hook is not None:
             self.speakers_hook(old, self.state.speakers)
 
     def _commit(self, before: dict[str, Any], heard: str, origin: str) -> dict[str, Any]:

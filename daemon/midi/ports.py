@@ -171,6 +171,27 @@ class Output:
         self._rt = rtmidi.MidiOut(api, name=CLIENT_NAME)
         _open(self._rt, name, label)
 
+    @classmethod
+    def matching(cls, api: int, wanted: str, label: str) -> Output:
+        """The first output port whose name contains ``wanted`` (``find``), looked up and
+        opened on one rtmidi client; PortError when none matches or the API is not there.
+        Blocking (a JACK or ALSA client is opened): call it in a worker thread."""
+        try:
+            rt = rtmidi.MidiOut(api, name=CLIENT_NAME)
+        except rtmidi.RtMidiError as exc:  # e.g. no JACK server, no ALSA sequencer
+            raise PortError(str(exc)) from None
+        try:
+            name = find(_theirs(_listed(rt)), wanted)
+            if name is None:
+                raise PortError(f"no MIDI output port matches {wanted!r}")
+        except PortError:
+            rt.delete()
+            raise
+        _open(rt, name, label)  # deletes the client when the port vanished in between
+        output = cls.__new__(cls)
+        output.name, output._rt = name, rt
+        return output
+
     def send(self, message: mido.Message) -> None:
         """Send ``message``; PortError when the API refuses (port gone, buffer full)."""
         try:

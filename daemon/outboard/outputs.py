@@ -3,9 +3,10 @@ devices that recall presets.
 
 Only the sequencer (``sequencer``) drives them. A GPIO pin goes through gpiozero: it is driven to
 its off level the moment it is opened (``initial_value=False`` with the entry's
-``active_high``), so a relay board never sees a floating pin while the daemon owns it. Which
-pin factory gpiozero uses is its own choice (``GPIOZERO_PIN_FACTORY``; lgpio on a Raspberry
-Pi); ``gpio_errors`` says, before anything opens, when there is none.
+``active_high``), so a relay board never sees a floating pin while the daemon owns it, and it
+is left an input pulled towards its off level when the daemon lets it go (``GpioSwitch.close``).
+Which pin factory gpiozero uses is its own choice (``GPIOZERO_PIN_FACTORY``; lgpio on a
+Raspberry Pi); ``gpio_errors`` says, before anything opens, when there is none.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import threading
 import time
 import warnings
 from typing import Any
@@ -21,7 +23,7 @@ import mido
 
 from controlroom.daemon.config import Config, OutboardConfig
 from controlroom.daemon.errors import PortError
-from controlroom.daemon.midi.ports import Ports, api_for, find
+from controlroom.daemon.midi.ports import Output, api_for
 
 log = logging.getLogger("controlroom")
 
@@ -45,6 +47,8 @@ def gpio_errors(config: Config) -> list[str]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # each factory tried says why it fell back
+                # gpiozero has no public way to ask for the factory without opening a pin; its
+                # private chooser is stable across 2.x (pyproject pins gpiozero < 3)
                 Device.pin_factory = Device._default_pin_factory()
         except Exception as exc:
             factory = os.environ.get("GPIOZERO_PIN_FACTORY")
@@ -54,6 +58,15 @@ def gpio_errors(config: Config) -> list[str]:
                 for i, e in entries
             ]
     return []
+
+
+def mock_pins() -> bool:
+    """Whether gpiozero's pins are mock pins (``GPIOZERO_PIN_FACTORY=mock``): nothing reaches
+    real relays. Call it after ``gpio_errors`` has chosen the factory."""
+    from gpiozero import Device
+    from gpiozero.pins.mock import MockFactory
+
+    return isinstance(Device.pin_factory, MockFactory)
 
 
 class Switch:
@@ -86,7 +99,8 @@ class Switch:
 
 
 class GpioSwitch(Switch):
-    """A GPIO pin (BCM number) through gpiozero, at its off level from the moment it opens."""
+    """A GPIO pin (BCM number) through gpiozero, at its off level from the moment it opens, and
+    an input pulled towards its off level (up for ``active_high = false``) once closed."""
 
     def __init__(self, entry: OutboardConfig) -> None:
         super().__init__(entry)
@@ -101,7 +115,27 @@ class GpioSwitch(Switch):
         self.device.value = on
 
     def close(self) -> None:
+        """Let the pin go as an input pulled towards the off level (the Pi's ~50 kOhm pull).
+        gpiozero's own release makes it an input without a pull (lgpio: ``PULL_NONE``), which
+        a relay board may read as on. The pin is then taken out of the factory's table, so that
+        gpiozero's clean-up at exit (it closes every pin it knows) does not float it again.
+        What the kernel does with the line once the process has gone is its own: the
+        ``config.txt`` line in docs/outboard.md holds the pins from boot."""
+        from gpiozero import Device, GPIOZeroError
+
+        pin = self.device.pin
+        pull = "down" if self.entry.active_high else "up"
         self.device.close()
+        try:
+            pin.function = "input"
+            pin.pull = pull
+        except GPIOZeroError as exc:  # e.g. GPIO 2/3's fixed pull-ups, a pull-down wanted
+            log.warning("outboard %s: GPIO %d left without a pull-%s: %s", self.name, self.entry.gpio, pull, exc)
+            return
+        factory = Device.pin_factory
+        for key, known in list(getattr(factory, "pins", {}).items()):  # gpiozero < 3: PiFactory.pins
+            if known is pin:
+                del factory.pins[key]
 
 
 class MqttSwitch(Switch):
@@ -129,7 +163,6 @@ class MidiDevice:
         self.backend = backend
         self.port = None
         self.last: dict[str, Any] | None = None  # the last recall sent: {"program", "bank"}
-        self.error: str | None = None
         self._sent = -float("inf")  # time.monotonic() of the last message
 
     @property
@@ -147,7 +180,7 @@ class MidiDevice:
             ]
         messages.append(mido.Message("program_change", channel=channel, program=program))
         try:
-            port = self._open()
+            port = await self._open()
             for message in messages:
                 gap = self._sent + self.entry.min_interval_ms / 1000.0 - time.monotonic()
                 if gap > 0:
@@ -156,30 +189,38 @@ class MidiDevice:
                 self._sent = time.monotonic()
         except PortError as exc:
             self._lost()
-            self.error = str(exc)
             log.warning("outboard %s: recall not sent: %s", self.name, exc)
             return False
-        self.error = None
         self.last = {"program": program, "bank": bank}
         log.info("outboard %s: recalled program %d%s", self.name, program, "" if bank is None else f" bank {bank}")
         return True
 
-    def _open(self):
+    async def _open(self) -> Output:
+        """The port, opened in a worker thread: opening an rtmidi client (a JACK client, an ALSA
+        sequencer connection) blocks, and a missing device is looked for at every recall."""
         if self.port is None:
-            ports = Ports(api_for(self.backend))
+            api, label = api_for(self.backend), f"outboard-{self.name}"
+            opening = asyncio.ensure_future(asyncio.to_thread(Output.matching, api, self.entry.midi_port, label))
             try:
-                name = find(ports.outputs(), self.entry.midi_port)
-                if name is None:
-                    raise PortError(f"no MIDI output port matches {self.entry.midi_port!r}")
-                self.port = ports.open_output(name, f"outboard-{self.name}")
-            finally:
-                ports.close()
+                self.port = await asyncio.shield(opening)
+            except asyncio.CancelledError:  # a shutdown: the port the thread opens is closed then
+                opening.add_done_callback(_close_opened)
+                raise
         return self.port
 
     def _lost(self) -> None:
         if self.port is not None:
-            self.port.close()
-            self.port = None
+            port, self.port = self.port, None
+            threading.Thread(target=port.close, name="outboard-midi-close", daemon=True).start()
 
     def close(self) -> None:
-        self._lost()
+        """Close the port (on the way out: the loop is ending, a blocking close is fine)."""
+        if self.port is not None:
+            port, self.port = self.port, None
+            port.close()
+
+
+def _close_opened(opening: asyncio.Future) -> None:
+    """Close the port an abandoned opening made, once it has."""
+    if not opening.cancelled() and opening.exception() is None:
+        opening.result().close()

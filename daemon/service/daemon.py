@@ -176,6 +176,9 @@ class Daemon:
 
             # before the stream opens: the pins are driven off, the sources held silent
             self.outboard = Outboard(self.config, self.controller, self.runner, self.mqtt)
+            # a daemon that fails switches amplifiers off in the runner's last fade, before the
+            # stream closes (the shutdown sequence has done so already on SIGTERM)
+            self.runner.before_close = self.outboard.power_down_faded
         self.osc = await self._start_osc(self.config)
         if self.config.web is not None:
             from controlroom.daemon.web import WebServer  # aiohttp only for a config that asks

@@ -129,6 +129,9 @@ class EngineRunner:
         self._last_error: str | None = None
         self._stopping = asyncio.Event()  # set by request_stop: an opening stream is not waited for
         self._left: list[threading.Thread] = []  # opening threads given up on a stop
+        #: Awaited when the loop ends, in the silence of the last fade, before the stream closes
+        #: (the outboard switches amplifiers off there when the daemon fails). Must not raise.
+        self.before_close: Callable[[], Awaitable[None]] | None = None
         controller.fader = self.switch_through_silence
         _return_large_blocks()
 
@@ -162,17 +165,18 @@ class EngineRunner:
         self._queue.silences.append(_Silence(release))
         self._wake.set()
 
-    async def wait_faded(self, source: str | None = None) -> None:
-        """Until ``source`` (None: every source) has faded out, at most ``SILENCE_TIMEOUT_S``;
-        at once when no audio runs (nothing fades then)."""
-        await until(lambda: not self.running or self._faded(source), SILENCE_TIMEOUT_S)
+    async def wait_faded(self, source: str | None = None, timeout_s: float = SILENCE_TIMEOUT_S) -> bool:
+        """Until ``source`` (None: every source) has faded out, at most ``timeout_s``; at once
+        when no audio runs (nothing fades then). False: audio ran and it had not faded in time."""
+        return await until(lambda: not self.running or self._faded(source), timeout_s)
 
-    async def wait_played(self, frames: int, timeout_s: float) -> None:
+    async def wait_played(self, frames: int, timeout_s: float) -> bool:
         """Until the engine has played ``frames`` more frames — counted by the kernel, so a late
-        audio thread is waited for — at most ``timeout_s``; at once when no audio runs."""
+        audio thread is waited for — at most ``timeout_s``; at once when no audio runs (or its
+        stream is replaced). False: audio ran and had not played them in time."""
         buffers = self.controller.buffers
         if buffers is None or not self.running:
-            return
+            return True
         start = int(buffers.counters[layout.C_FRAMES])
 
         def played() -> bool:
@@ -182,7 +186,7 @@ class EngineRunner:
                 or int(buffers.counters[layout.C_FRAMES]) - start >= frames
             )
 
-        await until(played, timeout_s)
+        return await until(played, timeout_s)
 
     # --- observation --------------------------------------------------------------------------
 
@@ -477,9 +481,13 @@ class EngineRunner:
 
     async def _shut_down(self) -> None:
         """Ramp to silence, close the host, and let every waiting request go."""
-        if self.host is not None:
-            await self.fade_out()
-        await self._close()
+        try:
+            if self.host is not None:
+                await self.fade_out()
+        finally:
+            if self.before_close is not None:
+                await self.before_close()
+            await self._close()
         self.state = EngineState.STOPPED
         q = self._queue
         while q.silences:

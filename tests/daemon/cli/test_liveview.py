@@ -63,7 +63,7 @@ def test_the_view_shows_the_outboard_switches_and_the_sequence_running_or_failed
     failed = {"kind": "idle", "error": "switch: GPIO27: refused", "recalled": {}}
     screen = view({**REPORT, "outboard": outboard, "sequence": failed}, "header")
     assert "  outboard: amp on, relay-near off; sequence idle\n" in screen
-    assert "  outboard FAILED: switch: GPIO27: refused (silent until a switch succeeds)\n" in screen
+    assert "  outboard FAILED: switch: GPIO27: refused (silent until its set or another is selected)\n" in screen
     assert "outboard" not in view(REPORT, "header")
 
 

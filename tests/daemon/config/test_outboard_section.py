@@ -10,6 +10,7 @@ import sys
 
 import pytest
 from configkit import key_path, refused
+from daemonproc import DaemonProcess
 
 from controlroom.daemon.config import parse_config
 
@@ -159,6 +160,21 @@ def test_every_mistake_at_once():
     assert sorted(key_path(e) for e in refused(text)) == ["outboard", "sequencing.settle_ms", "speakers.studio.power"]
 
 
+def test_timing_written_in_an_outboard_table_is_pointed_to_the_sequencing_section():
+    errors = refused(SETS.format(studio="", cube="") + "[outboard]\non_delay_ms = 1500\n")
+    assert [key_path(e) for e in errors] == ["outboard"]
+    assert "[[outboard]] entries (double brackets); their timing lives in [sequencing]" in errors[0]
+
+
+def test_an_outboard_table_beside_outboard_entries_is_invalid_toml_and_says_where_timing_lives():
+    errors = refused(rack() + "[outboard]\non_delay_ms = 1500\n")
+    assert "invalid TOML" in errors[0]
+    assert errors[1] == (
+        "c.toml: outboard: [outboard] and [[outboard]] both appear: outboard outputs are [[outboard]] entries "
+        "(double brackets); their timing lives in [sequencing] (on_delay_ms, settle_ms, power_policy)"
+    )
+
+
 # --- GPIO on a machine without it -----------------------------------------------------------------
 
 
@@ -171,6 +187,18 @@ def controlroom(*args: str, factory: str | None) -> subprocess.CompletedProcess:
     )
 
 
+def machine_has_gpio() -> bool:
+    """Whether gpiozero finds a pin factory here by itself (a Raspberry Pi with lgpio)."""
+    env = {k: v for k, v in os.environ.items() if k != "GPIOZERO_PIN_FACTORY"}
+    code = (
+        "import warnings; warnings.simplefilter('ignore'); from gpiozero import Device; Device._default_pin_factory()"
+    )
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, env=env, timeout=60).returncode == 0
+
+
+without_gpio = pytest.mark.skipif(machine_has_gpio(), reason="this machine has GPIO: nothing to refuse")
+
+
 @pytest.fixture
 def gpio_config(tmp_path):
     path = tmp_path / "rack.toml"
@@ -178,6 +206,7 @@ def gpio_config(tmp_path):
     return path
 
 
+@without_gpio
 def test_check_refuses_gpio_pins_where_gpiozero_finds_no_pin_factory(gpio_config):
     result = controlroom("check", str(gpio_config), factory=None)
     assert result.returncode == 2, result.stdout
@@ -188,12 +217,31 @@ def test_check_refuses_gpio_pins_where_gpiozero_finds_no_pin_factory(gpio_config
     assert "Traceback" not in result.stderr
 
 
-def test_check_accepts_them_on_gpiozero_s_mock_pins(gpio_config):
+def test_check_accepts_them_on_gpiozero_s_mock_pins_and_warns_that_no_relay_moves(gpio_config):
     result = controlroom("check", str(gpio_config), factory="mock")
     assert result.returncode == 0, result.stderr
     assert "4 outboard outputs, power always" in result.stdout
+    assert result.stdout.splitlines()[-1] == (
+        "  warning: outboard: GPIOZERO_PIN_FACTORY=mock: the GPIO entries drive mock pins in memory, no relay or "
+        "amplifier moves (unset it on the rack's machine)"
+    )
 
 
+def test_run_on_mock_pins_logs_that_no_relay_moves(tmp_path):
+    config = tmp_path / "rack.toml"
+    config.write_text(
+        '[audio]\nbackend = "virtual"\n[osc]\nlisten = "127.0.0.1:0"\n'
+        + SETS.format(studio='power = ["studio-amp"]', cube="")
+        + '[[outboard]]\nname = "studio-amp"\ngpio = 17\n'
+    )
+    with DaemonProcess(config, tmp_path / "daemon.log", env={"GPIOZERO_PIN_FACTORY": "mock"}) as daemon:
+        daemon.spawn()
+        daemon.wait_log(r"GPIOZERO_PIN_FACTORY=mock: the GPIO entries drive mock pins in memory", 60)
+        daemon.wait_osc()
+        assert daemon.terminate() == 0
+
+
+@without_gpio
 def test_run_refuses_to_start_on_gpio_pins_without_gpio(gpio_config):
     result = controlroom("run", "-c", str(gpio_config), factory=None)
     assert result.returncode == 2

@@ -45,9 +45,7 @@ def test_a_smart_plug_follows_its_set_and_goes_off_before_the_daemon_exits(broke
     async def scenario():
         config = parse_config(CONFIG + mqtt_section(broker.port, id="room"))
         async with Recorder(broker.port, PLUG) as plug:
-            daemon_task = None
             async with running(config) as daemon:
-                daemon_task = daemon
                 await plug.wait_text(PLUG, "off")  # whatever it was left in, the start switches it off
                 await until(lambda: daemon.outboard.sequence is None, "start-up")
                 daemon.controller.apply("speakers", "set", "cube", origin="test")
@@ -60,7 +58,7 @@ def test_a_smart_plug_follows_its_set_and_goes_off_before_the_daemon_exits(broke
                 await until(lambda: daemon.outboard.sequence is None, "the switch")
                 mark = plug.mark()
             # running() stopped it as SIGTERM does and saw it exit 0: the "off" went out before
-            assert daemon_task.runner.state.value == "stopped"
+            assert daemon.runner.state.value == "stopped"
             await plug.sync()
             assert [m.text for m in plug.on(PLUG, since=mark)] == ["off"]
             assert not any(m.retain for m in plug.on(PLUG)), "commands to a device are never retained"

@@ -9,11 +9,13 @@ periods shorter than it was sent)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 import uuid
 
 import pytest
 import rtmidi
 from daemonkit import running, until
+from outboardkit import Rack
 
 from controlroom.daemon.config import parse_config
 
@@ -105,3 +107,71 @@ def test_a_selected_set_recalls_its_preset_bank_then_program_with_the_device_s_i
         print("\nrecall gaps (ms):", " ".join(f"{1000 * g:.1f}" for g in gaps))
 
     asyncio.run(asyncio.wait_for(scenario(), 120.0))
+
+
+def test_a_missing_device_is_looked_for_off_the_event_loop_with_one_output_client_per_recall(dsp, monkeypatch):
+    # every rtmidi client the daemon makes, with the thread that made it (opening one is a
+    # jack_client_open: blocking, and the event loop must not wait for it)
+    made: list[tuple[str, threading.Thread]] = []
+
+    def counted(base):
+        class Counted(base):
+            def __init__(self, *args, **kwargs):  # rtmidi's clients are made in __cinit__
+                made.append((base.__name__, threading.current_thread()))
+
+        return Counted
+
+    async def scenario():
+        config = parse_config(CONFIG.format(port="no-such-dsp", interval=0.0, backend=BACKEND))
+        async with running(config) as daemon:
+            await until(lambda: daemon.outboard.sequence is None, "the start-up sequence")
+            monkeypatch.setattr(rtmidi, "MidiOut", counted(rtmidi.MidiOut))
+            monkeypatch.setattr(rtmidi, "MidiIn", counted(rtmidi.MidiIn))
+            daemon.controller.apply("speakers", "set", "far", origin="test")
+            await until(lambda: daemon.outboard.sequence is None and daemon.outboard.playing == "far", "far's sequence")
+            assert daemon.report()["sequence"]["recalled"] == {"dsp": None}
+        assert [kind for kind, _ in made] == ["MidiOut"], "one output client looked for the port"
+        assert all(thread is not threading.main_thread() for _, thread in made), "opened on the event loop"
+
+    asyncio.run(asyncio.wait_for(scenario(), 120.0))
+
+
+RACK = """
+[[outboard]]
+name = "amp-near"
+gpio = 5
+active_high = false
+[[outboard]]
+name = "relay-near"
+gpio = 17
+active_high = false
+"""
+
+
+def test_a_preset_is_recalled_after_the_relays_have_settled_and_before_any_amplifier_comes_on(dsp):
+    rack = Rack()
+    arrived: dict[str, int] = {}  # output -> recall messages the DSP had received when it switched on
+
+    def seen_by(name: str):
+        def changed() -> None:  # on the loop's next turn after the pin changed: the sequence waits
+            if rack.is_on(name) and name not in arrived:
+                arrived[name] = len(dsp.drain())
+
+        return changed
+
+    async def scenario():
+        text = CONFIG.format(port=dsp.name, interval=0.0, backend=BACKEND).replace(
+            "[speakers.near]\n", '[speakers.near]\npower = ["amp-near"]\nrelays = ["relay-near"]\n'
+        )
+        text = text.replace("settle_ms = 0", "settle_ms = 100") + RACK
+        text = text.replace("program = 3, bank = 130", "program = 3, bank = 130, settle_ms = 200")
+        for name in ("relay-near", "amp-near"):
+            rack.pin(name).changed = seen_by(name)
+        async with running(parse_config(text)) as daemon:
+            await until(lambda: daemon.outboard.sequence is None and "amp-near" in arrived, "the start-up sequence")
+        assert arrived == {"relay-near": 0, "amp-near": 3}, "relay, then the recall (CC 0, CC 32, PC), then power"
+
+    try:
+        asyncio.run(asyncio.wait_for(scenario(), 120.0))
+    finally:
+        rack.close()
