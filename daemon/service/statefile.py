@@ -135,7 +135,11 @@ def _set_aside(path: Path, problem: str) -> dict[str, Any]:
 
 
 def save(path: Path, doc: dict[str, Any]) -> None:
-    """Write ``doc`` to ``path`` atomically and durably."""
+    """Write ``doc`` to ``path`` atomically and durably. OSError when it cannot, and when
+    ``path`` is something other than a regular file: a FIFO or a device (``/dev/null`` given
+    to turn saving off) is not replaced by a file, even by a daemon running as root."""
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path} is not a regular file (left as it is)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=path.parent)
     try:
