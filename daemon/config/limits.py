@@ -27,9 +27,14 @@ MAX_DEPTH = 16
 MAX_ENTRIES = 1024
 MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
 
-#: Tokens that matter for nesting: strings and comments (skipped whole) and brackets.
+_TOML_KEY = r'(?:[A-Za-z0-9_-]+|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\')'
+#: Tokens that matter for nesting: dotted keys of more than ``MAX_DEPTH`` parts (tomllib takes
+#: time quadratic in their length: 30,000 parts take 20 s), strings and comments (skipped whole)
+#: and brackets.
 TOML_TOKENS = re.compile(
-    r'"""(?:\\.|[^\\])*?"""|\'\'\'.*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}]', re.DOTALL
+    rf"(?P<key>(?:{_TOML_KEY}[ \t]*\.[ \t]*){{{MAX_DEPTH},}}{_TOML_KEY})"
+    r'|"""(?:\\.|[^\\])*?"""|\'\'\'.*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}]',
+    re.DOTALL,
 )
 JSON_TOKENS = re.compile(r'"(?:\\.|[^"\\])*"|[\[\]{}]')
 
@@ -79,12 +84,13 @@ def check_text(text: str, tokens: re.Pattern[str]) -> None:
     depth = 0
     for token in tokens.finditer(text):
         bracket = token.group()
+        if token.lastgroup == "key":
+            where = _position(text, token.start())
+            raise LimitError(f"{where}: a dotted key of more than {MAX_DEPTH} parts (expected at most {MAX_DEPTH})")
         if bracket in "[{":
             depth += 1
             if depth > MAX_DEPTH:
-                line = text.count("\n", 0, token.start()) + 1
-                column = token.start() - text.rfind("\n", 0, token.start())
-                raise LimitError(f"line {line}, column {column}: {_too_deep()}")
+                raise LimitError(f"{_position(text, token.start())}: {_too_deep()}")
         elif bracket in "]}":
             depth = max(0, depth - 1)
 
@@ -120,11 +126,13 @@ def huge_integer(text: str) -> str:
     """Where an integer too long for Python to parse (over 4,300 digits) sits in ``text``:
     ``line L, column C: ...`` (``...`` alone if it cannot be found)."""
     match = re.search(r"[0-9][0-9_]{4300,}", text)
-    where = ""
-    if match is not None:
-        line = text.count("\n", 0, match.start()) + 1
-        where = f"line {line}, column {match.start() - text.rfind(chr(10), 0, match.start())}: "
+    where = f"{_position(text, match.start())}: " if match is not None else ""
     return f"{where}an integer of more than 4300 digits {_integers()}"
+
+
+def _position(text: str, index: int) -> str:
+    """``line L, column C`` of ``text[index]`` (both from 1, as editors count)."""
+    return f"line {text.count(chr(10), 0, index) + 1}, column {index - text.rfind(chr(10), 0, index)}"
 
 
 def _too_deep() -> str:
