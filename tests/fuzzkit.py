@@ -7,10 +7,13 @@ that found it as an ``@example`` (or a corpus file), so that it is tried on ever
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from hypothesis import HealthCheck, settings
 
 ENVIRONMENT = "CONTROLROOM_FUZZ_EXAMPLES"
+#: A config with every kind of target: four speaker sets, three sources, an A/B pair.
+STUDIO = Path(__file__).resolve().parent.parent / "examples" / "studio.toml"
 
 
 def examples(default: int) -> int:

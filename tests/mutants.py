@@ -294,7 +294,9 @@ def main(argv: list[str]) -> int:
     slowest = max(results, key=lambda v: v.seconds)
     largest = max(results, key=lambda v: v.log_bytes)
     print(f"{kind}: {n} mutants (seed {seed}): " + ", ".join(f"{k} {counts[k]}" for k in ("ok", "refused", "crash")))
-    print(f"  slowest {slowest.seconds:.2f} s ({slowest.mutant}); largest log {largest.log_bytes} bytes ({largest.mutant})")
+    print(
+        f"  slowest {slowest.seconds:.2f} s ({slowest.mutant}); largest log {largest.log_bytes} bytes ({largest.mutant})"
+    )
     for kind_of_crash, count in Counter(v.detail.split(":")[0] for v in results if v.outcome == "crash").most_common():
         print(f"  crash {kind_of_crash}: {count}")
     return 0

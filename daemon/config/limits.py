@@ -27,12 +27,12 @@ MAX_DEPTH = 16
 MAX_ENTRIES = 1024
 MIN_INTEGER, MAX_INTEGER = -(2**63), 2**63 - 1
 
-_TOML_KEY = r'(?:[A-Za-z0-9_-]+|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\')'
+_TOML_KEY = r'(?:[A-Za-z0-9_-]++|"(?:\\.|[^"\\\n])*+"|\'[^\'\n]*+\')'
 #: Tokens that matter for nesting: dotted keys of more than ``MAX_DEPTH`` parts (tomllib takes
 #: time quadratic in their length: 30,000 parts take 20 s), strings and comments (skipped whole)
 #: and brackets.
 TOML_TOKENS = re.compile(
-    rf"(?P<key>(?:{_TOML_KEY}[ \t]*\.[ \t]*){{{MAX_DEPTH},}}{_TOML_KEY})"
+    rf"(?P<key>(?<![A-Za-z0-9_-])(?:{_TOML_KEY}[ \t]*\.[ \t]*){{{MAX_DEPTH},}}{_TOML_KEY})"
     r'|"""(?:\\.|[^\\])*?"""|\'\'\'.*?\'\'\'|"(?:\\.|[^"\\\n])*"|\'[^\'\n]*\'|#[^\n]*|[\[\]{}]',
     re.DOTALL,
 )
@@ -110,7 +110,7 @@ def check_document(document: Any) -> list[LimitError]:
             if isinstance(value, int) and not isinstance(value, bool) and not MIN_INTEGER <= value <= MAX_INTEGER:
                 problems.append(LimitError(f"an integer of {value.bit_length()} bits {_integers()}", path))
             continue
-        if depth >= MAX_DEPTH:
+        if depth > MAX_DEPTH:  # the document itself is level 0, a top-level table level 1
             problems.append(LimitError(_too_deep(), path))
         elif len(entries) > MAX_ENTRIES:
             kind = "a table" if isinstance(value, dict) else "an array"

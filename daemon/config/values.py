@@ -72,7 +72,8 @@ def wrong_type(value: Any, spec: Spec) -> Invalid:
 
 def _hint(word: str, choices: tuple[str, ...]) -> str:
     """``did you mean 'x'?`` for a near miss, else the list of what is accepted."""
-    close = difflib.get_close_matches(word, choices, n=1)
+    # difflib is quadratic in the length of the word: a megabyte-long one would take hours
+    close = difflib.get_close_matches(word, choices, n=1) if len(word) <= 100 else []
     if close:
         return f"did you mean {close[0]!r}?"
     return "expected one of: " + (", ".join(choices) or "none are defined")
