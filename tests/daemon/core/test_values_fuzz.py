@@ -41,7 +41,7 @@ def in_limits(controller: Controller) -> bool:
     )
 
 
-@fuzz(500)
+@fuzz(200)
 @given(
     changes=st.lists(
         st.tuples(
