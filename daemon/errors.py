@@ -16,12 +16,30 @@ class ControlroomError(Exception):
 class ConfigError(ControlroomError):
     """An invalid configuration or mapping file: every problem found, one line each.
 
-    Each line reads ``FILE: key.path: what is wrong (what was expected)``.
+    Each line reads ``FILE: key.path: what is wrong (what was expected)``. Past
+    ``MAX_LINES`` problems, one last line says how many more there are (a hostile file must
+    not print a million lines).
     """
 
+    MAX_LINES = 100
+
     def __init__(self, errors: list[str]) -> None:
+        errors = list(errors)
+        if len(errors) > self.MAX_LINES:
+            errors = errors[: self.MAX_LINES] + [f"... and {len(errors) - self.MAX_LINES} more problems"]
         super().__init__("\n".join(errors))
-        self.errors = list(errors)
+        self.errors = errors
+
+
+class LimitError(ControlroomError):
+    """A file not read for what it is or holds: not a regular file, larger than the limits
+    allow, nested too deeply, an array, table or number beyond them. ``key`` is the key path
+    where there is one (``""`` for the whole file); ``str()`` says what is wrong (expected ...).
+    """
+
+    def __init__(self, message: str, key: str = "") -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class UsageError(ControlroomError):

@@ -4,7 +4,9 @@
 what is wrong (what was expected)`` of a ``ConfigError``. The modules behind this package:
 ``model`` (the dataclasses and limits), ``values`` (kinds of value and the reader, shared with
 mapping files), ``schema`` (sections and keys), ``rules`` (rules across sections, and ``diff``
-for reloads), ``loader`` (where the file is found) and ``default.toml`` (the built-in config).
+for reloads), ``limits`` (what a file may be and hold at all: regular, size, nesting, numbers;
+shared with mapping and state files), ``loader`` (where the file is found, reading and parsing
+it) and ``default.toml`` (the built-in config).
 Importing it loads no numpy, numba or scipy, so that ``controlroom check`` answers at once.
 """
 
@@ -13,6 +15,7 @@ from controlroom.daemon.config.loader import (
     find_config,
     load_config,
     parse_config,
+    parse_toml,
     read_text,
     search_path,
     syntax_error,
@@ -82,6 +85,7 @@ __all__ = [
     "find_config",
     "load_config",
     "parse_config",
+    "parse_toml",
     "read_text",
     "search_path",
     "syntax_error",

@@ -8,11 +8,13 @@ import tomllib
 from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import Any
 
+from controlroom.daemon.config import limits
 from controlroom.daemon.config.model import Config
 from controlroom.daemon.config.schema import OUTBOARD_TABLE_HINT, read_document
 from controlroom.daemon.config.values import Reader
-from controlroom.daemon.errors import ConfigError
+from controlroom.daemon.errors import ConfigError, LimitError
 
 _OUTBOARD_TABLE = re.compile(r"^\s*\[\s*outboard\s*\]", re.MULTILINE)
 _OUTBOARD_ENTRY = re.compile(r"^\s*\[\[\s*outboard\s*\]\]", re.MULTILINE)
@@ -58,11 +60,17 @@ def load_config(path: str | os.PathLike[str]) -> Config:
 
 
 def read_text(path: str | os.PathLike[str] | Traversable) -> str:
-    """The UTF-8 text of a TOML file (a path or a package resource); ConfigError if unreadable."""
+    """The UTF-8 text of a TOML file (a path or a package resource) within the limits of
+    ``limits``; ConfigError if unreadable, no regular file or too large."""
     try:
-        data = (path if isinstance(path, Traversable) else Path(path)).read_bytes()
+        if isinstance(path, Traversable) and not isinstance(path, Path):
+            data = path.read_bytes()  # a packaged preset
+        else:
+            data = limits.read_file(path)
     except OSError as exc:
         raise ConfigError([f"{_source_name(path)}: cannot read ({exc.strerror or exc})"]) from None
+    except LimitError as exc:
+        raise ConfigError([f"{_source_name(path)}: {exc}"]) from None
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -74,15 +82,34 @@ def _source_name(path: str | os.PathLike[str] | Traversable) -> str:
     return os.fspath(path) if isinstance(path, str | os.PathLike) else str(path)
 
 
-def parse_config(text: str, source: str = "<default>") -> Config:
-    """Validate TOML ``text``; ``source`` names it in error lines. Raises ConfigError."""
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    """The document of TOML ``text`` within the limits of ``limits``; ``source`` names it in
+    error lines. Raises ConfigError with every limit crossed, or the syntax error."""
     try:
+        limits.check_text(text, limits.TOML_TOKENS)
         document = tomllib.loads(text)
+    except LimitError as exc:
+        raise ConfigError([f"{source}: {exc}"]) from None
     except tomllib.TOMLDecodeError as exc:
         errors = [syntax_error(source, exc)]
         if _OUTBOARD_TABLE.search(text) and _OUTBOARD_ENTRY.search(text):
             errors.append(f"{source}: outboard: [outboard] and [[outboard]] both appear: {OUTBOARD_TABLE_HINT}")
         raise ConfigError(errors) from None
+    except ValueError:  # tomllib's int() refuses more than 4300 digits
+        raise ConfigError([f"{source}: {limits.huge_integer(text)}"]) from None
+    except RecursionError:  # the nesting check should have refused it first; never a traceback
+        raise ConfigError(
+            [f"{source}: nested too deeply to read (expected at most {limits.MAX_DEPTH} levels)"]
+        ) from None
+    problems = limits.check_document(document)
+    if problems:
+        raise ConfigError([f"{source}: {p.key}: {p}" for p in problems])
+    return document
+
+
+def parse_config(text: str, source: str = "<default>") -> Config:
+    """Validate TOML ``text``; ``source`` names it in error lines. Raises ConfigError."""
+    document = parse_toml(text, source)
     reader = Reader(source)
     config = read_document(reader, document)
     if reader.errors:

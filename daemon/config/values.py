@@ -35,7 +35,10 @@ class Invalid(Exception):
 
 
 def join_key(path: str, key: str) -> str:
-    """``path.key``, quoting the key as TOML would when it is not a bare key."""
+    """``path.key``, quoting the key as TOML would when it is not a bare key (a key longer
+    than 40 characters is cut short: a hostile file's megabyte key is no error line)."""
+    if len(key) > 40:
+        key = key[:37] + "..."
     if not _BARE_KEY.fullmatch(key):
         key = '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"'
     return f"{path}.{key}" if path else key
@@ -69,7 +72,8 @@ def wrong_type(value: Any, spec: Spec) -> Invalid:
 
 def _hint(word: str, choices: tuple[str, ...]) -> str:
     """``did you mean 'x'?`` for a near miss, else the list of what is accepted."""
-    close = difflib.get_close_matches(word, choices, n=1)
+    # difflib is quadratic in the length of the word: a megabyte-long one would take hours
+    close = difflib.get_close_matches(word, choices, n=1) if len(word) <= 100 else []
     if close:
         return f"did you mean {close[0]!r}?"
     return "expected one of: " + (", ".join(choices) or "none are defined")
@@ -264,7 +268,9 @@ class Address(Spec):
         host = host[1:-1] if bracketed else host
         # an IPv6 address must be bracketed, or its last group would be taken for the port
         if not _valid_host(host) or (":" in host and not bracketed):
-            raise Invalid(f"{show_value(value)} has an invalid host {host!r} (expected {self.describe()})")
+            raise Invalid(f"{show_value(value)} has an invalid host {show_value(host)} (expected {self.describe()})")
+        if len(port) > 5:  # beyond any port, and int() refuses thousands of digits
+            raise Invalid(f"port of {show_value(value)}: out of range (expected {self.port.describe()})")
         try:
             number = self.port.convert(reader, path, int(port))
         except Invalid as exc:

@@ -9,7 +9,6 @@ restored. How an insert is measured: ``service.measurement``.
 from __future__ import annotations
 
 import logging
-import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -18,6 +17,9 @@ from controlroom.daemon.errors import TargetError
 from controlroom.dsp import layout
 
 log = logging.getLogger(__name__)
+
+#: The largest gain a measurement may find (dB, either way): beyond it, no insert but a fault.
+MAX_GAIN_DB = 144.0
 
 
 class InsertError(TargetError):
@@ -115,17 +117,17 @@ class Inserts:
         """Take measurements from a state file's ``inserts``; returns a warning for each that
         cannot be used (malformed, or no longer fitting the config)."""
         if not isinstance(saved, dict):
-            return [f"ignoring saved inserts: {saved!r} is not a table of measurements"]
+            return [f"ignoring saved inserts: a {type(saved).__name__} is not a table of measurements"]
         warnings = []
         for name, entry in saved.items():
             try:
                 result = _result(entry)
             except (KeyError, TypeError, ValueError, ArithmeticError) as exc:
-                warnings.append(f"ignoring the saved measurement of insert {name!r}: {exc}")
+                warnings.append(f"ignoring the saved measurement of insert {name[:40]!r}: {exc}")
                 continue
             reason = result.misfit(self.config, name)
             if reason is not None:
-                warnings.append(f"ignoring the saved measurement of insert {name!r}: {reason}; measure it again")
+                warnings.append(f"ignoring the saved measurement of insert {name[:40]!r}: {reason}; measure it again")
             else:
                 self.results[name] = result
         return warnings
@@ -166,12 +168,15 @@ def _result(entry: Any) -> InsertResult:
     whole = {key: entry[key] for key in ("latency", "samplerate", "blocksize")}
     for key, value in whole.items():
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ValueError(f"{key} {value!r} is not a whole number")
+            raise ValueError(f"{key} {str(value)[:40]} is not a whole number")
     if whole["latency"] > max_latency(whole["samplerate"]):
         raise ValueError(f"latency {whole['latency']} out of range")
-    gain_db, coherence = float(entry["gain_db"]), float(entry["coherence"])
-    if not (math.isfinite(gain_db) and 0.0 <= coherence <= 1.0):
-        raise ValueError("gain or coherence out of range")
+    numbers = [entry[key] for key in ("gain_db", "coherence")]
+    if any(isinstance(n, bool) or not isinstance(n, int | float) for n in numbers):
+        raise TypeError("gain or coherence is not a number")
+    gain_db, coherence = map(float, numbers)
+    if not (abs(gain_db) <= MAX_GAIN_DB and 0.0 <= coherence <= 1.0):
+        raise ValueError(f"gain or coherence out of range (expected at most {MAX_GAIN_DB:g} dB either way, 0 to 1)")
     if not isinstance(entry["inverted"], bool) or not isinstance(entry["source"], str):
         raise TypeError("inverted or source of the wrong type")
     send, returns = (tuple(_channels(entry[key])) for key in ("send", "returns"))
@@ -190,7 +195,7 @@ def _result(entry: Any) -> InsertResult:
 
 def _channels(value: Any) -> list[int]:
     if not isinstance(value, list) or not all(isinstance(c, int) and not isinstance(c, bool) for c in value):
-        raise TypeError(f"{value!r} is not a list of channels")
+        raise TypeError("send or returns is not a list of channels")
     return value
 
 

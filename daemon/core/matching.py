@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 #: (silence, not enough data).
 Measure = Callable[[str], float | None]
 
+#: The deepest cut an offset makes (dB): as far down as any volume goes. Loudness gated at
+#: -70 LUFS never asks for more; a saved offset below it is refused.
+MIN_OFFSET_DB = -144.0
+
 
 def no_measurement(source: str) -> None:
     """A ``Measure`` for a controller without audio: matching keeps every offset."""
@@ -47,8 +51,8 @@ def window_s(config) -> float:
 def matched_offset(heard_lufs: float, new_lufs: float, cap_db: float) -> float:
     """The offset (dB, to 0.01 dB) that brings a source measured at ``new_lufs`` to the
     loudness ``heard_lufs`` (LUFS, the replaced source including its offset), at most
-    ``cap_db``."""
-    return round(min(cap_db, heard_lufs - new_lufs), 2)
+    ``cap_db`` and at least ``MIN_OFFSET_DB``."""
+    return round(max(MIN_OFFSET_DB, min(cap_db, heard_lufs - new_lufs)), 2)
 
 
 def switch_offset(measure: Measure, offsets: dict[str, float], old: str, new: str, cap_db: float) -> float | None:
@@ -92,17 +96,30 @@ def status(mode: str, windows: dict[str, tuple[float | None, float]], window: fl
 def restore_offsets(saved: Any, sources: Iterable[str], cap_db: float) -> tuple[dict[str, float], list[str]]:
     """Offsets (dB) from a state file's ``match_db``: one per known source, at most ``cap_db``.
 
-    Returns the offsets and a warning per entry that could not be used (not a finite number,
-    or no such source).
+    Returns the offsets and a warning per entry that could not be used (not a number from
+    ``MIN_OFFSET_DB`` up, or no such source).
     """
     if not isinstance(saved, dict):
-        return {}, [f"ignoring saved match_db: {saved!r} is not a table of source offsets"]
+        return {}, [f"ignoring saved match_db: a {type(saved).__name__} is not a table of source offsets"]
     known, offsets, warnings = set(sources), {}, []
     for name, value in saved.items():
         if name not in known:
-            warnings.append(f"ignoring saved match_db of unknown source {name!r}")
-        elif isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-            warnings.append(f"ignoring saved match_db.{name}: {value!r} is not a finite number of dB")
+            warnings.append(f"ignoring saved match_db of unknown source {name[:40]!r}")
+        elif (number := _finite(value)) is None:
+            warnings.append(f"ignoring saved match_db.{name}: {type(value).__name__} is not a finite number of dB")
+        elif number < MIN_OFFSET_DB:
+            warnings.append(f"ignoring saved match_db.{name}: {number:g} dB is below {MIN_OFFSET_DB:g} dB")
         else:
-            offsets[name] = min(float(value), cap_db)
+            offsets[name] = min(number, cap_db)
     return offsets, warnings
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a finite float, or None (not a number, a boolean, beyond float range)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None

@@ -42,6 +42,10 @@ __all__ = [
 SOLO = ("off", "left", "right", "side")
 AB = ("a", "b")
 
+#: The largest step of an enum target (places): what any encoder message carries (64 ticks at
+#: most) twice over; a larger one is garbage, refused.
+MAX_PLACES = 128
+
 _TRUE = ("on", "true", "yes", "1")
 _FALSE = ("off", "false", "no", "0")
 
@@ -104,7 +108,7 @@ class Vocabulary:
         ``[levels]`` name or its 0-based index.
         """
         if target not in TARGETS:
-            raise TargetError(f"unknown target {target!r} (expected one of {', '.join(TARGETS)})")
+            raise TargetError(f"unknown target {_shown(target)} (expected one of {', '.join(TARGETS)})")
         if target in BOOL_TARGETS:
             return parse_bool(value)
         if target in ENUM_TARGETS or target in WRITE_ONLY_TARGETS:
@@ -131,11 +135,22 @@ class Vocabulary:
             raise TargetError(f"{target} cannot toggle (expected one of {', '.join(BOOL_TARGETS)})")
         return self._assign(state, target, not getattr(state, target))
 
+    @property
+    def max_step_db(self) -> float:
+        """The largest volume step taken (dB): the whole volume range, from ``min_volume_db``
+        to ``max_volume_db``. A larger one is no step but garbage (``1e308``), refused."""
+        return self.max_volume_db - self.min_volume_db
+
     def step(self, state: MonitorState, target: str, delta: Any) -> dict[str, Any]:
-        """Move a numeric target by ``delta`` (dB), stopping at its limits; an enum by
-        ``delta`` places (wrapping)."""
+        """Move a numeric target by ``delta`` (dB, at most ``max_step_db`` either way),
+        stopping at its limits; an enum by ``delta`` places (wrapping; see ``step_choice``)."""
         d = parse_number(delta)
         if target in NUMERIC_TARGETS:
+            if abs(d) > self.max_step_db:
+                raise TargetError(
+                    f"{target} step {d:g} dB is larger than the volume range "
+                    f"(expected -{self.max_step_db:g} to {self.max_step_db:g} dB)"
+                )
             value = min(self.max_volume_db, max(self.min_volume_db, round(state.volume + d, 2)))
             return self._assign(state, target, value)
         if target in ENUM_TARGETS:
@@ -167,7 +182,7 @@ class Vocabulary:
         names = {f.name for f in fields(MonitorState)}
         for key, value in saved.items():
             if key not in names:
-                warnings.append(f"ignoring unknown saved target {key!r}")
+                warnings.append(f"ignoring unknown saved target {_shown(key)}")
                 continue
             try:
                 self._assign(state, key, self.parse(key, value))
@@ -179,21 +194,24 @@ class Vocabulary:
 def parse_choice(target: str, value: Any, choices: tuple[str, ...]) -> str:
     """One of ``choices``, by name or by its 0-based index (int, whole float or digit string)."""
     if not choices:
-        raise TargetError(f"{target} {value!r} unknown (none are configured)")
+        raise TargetError(f"{target} {_shown(value)} unknown (none are configured)")
     if isinstance(value, str) and not _is_integer_text(value):
         if value in choices:
             return value
-        raise TargetError(f"{target} {value!r} unknown (expected one of {', '.join(choices)})")
+        raise TargetError(f"{target} {_shown(value)} unknown (expected one of {', '.join(choices)})")
     index = parse_number(value)
     if index != int(index) or not 0 <= index < len(choices):
-        raise TargetError(f"{target} index {value!r} out of range (expected 0 to {len(choices) - 1})")
+        raise TargetError(f"{target} index {_shown(value)} out of range (expected 0 to {len(choices) - 1})")
     return choices[int(index)]
 
 
 def step_choice(target: str, choices: tuple[str, ...], current: str, delta: float) -> str:
-    """The choice ``delta`` whole places from ``current``, wrapping around."""
+    """The choice ``delta`` whole places from ``current`` (at most ``MAX_PLACES`` either way),
+    wrapping around."""
     if delta != int(delta):
         raise TargetError(f"{target} steps by whole places (got {delta:g})")
+    if abs(delta) > MAX_PLACES:
+        raise TargetError(f"{target} step {delta:g} is too large (expected -{MAX_PLACES} to {MAX_PLACES} places)")
     return choices[(choices.index(current) + int(delta)) % len(choices)]
 
 
@@ -202,7 +220,7 @@ def parse_bool(value: Any) -> bool:
         return value
     if isinstance(value, (int, float)):
         if not math.isfinite(value):
-            raise TargetError(f"{value!r} is not a switch value (expected on/off, true/false or 0/1)")
+            raise TargetError(f"{_shown(value)} is not a switch value (expected on/off, true/false or 0/1)")
         return value >= 0.5
     if isinstance(value, str):
         text = value.strip().lower()
@@ -210,26 +228,35 @@ def parse_bool(value: Any) -> bool:
             return True
         if text in _FALSE:
             return False
-    raise TargetError(f"{value!r} is not a switch value (expected on/off, true/false or 0/1)")
+    raise TargetError(f"{_shown(value)} is not a switch value (expected on/off, true/false or 0/1)")
 
 
 def parse_number(value: Any) -> float:
     if isinstance(value, bool):
-        raise TargetError(f"{value!r} is not a number")
+        raise TargetError(f"{_shown(value)} is not a number")
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
-            raise TargetError(f"{value!r} is not a number") from None
+            raise TargetError(f"{_shown(value)} is not a number") from None
     if not isinstance(value, (int, float)):
-        raise TargetError(f"{value!r} is not a number")
+        raise TargetError(f"{_shown(value)} is not a number")
     try:
         number = float(value)  # an int too large for a float overflows
     except OverflowError:
-        raise TargetError(f"{value:.3g} is not a finite number") from None
+        raise TargetError(f"an integer of {value.bit_length()} bits is not a finite number") from None
     if not math.isfinite(number):
-        raise TargetError(f"{value!r} is not a finite number")
+        raise TargetError(f"{_shown(value)} is not a finite number")
     return number
+
+
+def _shown(value: Any) -> str:
+    """``repr(value)`` cut to 40 characters: a refusal quotes what it refused, not a megabyte."""
+    try:
+        text = repr(value)
+    except (ValueError, RecursionError):  # an integer of thousands of digits, absurd nesting
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _is_integer_text(text: str) -> bool:

@@ -33,7 +33,7 @@ from typing import Any
 
 import mido
 
-from controlroom.daemon.core.targets import BOOL_TARGETS, ENUM_TARGETS, Vocabulary
+from controlroom.daemon.core.targets import BOOL_TARGETS, ENUM_TARGETS, NUMERIC_TARGETS, Vocabulary
 from controlroom.daemon.midi.mapping import Address, Control, Mapping
 from controlroom.daemon.midi.taper import Scale, scale_for
 
@@ -116,9 +116,11 @@ def acceleration(control: Control, interval_s: float) -> float:
     return 1.0 + control.acceleration * min(1.0, max(0.0, fast))
 
 
-def coalesce(actions: Iterable[Action]) -> list[Action]:
+def coalesce(actions: Iterable[Action], max_step_db: float = math.inf) -> list[Action]:
     """Adjacent continuous actions of one control merged (the last value set wins, steps add
-    up), so that a flood from one fader or encoder costs one state change, not hundreds."""
+    up, a volume's to at most ``max_step_db`` either way: an encoder spun fast goes to the end
+    of the range, which is as far as any step goes), so that a flood from one fader or encoder
+    costs one state change, not hundreds."""
     merged: list[Action] = []
     for action in actions:
         last = merged[-1] if merged else None
@@ -130,6 +132,8 @@ def coalesce(actions: Iterable[Action]) -> list[Action]:
             and last.action == action.action
         ):
             value = last.value + action.value if action.action == "step" else action.value
+            if action.action == "step" and action.target in NUMERIC_TARGETS:
+                value = min(max_step_db, max(-max_step_db, value))
             merged[-1] = replace(action, value=value)
         else:
             merged.append(action)
@@ -149,6 +153,7 @@ class Interpreter:
 
     def __init__(self, mapping: Mapping, vocabulary: Vocabulary) -> None:
         self.controls = mapping.controls
+        self.max_step_db = vocabulary.max_step_db
         self.scales: tuple[Scale, ...] = tuple(scale_for(c, vocabulary) for c in self.controls)
         self.live = [_Live() for _ in self.controls]
         self._routes: dict[tuple, list[int]] = defaultdict(list)
@@ -287,6 +292,7 @@ class Interpreter:
         if control.target in ENUM_TARGETS:
             return Action(i, control.target, "step", ticks, continuous=True)
         delta = ticks * control.step_db * acceleration(control, interval)
+        delta = min(self.max_step_db, max(-self.max_step_db, delta))  # a fast tick of a coarse step
         return Action(i, control.target, "step", delta, continuous=True)
 
     # --- buttons --------------------------------------------------------------------------

@@ -16,7 +16,6 @@ configured choices unused.
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, replace
 from functools import partial
 from importlib import resources
@@ -24,7 +23,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from controlroom.daemon.config import SurfaceConfig, read_text, syntax_error
+from controlroom.daemon.config import SurfaceConfig, parse_toml, read_text
 from controlroom.daemon.config.values import (
     NAME_PATTERN,
     Boolean,
@@ -244,10 +243,7 @@ def parse_mapping(text: str, source: str, base_dir: Path, *, nested: bool = Fals
     """Validate mapping TOML ``text``; ``source`` names it in error lines, ``base_dir``
     resolves a relative ``include``. ``nested``: this file is itself included (it may not
     include another). Raises ConfigError listing every problem."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError([syntax_error(source, exc)]) from None
+    document = parse_toml(text, source)
     reader = Reader(source)
     reader.keys(document, "", ("name", "include", "control", "lcd"))
     name = reader.get(document, "", "name", Text("a name for the mapping"), None)

@@ -122,7 +122,7 @@ class Surface:
                 actions += outcome.actions
                 self._refresh.update(outcome.refresh)
         self._count_overflow()
-        for action in coalesce(actions):
+        for action in coalesce(actions, self.controller.vocabulary.max_step_db):
             self._apply(action)
         self._schedule_flush()
 

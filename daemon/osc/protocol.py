@@ -74,6 +74,7 @@ MEASURE_TIMEOUT_S = 20.0
 _BUNDLE_PREFIX = b"#bundle\x00"
 _BUNDLE_HEADER = len(_BUNDLE_PREFIX) + 8  # prefix and time tag (ignored: act on arrival)
 _MAX_BUNDLE_DEPTH = 8
+_MAX_ARRAY_DEPTH = 4
 _TYPE_TAGS = frozenset("ihfdsbrmtTFN[]")  # what pythonosc parses; others would misalign it
 
 #: A socket address as asyncio reports it: ``(host, port)``, or ``(host, port, flowinfo, scope_id)``.
@@ -126,10 +127,33 @@ def _parse_message(dgram: bytes) -> osc_message.OscMessage:
         if index < len(dgram):
             tags, _ = osc_types.get_string(dgram, index)
             if not tags.startswith(",") or not _TYPE_TAGS.issuperset(tags[1:]):
-                raise MalformedPacket(f"unsupported type tags {tags!r}")
+                raise MalformedPacket(f"unsupported type tags {_shown(repr(tags))}")
+            _check_arrays(tags)
         return osc_message.OscMessage(dgram)
     except (osc_types.ParseError, osc_message.ParseError, UnicodeDecodeError) as exc:
-        raise MalformedPacket(str(exc)) from None
+        raise MalformedPacket(_shown(str(exc))) from None
+
+
+def _check_arrays(tags: str) -> None:
+    """Refuse arrays nested deeper than ``_MAX_ARRAY_DEPTH`` (no address takes arrays; deep
+    ones would only make each later look at the arguments recurse) or left unbalanced."""
+    depth = 0
+    for tag in tags:
+        if tag == "[":
+            depth += 1
+            if depth > _MAX_ARRAY_DEPTH:
+                raise MalformedPacket(f"arguments nested deeper than {_MAX_ARRAY_DEPTH} arrays")
+        elif tag == "]":
+            depth -= 1
+            if depth < 0:
+                raise MalformedPacket("an array closed that was never opened")
+    if depth:
+        raise MalformedPacket("an array left open")
+
+
+def _shown(text: str) -> str:
+    """``text`` cut to 80 characters, for a refusal's message (a datagram holds 64 KiB)."""
+    return text if len(text) <= 80 else text[:77] + "..."
 
 
 def build_message(address: str, *args: Any, float_tag: str = OscMessageBuilder.ARG_TYPE_FLOAT) -> bytes:

@@ -145,18 +145,18 @@ class Daemon:
         """Restore the state, build the controller and the engine runner, start OSC and the
         surfaces. The stream opens when the runner runs (``run``)."""
         doc = statefile.load(self.state_path) if self.state_path is not None else {}
-        state, match_db = self._restore_state(doc)
+        state, match_db, warnings = self._restore_state(doc)
         abx_log = None
         if self.state_path is not None:
             abx_log = partial(comparison.append_log, comparison.log_path(self.state_path))
         self.controller = Controller(self.config, state, measure=self._window_lufs, match_db=match_db, abx_log=abx_log)
         if "inserts" in doc:
-            for warning in self.controller.inserts.restore(doc["inserts"]):
-                log.warning("state file: %s", warning)
+            warnings += self.controller.inserts.restore(doc["inserts"])
         if "calibration" in doc:
-            for warning in self.controller.calibration.restore(doc["calibration"]):
-                log.warning("state file: %s", warning)
+            warnings += self.controller.calibration.restore(doc["calibration"])
             self.controller.calibrated("restore")
+        if self.state_path is not None:
+            statefile.warn_ignored(self.state_path, warnings)
         self.controller.cap_startup_volume()
         self.runner = EngineRunner(self.config, self.controller, program=self.program, on_reload=self._reloaded)
         self.calibrator = Calibrator(self.runner, saved=self._calibrated, stepped=self._calibrating)
@@ -244,16 +244,15 @@ class Daemon:
         log.info("stopped")
 
     def _restore_state(self, doc: dict[str, Any]):
-        """The targets and match offsets (dB) saved in ``doc``, or the config's defaults."""
+        """The targets and match offsets (dB) saved in ``doc``, or the config's defaults, and a
+        warning per entry that could not be used."""
         vocabulary = Vocabulary(self.config)
         if self.state_path is None:
-            return vocabulary.initial(), {}
+            return vocabulary.initial(), {}, []
         state, warnings = vocabulary.restore(doc.get("targets", {}))
         cap = matching.max_boost_db(self.config)
         match_db, match_warnings = matching.restore_offsets(doc.get("match_db", {}), self.config.sources, cap)
-        for w in warnings + match_warnings:
-            log.warning("state file: %s", w)
-        return state, match_db
+        return state, match_db, warnings + match_warnings
 
     def _snapshot(self) -> dict[str, Any]:
         c = self.controller

@@ -19,6 +19,7 @@ from collections.abc import Callable
 import numpy as np
 
 from controlroom.daemon.core.inserts import (
+    MAX_GAIN_DB,
     InsertError,
     InsertResult,
     alignment_delays,
@@ -63,6 +64,10 @@ def analyse(config, name: str, recording: np.ndarray) -> InsertResult:
         )
     except ValueError as exc:
         raise InsertError(f"insert {name}: {exc}") from None
+    if not abs(m.gain_db) <= MAX_GAIN_DB:
+        raise InsertError(
+            f"insert {name}: a gain of {m.gain_db:+.1f} dB (expected at most {MAX_GAIN_DB:g} dB either way)"
+        )
     return InsertResult(
         m.latency,
         round(m.gain_db, 2),

@@ -7,9 +7,11 @@ after each change, so a power cut leaves either the old or the new file, never h
 
 A document of an older version is brought up to date by ``MIGRATIONS`` when read; one of a newer
 version (after a downgrade) is restored as far as this version understands it. A file that
-cannot be used — corrupt, of an unexpected shape, without a valid version — is renamed to
-``state.json.corrupt.<time>`` (kept for the user, never overwritten) and reported; the daemon
-starts from the config's defaults. Nothing here ever raises for what the file holds.
+cannot be used — corrupt, beyond the limits every file controlroom reads is held to
+(``config.limits``: size, nesting, entries, integers), of an unexpected shape, without a valid
+version — is renamed to ``state.json.corrupt.<time>`` (kept for the user, never overwritten)
+and reported in one warning; the daemon starts from the config's defaults. Nothing here ever
+raises for what the file holds.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from controlroom.daemon.config import limits
+from controlroom.daemon.errors import LimitError
+
 log = logging.getLogger(__name__)
 
 #: The version ``save`` writes.
@@ -35,6 +40,8 @@ MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {}
 DEBOUNCE_S = 0.5
 #: Longest a change may wait while changes keep coming (s).
 MAX_DELAY_S = 3.0
+#: Longest warning about the entries not restored (characters).
+MAX_WARNING_CHARS = 2000
 
 
 def default_path(configured: Path | None) -> Path:
@@ -49,22 +56,35 @@ def default_path(configured: Path | None) -> Path:
 
 
 def load(path: Path) -> dict[str, Any]:
-    """The saved document at the current version, or ``{}`` (with a warning logged, and an
-    unusable file set aside) when missing or unusable."""
+    """The saved document at the current version, or ``{}`` (with one warning logged, and an
+    unusable file set aside) when missing or unusable: not a regular file (a FIFO, a device:
+    left alone), larger or deeper than the limits of ``config.limits`` (set aside)."""
     try:
-        data = path.read_bytes()
+        data = limits.read_file(path)
     except FileNotFoundError:
         log.info("no saved state at %s: starting from the config's defaults", path)
         return {}
     except OSError as exc:
         log.warning("cannot read state file %s (%s): starting from defaults", path, exc)
         return {}
+    except LimitError as exc:
+        if not path.is_file():  # a FIFO, a device: not ours to rename; the next save replaces it
+            log.warning("state file %s %s: ignored; starting from defaults", path, exc)
+            return {}
+        return _set_aside(path, str(exc))
     try:
         # invalid UTF-8 (UnicodeDecodeError is a ValueError) and absurd nesting are corruption
         # too, not a reason to crash
-        doc = json.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        limits.check_text(text, limits.JSON_TOKENS)
+        doc = json.loads(text)
+    except LimitError as exc:
+        return _set_aside(path, str(exc))
     except (ValueError, RecursionError) as exc:
         return _set_aside(path, f"is corrupt ({str(exc)[:200]})")
+    problems = limits.check_document(doc)
+    if problems:
+        return _set_aside(path, f"holds {problems[0].key}: {problems[0]}")
     if not isinstance(doc, dict) or not isinstance(doc.get("targets", {}), dict):
         return _set_aside(path, "has an unexpected shape")
     version = doc.get("version", 1)
@@ -83,6 +103,18 @@ def load(path: Path) -> dict[str, Any]:
         version += 1
         doc["version"] = version
     return doc
+
+
+def warn_ignored(path: Path, warnings: list[str]) -> None:
+    """Log what could not be restored from the state file at ``path`` (a warning per entry,
+    from restoring its targets, offsets and measurements) as one warning of at most
+    ``MAX_WARNING_CHARS`` characters."""
+    if not warnings:
+        return
+    text = "; ".join(warnings)
+    if len(text) > MAX_WARNING_CHARS:
+        text = text[: MAX_WARNING_CHARS - 3] + "..."
+    log.warning("state file %s: %d entries not restored: %s", path, len(warnings), text)
 
 
 def _set_aside(path: Path, problem: str) -> dict[str, Any]:
@@ -104,7 +136,11 @@ def _set_aside(path: Path, problem: str) -> dict[str, Any]:
 
 
 def save(path: Path, doc: dict[str, Any]) -> None:
-    """Write ``doc`` to ``path`` atomically and durably."""
+    """Write ``doc`` to ``path`` atomically and durably. OSError when it cannot, and when
+    ``path`` is something other than a regular file: a FIFO or a device (``/dev/null`` given
+    to turn saving off) is not replaced by a file, even by a daemon running as root."""
+    if path.exists() and not path.is_file():
+        raise OSError(f"{path} is not a regular file (left as it is)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".state-", suffix=".json", dir=path.parent)
     try:

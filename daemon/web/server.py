@@ -331,6 +331,21 @@ class _Refused(Exception):
         self.reason = reason
 
 
+def parse_frame(data: str) -> dict[str, Any]:
+    """A text frame from a page as a command object; refused (``web_malformed``) when larger
+    than ``MAX_FRAME`` bytes, not JSON or not a JSON object."""
+    size = len(data.encode(errors="replace"))
+    if size > MAX_FRAME:
+        raise _Refused(DROP_MALFORMED, f"{size} bytes (expected at most {MAX_FRAME})")
+    try:
+        message = json.loads(data)
+    except (ValueError, RecursionError):
+        raise _Refused(DROP_MALFORMED, "not JSON") from None
+    if not isinstance(message, dict):
+        raise _Refused(DROP_MALFORMED, "not a JSON object")
+    return message
+
+
 class _Client:
     """One open page: its socket, what it waits to be sent, its message budget."""
 
@@ -368,20 +383,8 @@ class _Client:
             self.server.controller.drop(DROP_FLOOD)  # no answer: that would feed the flood
             return
         self._tokens -= 1.0
-        size = len(data.encode())
-        if size > MAX_FRAME:
-            self.refuse(DROP_MALFORMED, f"{size} bytes (expected at most {MAX_FRAME})")
-            return
         try:
-            message = json.loads(data)
-        except (ValueError, RecursionError):
-            self.refuse(DROP_MALFORMED, "not JSON")
-            return
-        if not isinstance(message, dict):
-            self.refuse(DROP_MALFORMED, "not a JSON object")
-            return
-        try:
-            self.server.dispatch(message, self)
+            self.server.dispatch(parse_frame(data), self)
         except _Refused as exc:
             self.refuse(exc.reason, str(exc))
         except TargetError as exc:

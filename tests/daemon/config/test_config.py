@@ -905,8 +905,14 @@ def test_unreadable_and_non_utf8_files_are_config_errors(tmp_path):
     (tmp_path / "latin1.toml").write_bytes(MINIMAL.encode() + b"# caf\xe9\n")
     with pytest.raises(ConfigError, match="latin1.toml: byte 73 is not UTF-8"):
         load_config(tmp_path / "latin1.toml")
+    with pytest.raises(ConfigError, match="is a directory"):
+        load_config(tmp_path)
+    (tmp_path / "locked.toml").write_text(MINIMAL)
+    (tmp_path / "locked.toml").chmod(0)
+    if os.access(tmp_path / "locked.toml", os.R_OK):
+        return  # root reads anything
     with pytest.raises(ConfigError, match="cannot read"):
-        load_config(tmp_path)  # a directory
+        load_config(tmp_path / "locked.toml")
 
 
 def test_insert_returns_count_as_sources_against_the_engines_limit():

@@ -151,9 +151,15 @@ def test_toggle_step_next_prev():
             assert state.volume == -23.0
             await send("/controlroom/volume/step", 2)
             assert state.volume == -21.0
-            await send("/controlroom/volume/step", ("d", 1e300))  # stops at the limit
+            await send("/controlroom/volume/step", 54.0)  # the whole range (-60 to -6 dB): stops at the limit
             assert state.volume == -6.0
-            await send("/controlroom/volume/step", -1000.0)
+            await send("/controlroom/volume/step", -54.0)
+            assert state.volume == -60.0
+            # a step larger than the range is garbage, refused like NaN
+            for garbage in (("d", 1e300), -1000.0, ("d", math.nan)):
+                peer.send("/controlroom/volume/step", garbage)
+                [(address, (reason, _))] = await peer.barrier()
+                assert (address, reason) == ("/controlroom/error", "osc_bad_value")
             assert state.volume == -60.0
 
             assert state.speakers == "studio"
@@ -173,7 +179,7 @@ def test_toggle_step_next_prev():
             assert state.solo == "left"
             await send("/controlroom/ab/next")
             assert (state.ab, state.source) == ("b", "ref")
-            assert sum(server.controller.dropped.values()) == 0
+            assert dict(server.controller.dropped) == {"osc_bad_value": 3}  # the garbage steps
 
     run(scenario)
 
@@ -549,13 +555,14 @@ class Fuzz:
         if kind == 0:
             v = r.uniform(self.low, self.high)
             return encode("/controlroom/volume", r.choice([("f", v), ("d", v), ("i", round(v)), str(round(v, 2))]))
-        if kind == 1:  # any finite step is fine: the volume stops at its limits
+        if kind == 1:  # any step up to the whole range is fine: the volume stops at its limits
+            span = self.high - self.low
             delta = r.choice(
                 [
                     ("f", r.uniform(-10, 10)),
-                    ("d", r.uniform(-1e30, 1e30)),
-                    ("i", r.randint(-(2**31), 2**31 - 1)),
-                    ("f", 3.4e38),
+                    ("d", r.uniform(-span, span)),
+                    ("i", r.randint(-int(span), int(span))),
+                    ("d", span),
                 ]
             )
             return encode("/controlroom/volume/step", delta)
@@ -592,7 +599,7 @@ class Fuzz:
             button = r.choice([(), (("f", 1.0),), (("i", 0),)])
             return encode(f"/controlroom/{r.choice(ENUM_TARGETS)}/{r.choice(['next', 'prev'])}", *button)
         if kind == 6:
-            return encode(f"/controlroom/{r.choice(ENUM_TARGETS)}/step", ("i", r.randint(-1000, 1000)))
+            return encode(f"/controlroom/{r.choice(ENUM_TARGETS)}/step", ("i", r.randint(-128, 128)))
         return encode(r.choice(["/controlroom/state", "/controlroom/unsubscribe"]), ("i", 0))  # releases
 
     # well-formed messages that must be refused --------------------------------------------------
@@ -607,6 +614,9 @@ class Fuzz:
                     encode("/controlroom/volume", ("f", math.inf)),
                     encode("/controlroom/volume", ("d", -math.inf)),
                     encode("/controlroom/volume", ("d", r.choice([1e300, -1e300, 1e30]))),
+                    # a step larger than the range is garbage, as NaN is
+                    encode("/controlroom/volume/step", r.choice([("d", 1e300), ("f", 3.4e38), ("i", -(2**31))])),
+                    encode(f"/controlroom/{r.choice(ENUM_TARGETS)}/step", ("i", r.choice([129, -1000, 2**31 - 1]))),
                     encode("/controlroom/volume", ("f", self.high + r.uniform(0.01, 100))),
                     encode("/controlroom/volume", ("f", self.low - r.uniform(0.01, 100))),
                     encode("/controlroom/volume", ("h", 2**62)),

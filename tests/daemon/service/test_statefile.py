@@ -95,7 +95,7 @@ path = Path(sys.argv[1])
 i = 0
 while True:
     i += 1
-    statefile.save(path, {"targets": {"volume": -float(i % 80)}, "padding": ["x" * 64] * 2000, "i": i})
+    statefile.save(path, {"targets": {"volume": -float(i % 80)}, "padding": ["x" * 128] * 1000, "i": i})
     print(i, flush=True)
 """
 
@@ -116,7 +116,7 @@ def test_a_process_killed_while_saving_leaves_a_whole_file(tmp_path):
             child.wait()
             child.stdout.close()
         doc = statefile.load(path)
-        assert doc["version"] == statefile.FORMAT_VERSION and len(doc["padding"]) == 2000
+        assert doc["version"] == statefile.FORMAT_VERSION and len(doc["padding"]) == 1000
         assert doc["i"] >= 1
         last = doc["i"]
     assert last >= 1
@@ -374,3 +374,73 @@ def test_an_older_document_is_migrated_when_read(tmp_path, monkeypatch):
     assert statefile.load(path) == {"version": 2, "targets": {"volume_db": -12.0}}
     path.write_text(json.dumps({"targets": {"volume": -6.0}}))  # no version: the first one
     assert statefile.load(path)["targets"] == {"volume_db": -6.0}
+
+
+# --- files that are not state files ---------------------------------------------------------------
+
+
+def test_a_fifo_in_place_of_the_state_file_means_defaults_and_a_clean_stop(daemon_with_state, tmp_path):
+    os.mkfifo(tmp_path / "state.json")  # nobody ever writes into it: reading it would wait for ever
+    daemon, report = daemon_with_state(None)
+    assert subset(report["state"], DEFAULTS) == DEFAULTS
+    log = daemon.log()
+    assert "state file" in log and "is a FIFO (expected a regular file): ignored" in log, log
+    assert daemon.terminate() == 0
+    log = daemon.log()
+    assert "is not a regular file (left as it is)" in log  # the save is refused, said so
+    assert (tmp_path / "state.json").is_fifo()
+    assert "Traceback" not in log
+
+
+def test_a_state_file_that_leads_to_dev_zero_is_neither_read_nor_replaced(daemon_with_state, tmp_path):
+    (tmp_path / "state.json").symlink_to("/dev/zero")
+    daemon, report = daemon_with_state(None)
+    assert subset(report["state"], DEFAULTS) == DEFAULTS
+    assert "is a character device (expected a regular file): ignored" in daemon.log()
+    assert daemon.terminate() == 0
+    assert Path("/dev/zero").is_char_device()
+    assert "Traceback" not in daemon.log()
+
+
+HOSTILE = {
+    "larger than 1 MiB": b'{"version": 1, "targets": {}, "pad": "' + b"x" * (1 << 20) + b'"}',
+    "nested 17 deep": b'{"version": 1, "targets": {"volume": ' + b"[" * 17 + b"]" * 17 + b"}}",
+    "200,000 entries": b'{"version": 1, "targets": {"volume": [' + b",".join([b"1"] * 200_000) + b"]}}",
+    "an integer beyond 64 bits": b'{"version": 1, "targets": {"volume": 1' + b"0" * 400 + b"}}",
+    "an integer of 5,000 digits": b'{"version": 1, "targets": {"volume": 1' + b"0" * 5000 + b"}}",
+}
+
+
+@pytest.mark.parametrize("content", HOSTILE.values(), ids=HOSTILE.keys())
+def test_a_state_file_beyond_the_limits_is_set_aside_with_one_short_warning(daemon_with_state, content, tmp_path):
+    daemon, report = daemon_with_state(content)
+    assert subset(report["state"], DEFAULTS) == DEFAULTS
+    warnings = [line for line in daemon.log().splitlines() if "WARNING" in line]
+    assert len(warnings) == 1 and "kept as" in warnings[0] and len(warnings[0]) < 600, warnings
+    assert daemon.terminate() == 0
+    [aside] = tmp_path.glob("state.json.corrupt.*")
+    assert aside.read_bytes() == content
+
+
+def test_many_bad_entries_are_one_warning_of_bounded_length(daemon_with_state):
+    saved = {
+        "version": 1,
+        "targets": {f"bogus{i}": "x" * 1000 for i in range(500)}
+        | {"volume": "y" * 100_000, "dim": True, "match": "hold"},
+        "match_db": {"mix": -1e308, "ref": -3.0},
+    }
+    daemon, report = daemon_with_state(json.dumps(saved).encode())
+    # the valid entries are restored; a match offset deeper than any volume is not
+    assert report["state"]["dim"] is True and report["state"]["match_db"] == {"mix": 0.0, "ref": -3.0}
+    warnings = [line for line in daemon.log().splitlines() if "WARNING" in line]
+    assert len(warnings) == 1, warnings
+    assert "502 entries not restored" in warnings[0] and len(warnings[0]) < statefile.MAX_WARNING_CHARS + 300
+    assert "ignoring saved match_db.mix: -1e+308 dB is below -144 dB" in statefile_warning_in_full(saved)
+    assert daemon.terminate() == 0
+
+
+def statefile_warning_in_full(saved: dict) -> str:
+    """What the restore says of ``saved`` match offsets under the fixture's config."""
+    from controlroom.daemon.core import matching
+
+    return "; ".join(matching.restore_offsets(saved["match_db"], ("mix", "ref"), 12.0)[1])

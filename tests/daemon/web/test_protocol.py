@@ -161,7 +161,7 @@ STEPS = [
     ("volume", "set", -20.004, {"volume": -20.0}),  # to 0.01 dB
     ("volume", "step", 1.5, {"volume": -18.5}),
     ("volume", "step", -3, {"volume": -21.5}),
-    ("volume", "step", 100, {"volume": MAX_VOLUME_DB}),  # a step stops at the limit
+    ("volume", "step", MAX_VOLUME_DB - MIN_VOLUME_DB, {"volume": MAX_VOLUME_DB}),  # a step stops at the limit
     ("level", "set", "quiet", {"volume": LEVELS["quiet"]}),
     ("level", "set", "loud", {"volume": LEVELS["loud"]}),
     ("dim", "set", True, {"dim": True}),
@@ -432,6 +432,7 @@ BAD = [
     ('{"target": "volume", "action": "set", "value": -200}', "web_bad_value"),  # below min_volume_db
     ('{"target": "volume", "action": "set", "value": true}', "web_bad_value"),  # not a number
     ('{"target": "volume", "action": "step", "value": "up"}', "web_bad_value"),
+    ('{"target": "volume", "action": "step", "value": 1e308}', "web_bad_value"),  # beyond the whole range
     ('{"target": "volume", "action": "toggle"}', "web_bad_value"),  # not a switch
     ('{"target": "dim", "action": "set", "value": "maybe"}', "web_bad_value"),
     ('{"target": "mute", "action": "set", "value": "onn"}', "web_bad_value"),
