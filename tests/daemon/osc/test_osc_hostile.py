@@ -9,6 +9,7 @@ import logging
 import socket
 from pathlib import Path
 
+from daemonproc import DaemonProcess, write_config
 from osckit import LOOPBACK, Peer, bundle, encode, errors, make_controller, osc_config, run, serving
 
 from controlroom.daemon.osc.budget import ReplyBudget
@@ -184,3 +185,44 @@ def test_a_packet_that_breaks_the_server_costs_one_traceback_per_interval(caplog
     caplog.set_level(logging.DEBUG)
     run(scenario)
     assert len([r for r in caplog.records if r.exc_info]) == 1
+
+
+DAEMON_CONFIG = """\
+[audio]
+backend = "virtual"
+[sources.mix]
+channels = [1, 2]
+[speakers.studio]
+outputs = [1, 2]
+[osc]
+listen = "127.0.0.1:0"
+[state]
+path = "{state}"
+"""
+
+
+def nested_arguments(depth: int) -> bytes:
+    """``/controlroom/volume`` with an argument array nested ``depth`` deep."""
+    tags = ("," + "[" * depth + "]" * depth).encode() + b"\x00"
+    return encode("/controlroom/volume")[:20] + tags + bytes(-len(tags) % 4)
+
+
+def test_what_clients_send_leaves_a_short_log_without_tracebacks(tmp_path):
+    config = write_config(tmp_path / "controlroom.toml", DAEMON_CONFIG.format(state=tmp_path / "state.json"))
+    with DaemonProcess(config, tmp_path / "daemon.log").start() as daemon, daemon.peer() as peer:
+        daemon.wait_running(peer)
+        before = len(daemon.log())
+        for n in range(200):
+            peer.send_raw(nested_arguments(1000))
+            peer.send("/controlroom/volume", "x" * 10_000)
+            peer.send("/controlroom/" + "y" * 1000)
+            if n % 10 == 9:
+                peer.query()  # answered after all before it: no burst beyond the receive buffer
+        dropped = peer.wait(lambda r: sum(r["engine"]["dropped"].values()) >= 600, 60, "600 drops counted")["engine"][
+            "dropped"
+        ]
+        log = daemon.log()[before:]
+    assert sum(dropped.values()) == 600, dropped
+    assert "osc_internal_error" not in dropped
+    assert "Traceback" not in log
+    assert len(log) < 5_000, log[:2000]
