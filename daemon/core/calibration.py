@@ -22,6 +22,15 @@ from controlroom.dsp.calibration import alignment_delays, power_mean_db, spl_db
 #: The level (dBFS RMS) of pink noise that ``volume_spl_db`` refers to (K-20, as
 #: ``[monitor] reference_spl_db``).
 REFERENCE_NOISE_DBFS = -20.0
+#: The largest calibration cut (dB): a speaker that needs more plays far too loud for its
+#: amplifier's setting (turn the amplifier down instead). Results past it are refused when
+#: measured and when restored, so a saved cut always comes back.
+MAX_CUT_DB = 40.0
+#: The longest arrival (s) a saved result may have: the interface's latency and the room.
+MAX_SAVED_ARRIVAL_S = 1.0
+#: The test signal's fade-out when a run is stopped or fails, or the daemon stops (ms): at
+#: once, but still without a click.
+ABORT_FADE_MS = 10.0
 
 
 class CalibrationError(TargetError):
@@ -31,7 +40,8 @@ class CalibrationError(TargetError):
 @dataclass(frozen=True)
 class OutputResult:
     """One output as measured: ``level_db`` at the mic (dBFS in the test band, room noise taken
-    out) for the test signal at ``noise_dbfs``, ``snr_db`` over the room's noise, ``arrival``
+    out) for the test signal at ``noise_dbfs``, ``snr_db`` over the room's noise (inf for a
+    room with none; None when saved), ``arrival``
     (samples at ``samplerate`` Hz from the output to the mic, the interface's latency
     included), and ``trim_db``, the calibration's trim."""
 
@@ -49,7 +59,9 @@ class OutputResult:
         """As saved and reported (JSON types): the measurement, arrival in ms, and the level in
         dB SPL (None without a calibrated mic)."""
         spl = None if mic_dbfs_at_94_db_spl is None else round(spl_db(self.level_db, mic_dbfs_at_94_db_spl), 2)
-        return {**asdict(self), "arrival_ms": round(self.arrival_ms, 3), "spl_db": spl}
+        # JSON has no infinity: a room with no noise at all in the band gives an unbounded SNR
+        snr = self.snr_db if math.isfinite(self.snr_db) else None
+        return {**asdict(self), "snr_db": snr, "arrival_ms": round(self.arrival_ms, 3), "spl_db": spl}
 
 
 def set_outputs(config, name: str) -> tuple[int, ...]:
@@ -63,8 +75,17 @@ def solve_trims(
 ) -> dict[int, float]:
     """Output -> trim (dB) that brings its ``levels`` (dB) to ``reference_db``. Raises
     CalibrationError naming every output that would need more than ``max_boost_db``, and the
-    target as ``target`` says it (default: the reference in dB)."""
+    target as ``target`` says it (default: the reference in dB), or a cut of more than
+    MAX_CUT_DB."""
+    if not all(math.isfinite(v) for v in (*levels.values(), reference_db)):
+        raise CalibrationError(f"levels {levels} against {reference_db} dB are not all finite; nothing applied")
     trims = {o: round(reference_db - level, 2) for o, level in levels.items()}
+    loud = [f"output {o} needs {t:.1f} dB" for o, t in trims.items() if t < -MAX_CUT_DB]
+    if loud:
+        raise CalibrationError(
+            f"{', '.join(loud)} to reach {target or f'{reference_db:.1f} dB'} (at most -{MAX_CUT_DB:g} dB): "
+            "far too loud; nothing applied (turn that amplifier down)"
+        )
     short = [f"output {o} needs +{t:.1f} dB" for o, t in trims.items() if t > max_boost_db]
     if short:
         raise CalibrationError(
@@ -148,21 +169,24 @@ class Calibration:
                 output = int(key)
                 result = OutputResult(
                     float(entry["level_db"]),
-                    float(entry["snr_db"]),
+                    math.inf if entry["snr_db"] is None else float(entry["snr_db"]),
                     int(entry["arrival"]),
                     int(entry["samplerate"]),
                     float(entry["trim_db"]),
                 )
                 if not (1 <= output <= n_out and result.samplerate > 0 and math.isfinite(result.level_db)):
                     raise ValueError("out of range")
-                if not abs(result.trim_db) <= 24.0 or result.arrival_ms * 1e-3 > 1.0:
+                if not abs(result.trim_db) <= MAX_CUT_DB or not 0.0 <= result.arrival_ms * 1e-3 <= MAX_SAVED_ARRIVAL_S:
                     raise ValueError("out of range")
             except (KeyError, TypeError, ValueError):
                 warnings.append(f"ignoring the saved calibration of output {key!r}: {entry!r} is not a measurement")
                 continue
             self.outputs[output] = result
         reference = saved.get("reference_db")
-        self.reference_db = float(reference) if isinstance(reference, int | float) and self.outputs else None
+        usable = isinstance(reference, int | float) and not isinstance(reference, bool) and math.isfinite(reference)
+        if reference is not None and not usable:
+            warnings.append(f"ignoring the saved calibration's reference_db {reference!r}: not a level")
+        self.reference_db = float(reference) if usable and self.outputs else None
         return warnings
 
     def reset(self) -> None:

@@ -2,15 +2,24 @@
 volume, and how they are saved and restored (how outputs are measured:
 tests/daemon/service/test_calibration_jack.py)."""
 
+import json
+
 import numpy as np
 import pytest
 
 from controlroom.daemon.config import parse_config
-from controlroom.daemon.core.calibration import Calibration, CalibrationError, OutputResult, solve_trims
+from controlroom.daemon.core.calibration import (
+    ABORT_FADE_MS,
+    Calibration,
+    CalibrationError,
+    OutputResult,
+    solve_trims,
+)
 from controlroom.daemon.core.controller import Controller
 from controlroom.daemon.core.path import controls, path_spec
 from controlroom.daemon.core.targets import Vocabulary
-from controlroom.dsp.control import PathBuffers
+from controlroom.dsp import calibration as analysis
+from controlroom.dsp.control import CalibrationSignal, PathBuffers
 from controlroom.dsp.path import render
 
 CONFIG = """
@@ -88,7 +97,7 @@ def test_with_a_calibrated_mic_the_volume_reads_as_spl_at_the_listening_position
     assert cal.set_spl_db("crap") == pytest.approx(84.0)
     controller = Controller(cal.config, Vocabulary(cal.config).initial())
     controller.calibration = cal
-    controller.calibrated()
+    controller.calibrated("calibration")
     assert controller.view()["volume_spl_db"] == pytest.approx(round(expected + controller.state.volume, 2))
     assert calibration(o1=(-35.0, 0, 0.0), o2=(-34.0, 0, 0.0)).set_spl_db("studio") is None
 
@@ -106,3 +115,73 @@ def test_results_are_saved_and_restored_and_garbage_is_left_out_with_a_warning()
     warnings = fresh.restore(broken)
     assert len(warnings) == 3 and set(fresh.outputs) == {1, 3}
     assert Calibration(cal.config).restore([1, 2]) != []
+
+
+def test_a_large_cut_is_refused_past_max_cut_db_and_one_within_it_survives_a_restart():
+    with pytest.raises(
+        CalibrationError, match=r"output 2 needs -42.0 dB .* \(at most -40 dB\).*turn that amplifier down"
+    ):
+        solve_trims({1: -30.0, 2: 12.0}, -30.0, 6.0)
+    cal = calibration(o1=(-30.0, 100, 0.0), o4=(8.0, 120, -38.0))
+    cal.reference_db = -30.0
+    again = Calibration(cal.config)
+    assert again.restore(cal.as_dict()) == []
+    assert again.outputs[4].trim_db == -38.0
+
+
+def test_saved_results_that_are_not_finite_or_negative_are_left_out_and_an_unbounded_snr_saves_as_null():
+    cal = calibration(o1=(-30.0, 100, 0.0), o2=(-31.0, 120, -1.0))
+    cal.outputs[1] = OutputResult(-30.0, float("inf"), 100, 48000, 0.0)
+    saved = cal.as_dict()
+    assert saved["outputs"]["1"]["snr_db"] is None
+    assert "Infinity" not in json.dumps(saved) and "NaN" not in json.dumps(saved)
+    restored = Calibration(cal.config)
+    assert restored.restore(json.loads(json.dumps({**saved, "reference_db": -30.0}))) == []
+    assert restored.outputs == cal.outputs
+    entry = saved["outputs"]["2"]
+    for bad in ({"trim_db": float("nan")}, {"trim_db": float("inf")}, {"level_db": float("-inf")}, {"arrival": -5}):
+        fresh = Calibration(cal.config)
+        assert len(fresh.restore({"outputs": {"2": {**entry, **bad}}})) == 1 and fresh.outputs == {}
+    for reference in (float("nan"), float("inf"), True, "x"):
+        fresh = Calibration(cal.config)
+        assert len(fresh.restore({**saved, "reference_db": reference})) == 1 and fresh.reference_db is None
+    with pytest.raises(CalibrationError, match="not all finite"):
+        solve_trims({1: -30.0}, float("nan"), 6.0)
+
+
+def playing(controller: Controller, frames: int) -> np.ndarray:
+    """What the kernel on ``controller``'s buffers plays over ``frames`` frames (silent input)."""
+    config = controller.config
+    y = np.zeros((frames, config.audio.output_channels), dtype=np.float32)
+    render(np.zeros((frames, config.audio.input_channels), np.float32), y, 64, *controller.buffers.arrays)
+    return y
+
+
+def test_mute_a_stop_and_a_new_stream_silence_the_test_signal_at_once():
+    config = parse_config(CONFIG.format(mic=""))
+    sections = analysis.test_sections(analysis.LEVEL_BAND, 48000)
+    noise = CalibrationSignal(4, tuple(map(tuple, sections)), analysis.test_gain(sections, 48000, -20.0), 100.0)
+    fade = round(ABORT_FADE_MS * 48)
+
+    def sounding() -> Controller:
+        controller = Controller(config, Vocabulary(config).initial())
+        controller.start_buffers()
+        controller.calibration_signal = noise
+        controller.publish()
+        assert np.all(np.abs(playing(controller, 9600)[4800:, 3]).reshape(-1, 480).max(axis=1) > 0.0)
+        return controller
+
+    muted = sounding()
+    muted.apply("mute", "set", True)
+    out = playing(muted, 4800)[:, 3]
+    assert np.max(np.abs(out[: fade // 4])) > 0.0 and not np.any(out[fade + 64 :])  # fades, then silent
+
+    stopping = sounding()
+    stopping.fade_out()
+    out = playing(stopping, 4800)[:, 3]
+    assert np.max(np.abs(out[: fade // 4])) > 0.0 and not np.any(out[fade + 64 :])
+
+    lost = sounding()
+    lost.release_buffers()  # the device is gone; its stream reopens on fresh buffers
+    lost.start_buffers()
+    assert not np.any(playing(lost, 9600))
