@@ -449,7 +449,18 @@ class _Outboard:
 
 class Room:
     """The room of ``JackHarness.room``: per output a delay line and a gain, summed with noise
-    into the mic's play port. ``mic_live = False`` unplugs the mic (its port plays silence)."""
+    into the mic's play port. ``mic_live = False`` unplugs the mic: its port plays only an
+    interface's own input noise (DEAD_INPUT_DBFS), as a real input with nothing on it does.
+
+    Args:
+        mic: the 1-based harness play port that is the mic.
+        delays: 1-based daemon output -> its delay to the mic (samples).
+        gains_db: output -> its gain to the mic (dB).
+        noise_dbfs: the room's noise at the mic (dBFS RMS, white).
+    """
+
+    #: The input noise of an interface's preamp with no mic on it (dBFS RMS).
+    DEAD_INPUT_DBFS = -105.0
 
     def __init__(self, mic: int, delays: dict[int, int], gains_db: dict[int, float], noise_dbfs: float) -> None:
         self.mic, self.delays = mic, dict(delays)
@@ -465,4 +476,6 @@ class Room:
             line = np.concatenate([self.pending[k], gain * inports[k - 1].get_array()])
             heard += line[:frames]
             self.pending[k] = line[frames:]
-        outports[self.mic - 1].get_array()[:] = heard if self.mic_live else 0.0
+        if not self.mic_live:
+            heard = 10.0 ** (self.DEAD_INPUT_DBFS / 20.0) * self.rng.standard_normal(frames)
+        outports[self.mic - 1].get_array()[:] = heard

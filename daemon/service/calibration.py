@@ -28,13 +28,14 @@ from typing import Any
 import numpy as np
 
 from controlroom.daemon.core.calibration import (
+    ABORT_FADE_MS,
     CalibrationError,
     OutputResult,
     set_outputs,
     solve_trims,
 )
 from controlroom.daemon.service.measurement import EngineSession
-from controlroom.daemon.service.runner import EngineRunner
+from controlroom.daemon.service.runner import EngineRunner, until
 from controlroom.dsp import calibration as analysis
 from controlroom.dsp import layout
 from controlroom.dsp.control import CalibrationSignal
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 
 #: The test signal's fade in and out (ms): no click, and no sudden loud noise.
 FADE_MS = 100.0
-#: Its fade-out when a run is stopped or fails (ms): at once, but still without a click.
-ABORT_FADE_MS = 10.0
 #: Seconds of each burst recorded once it has faded in: long enough to average the noise.
 BURST_S = 1.0
 #: Seconds of the room's noise recorded with nothing playing.
@@ -53,11 +52,17 @@ NOISE_S = 1.0
 MAX_ARRIVAL_S = 0.1
 #: Least signal over the room's noise in the test band (dB) for a level to be trusted.
 MIN_SNR_DB = 20.0
-#: A mic that hears less than this (dBFS in the test band) is not there.
-DEAD_MIC_DB = -110.0
+#: A mic whose room noise (broadband, dBFS RMS) is below this hears nothing: an interface's
+#: own input noise with no mic, or a mic without phantom power, is about -100 dBFS; the
+#: quietest room through a measurement mic at a usable gain reads well above it.
+DEAD_MIC_DBFS = -95.0
 #: Seconds of the calibrator's tone recorded by ``measure_mic``, and the band it is read in (Hz).
 MIC_S = 2.0
 CALIBRATOR_BAND = (250.0, 4000.0)
+#: The least calibrator tone (dBFS in CALIBRATOR_BAND) ``measure_mic`` takes for one.
+MIN_CALIBRATOR_DBFS = -70.0
+#: Seconds a stopped run is given to fade its test signal out and end (a generous bound).
+END_TIMEOUT_S = 5.0
 #: The origin of the changes a calibration's results make (``volume_spl_db``).
 CALIBRATION_ORIGIN = "calibration"
 
@@ -105,13 +110,19 @@ class Calibrator:
             self._stop_reason = reason
         return True
 
+    async def end(self, reason: str) -> None:
+        """Stop the calibration in progress, if any, and wait until it has ended: its test
+        signal faded out and nothing applied (before the daemon stops or reloads)."""
+        if self.stop(reason) and not await until(lambda: not self.running, END_TIMEOUT_S):
+            log.warning("calibration: the run did not end within %g s of its stop (%s)", END_TIMEOUT_S, reason)
+
     def reset(self) -> None:
         """Remove every calibration result (refused while a calibration runs)."""
         if self.running:
             raise CalibrationError("a calibration is running (stop it first: ctl calibrate stop)")
         controller = self.runner.controller
         controller.calibration.reset()
-        controller.calibrated()
+        controller.calibrated(CALIBRATION_ORIGIN)
         self.saved()
         log.info("calibration reset: the speakers play with the config's trims and delays only")
 
@@ -137,11 +148,17 @@ class Calibrator:
             raise CalibrationError(
                 f"no speaker set {', '.join(unknown)} (expected one of {', '.join(config.speakers)})"
             )
+        outputs = _outputs(config, names)
+        # the filters and gains of the run's test signals: tenths of a second off the event loop
+        signals = await asyncio.to_thread(_test_signals, config, {sub for _, sub in outputs})
         if self.running:
             raise CalibrationError("a calibration is running already")
+        if runner.config is not config:
+            raise CalibrationError("the config was reloaded: calibrate again")
         if controller.inserts.busy is not None:
             raise CalibrationError(f"insert {controller.inserts.busy} is being measured")
-        outputs = _outputs(config, names)
+        if controller.state.mute:
+            raise CalibrationError("the monitor is muted: unmute first (the test signal would play through the mute)")
         engine = EngineSession(runner, CalibrationError, self._check_stop)
         self._stop_reason = None
         controller.calibration.progress = {"sets": names, "output": None, "step": 0, "of": len(outputs)}
@@ -158,6 +175,7 @@ class Calibrator:
             await runner.wait_faded()
             progress(f"room noise: recording {NOISE_S:g} s with nothing playing")
             noise = await engine.record(round(NOISE_S * config.audio.samplerate), engine.tap_frame())
+            _check_mic(cal, noise[:, cal.mic - 1])
             for step, (output, sub) in enumerate(outputs, start=1):
                 controller.calibration.progress = {**controller.calibration.progress, "output": output, "step": step}
                 self.stepped()
@@ -168,7 +186,7 @@ class Calibrator:
                         f"output {output} ({step}/{len(outputs)}{', subwoofer' if sub else ''}): {phase.name}, "
                         f"pink noise {phase.band[0]:g}-{phase.band[1]:g} Hz at {cal.noise_dbfs:g} dBFS"
                     )
-                    recordings.append(await self._burst(engine, output, phase.band))
+                    recordings.append(await self._burst(engine, replace(signals[phase.band], output=output)))
                 level, arrival = await asyncio.to_thread(_analyse, config, output, sub, noise, recordings)
                 measured[output] = (level, arrival, time.monotonic() - started)
                 progress(f"output {output}: {level.level_db:.1f} dBFS at the mic, arrives after {arrival} samples")
@@ -233,22 +251,20 @@ class Calibrator:
                 r.arrival,
             )
 
-    async def _burst(self, engine: EngineSession, output: int, band: tuple[float, float]) -> np.ndarray:
-        """Fade the test signal in on ``output`` (1-based) in ``band`` (Hz), record BURST_S of
-        the tap, fade it out; the recording (frames, tap width)."""
+    async def _burst(self, engine: EngineSession, playing: CalibrationSignal) -> np.ndarray:
+        """Fade the test signal ``playing`` in, record BURST_S of the tap, fade it out; the
+        recording (frames, tap width)."""
         controller = self.runner.controller
-        config = self.runner.config
-        rate = config.audio.samplerate
-        sections = analysis.test_sections(band, rate)
-        signal = CalibrationSignal(output, tuple(map(tuple, sections)), 0.0, FADE_MS)
+        signal = replace(playing, gain=0.0)
         controller.calibration_signal = signal
         controller.publish()
         await engine.until(engine.applied, "the engine to take the test signal")
-        gain = analysis.test_gain(sections, rate, config.calibration.noise_dbfs)
-        controller.calibration_signal = replace(signal, gain=gain)
+        controller.calibration_signal = playing
         controller.publish()
-        await engine.until(lambda: engine.applied() and _test_gain(engine) == gain, "the test signal to fade in")
-        recording = await engine.record(round(BURST_S * rate), engine.tap_frame())
+        await engine.until(
+            lambda: engine.applied() and _test_gain(engine) == playing.gain, "the test signal to fade in"
+        )
+        recording = await engine.record(round(BURST_S * engine.runner.config.audio.samplerate), engine.tap_frame())
         controller.calibration_signal = signal  # gain 0: fades out
         controller.publish()
         await engine.until(lambda: engine.applied() and _test_gain(engine) == 0.0, "the test signal to fade out")
@@ -289,7 +305,7 @@ class Calibrator:
         if peak >= analysis.CLIP_DBFS:
             raise CalibrationError(f"the mic (input {cal.mic}) clips at {peak:.1f} dBFS: turn its preamp down")
         level = analysis.power_db(analysis.band_power(mic, CALIBRATOR_BAND, rate))
-        if level < DEAD_MIC_DB + 40.0:
+        if level < MIN_CALIBRATOR_DBFS:
             raise CalibrationError(f"no calibrator tone at the mic (input {cal.mic}): is it on, and the mic live?")
         return round(level, 2)
 
@@ -298,6 +314,32 @@ def _test_gain(engine: EngineSession) -> float:
     """The test signal's gain as the kernel plays it now, once its ramp has ended (else NaN)."""
     state = engine.buffers.state
     return state[layout.T_TEST_GAIN] if state[layout.T_TEST_GAIN + 2] == 0.0 else math.nan
+
+
+def _test_signals(config, subs: set[bool]) -> dict[tuple[float, float], CalibrationSignal]:
+    """Band (Hz) -> the test signal that plays in it at ``noise_dbfs`` (output 0: set per
+    burst), for the phases of mains (False in ``subs``) and subwoofers (True)."""
+    rate, dbfs = config.audio.samplerate, config.calibration.noise_dbfs
+    signals = {}
+    for sub in subs:
+        for phase in SUB_PHASES if sub else MAIN_PHASES:
+            sections = analysis.test_sections(phase.band, rate)
+            gain = analysis.test_gain(sections, rate, dbfs)
+            signals[phase.band] = CalibrationSignal(0, tuple(map(tuple, sections)), gain, FADE_MS)
+    return signals
+
+
+def _check_mic(cal, noise: np.ndarray) -> None:
+    """Refuse a mic (its recording of the room's ``noise``) that hears nothing at all, before
+    any test signal plays."""
+    if not np.all(np.isfinite(noise)):
+        raise CalibrationError(f"the mic (input {cal.mic}) delivered non-finite samples; nothing applied")
+    floor = analysis.power_db(float(np.mean(np.square(noise, dtype=float))))
+    if floor < DEAD_MIC_DBFS:
+        raise CalibrationError(
+            f"no signal at the mic (input {cal.mic}): it hears nothing, not even the room ({floor:.0f} dBFS): "
+            "is it plugged in, phantom power on, the right input in mic? nothing applied"
+        )
 
 
 def _outputs(config, names: list[str]) -> list[tuple[int, bool]]:
@@ -319,7 +361,7 @@ def _analyse(
     cal, rate = config.calibration, config.audio.samplerate
     mic, sent = cal.mic - 1, config.audio.input_channels + output - 1
     phases = SUB_PHASES if sub else MAIN_PHASES
-    for phase, recording in zip(phases, recordings, strict=True):
+    for recording in recordings:
         heard = recording[:, mic]
         if not np.all(np.isfinite(heard)):
             raise CalibrationError(f"output {output}: the mic (input {cal.mic}) delivered non-finite samples")
@@ -328,11 +370,6 @@ def _analyse(
             raise CalibrationError(
                 f"output {output}: the mic (input {cal.mic}) clips at {peak:.1f} dBFS "
                 "(turn the mic preamp down); nothing applied"
-            )
-        if not analysis.power_db(analysis.band_power(heard, analysis.listening_band(phase.band), rate)) > DEAD_MIC_DB:
-            raise CalibrationError(
-                f"output {output}: no signal at the mic (input {cal.mic}): is the mic plugged in and powered "
-                "(phantom power), and the speaker on? nothing applied"
             )
     last = recordings[-1]
     arrival = analysis.arrival(last[:, sent], last[:, mic], round(MAX_ARRIVAL_S * rate), sharpen=not sub)

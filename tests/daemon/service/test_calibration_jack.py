@@ -179,13 +179,16 @@ def test_calibration_makes_every_output_equally_loud_and_each_set_arrive_togethe
 
 @pytest.mark.jack
 @pytest.mark.slow
-def test_a_dead_mic_fails_naming_the_output_and_changes_nothing(room_rig):
+def test_a_dead_mic_fails_before_any_test_signal_plays_and_changes_nothing(room_rig):
     daemon, peer, harness, room = room_rig
-    room.mic_live = False
+    room.mic_live = False  # the input hears only its own noise, at -105 dBFS
     before = peer.query()["state"]
-    done = ctl(daemon.port, "calibrate", "studio")
+    harness.begin_recording(48000 * 60)
+    done = ctl(daemon.port, "calibrate", "consumer")
+    played = harness.end_recording()
     assert done.returncode == 1
-    assert "output 1: no signal at the mic (input 3)" in done.stderr
+    assert "no signal at the mic (input 3): it hears nothing, not even the room" in done.stderr
+    assert not np.any(played[:, [3, 4]])  # the consumer set's speakers never played
     after = peer.query()["state"]
     assert after["calibration"] == before["calibration"] and after["calibrating"] is None
     assert after["volume"] == before["volume"]
@@ -194,9 +197,9 @@ def test_a_dead_mic_fails_naming_the_output_and_changes_nothing(room_rig):
     assert np.all(level > -40.0)
 
 
-def stopped(daemon, peer, stop) -> str:
-    """Start ``ctl calibrate``, call ``stop()`` once it measures the second output, and return
-    what ctl said (it must fail)."""
+def stopped(daemon, peer, stop) -> subprocess.CompletedProcess:
+    """Start ``ctl calibrate``, call ``stop(process)`` once it measures the second output, and
+    return how ctl ended."""
     run = subprocess.Popen(
         [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{daemon.port}", "calibrate"],
         stdout=subprocess.PIPE,
@@ -205,29 +208,63 @@ def stopped(daemon, peer, stop) -> str:
     )
     try:
         peer.wait(lambda r: (r["state"]["calibrating"] or {}).get("step") == 2, 60.0, "the second output")
-        stop()
+        stop(run)
         out, err = run.communicate(timeout=60)
     finally:
         run.kill()
-    assert run.returncode == 1
-    return err
+    return subprocess.CompletedProcess(run.args, run.returncode, out, err)
 
 
 @pytest.mark.jack
 @pytest.mark.slow
 def test_a_control_action_or_a_stop_during_calibration_ends_it_and_nothing_is_applied(room_rig):
     daemon, peer, harness, room = room_rig
-    err = stopped(daemon, peer, lambda: ctl(daemon.port, "calibrate", "stop"))
-    assert "calibration stopped (stopped on request); nothing applied" in err
-    err = stopped(daemon, peer, lambda: peer.set("volume", -12.0))
-    assert "calibration stopped (volume changed); nothing applied" in err
-    state = peer.query()["state"]
-    assert state["volume"] == -12.0
-    assert state["calibration"]["outputs"] == {} and state["calibrating"] is None
+    assert ctl(daemon.port, "calibrate", "crap").returncode == 0  # results that must stay
+    calibrated = peer.query()["state"]["calibration"]
+    assert set(calibrated["outputs"]) == {"6"}
+
+    def ends(stop, message: str, returncode: int = 1) -> None:
+        done = stopped(daemon, peer, stop)
+        assert done.returncode == returncode and message in done.stderr
+        state = peer.wait(lambda r: r["state"]["calibrating"] is None, 30.0, "the run to end")["state"]
+        assert state["calibration"] == calibrated
+
+    ends(lambda run: ctl(daemon.port, "calibrate", "stop"), "calibration stopped (stopped on request); nothing applied")
+    ends(lambda run: peer.set("volume", -12.0), "calibration stopped (volume changed); nothing applied")
+    assert peer.query()["state"]["volume"] == -12.0
+    ends(lambda run: peer.set("mute", True), "calibration stopped (mute changed); nothing applied")
+    refused = ctl(daemon.port, "calibrate")
+    assert refused.returncode == 1 and "the monitor is muted: unmute first" in refused.stderr
+    peer.set("mute", False)
+    # a reload, even of the same file, ends it before it is applied
+    ends(lambda run: daemon.signal(signal.SIGHUP), "calibration stopped (the config was reloaded); nothing applied")
+    # Ctrl-C on ctl ends the run in the daemon, not only ctl
+    ends(lambda run: run.send_signal(signal.SIGINT), "", returncode=130)
+
     # the test signal stopped and the program plays again, on the studio set only
     level = rms_db(harness.record(9600, skip=SETTLE_FRAMES)[:, :6])
     assert np.all(level[:2] > -40.0)
     assert np.all(np.isneginf(level[2:]))
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_sigterm_during_calibration_fades_the_test_signal_out_exits_0_and_keeps_the_saved_results(room_rig, tmp_path):
+    daemon, peer, harness, room = room_rig
+    assert ctl(daemon.port, "calibrate", "crap").returncode == 0
+    calibrated = peer.query()["state"]["calibration"]
+    harness.begin_recording(48000 * 120)
+    done = stopped(daemon, peer, lambda run: daemon.terminate())
+    played = harness.end_recording().astype(float)
+    assert daemon.process.returncode == 0 and done.returncode != 0
+    assert json.loads((tmp_path / "state.json").read_text())["calibration"] == calibrated
+    # every output ends in a fade, never cut off while it plays (output 2 was playing noise)
+    assert np.any(played[:, 1])
+    for o in range(6):
+        sounding = np.flatnonzero(played[:, o])
+        if sounding.size:
+            end = sounding[-1]
+            assert np.max(np.abs(played[end - 48 : end + 1, o])) < 0.2 * np.max(np.abs(played[:, o])), o + 1
 
 
 # --- a set with a subwoofer, and a calibrated mic ------------------------------------------------
