@@ -15,8 +15,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from controlroom.daemon.core.path import emulation_profile
 from controlroom.daemon.errors import TargetError
-from controlroom.dsp import layout
 from controlroom.dsp.calibration import alignment_delays, power_mean_db, spl_db
 
 #: The level (dBFS RMS) of pink noise that ``volume_spl_db`` refers to (K-20, as
@@ -107,36 +107,54 @@ class Calibration:
         self.outputs: dict[int, OutputResult] = {}
         self.reference_db: float | None = None
         self.progress: dict[str, Any] | None = None
+        self._compensations: dict[str, float] = {}
 
-    def trim_db(self, output: int) -> float:
-        """The calibration trim (dB) of ``output`` (1-based); 0 when not calibrated."""
-        result = self.outputs.get(output)
-        return result.trim_db if result is not None else 0.0
+    def trims_db(self, name: str) -> dict[int, float]:
+        """Output -> the trim (dB) the calibration adds in speaker set ``name`` to the config's
+        (the set's ``trim_db`` and the output's own), for its calibrated outputs: what makes
+        their sum the calibrated trim, whatever the config's are."""
+        s = self.config.speakers[name]
+        own = {o.channel: o.trim_db for o in s.outputs}
+        if s.sub is not None:
+            own.setdefault(s.sub.output, s.sub.trim_db)
+        return {o: self.outputs[o].trim_db - s.trim_db - t for o, t in own.items() if o in self.outputs}
 
     def delays_ms(self, name: str) -> dict[int, float]:
-        """Output -> the calibration delay (ms) of speaker set ``name``'s outputs, once all of
-        them are calibrated (else none): each arrives with the set's latest."""
+        """Output -> the delay (ms) the calibration adds to speaker set ``name``'s outputs on
+        top of their own ``delay_ms``, once all of them are calibrated (else none): each then
+        arrives with the set's latest, whatever their own delays (the set's ``delay_ms``
+        delays them all alike)."""
         outputs = set_outputs(self.config, name)
         if not all(o in self.outputs for o in outputs):
             return {}
-        rate = self.config.audio.samplerate
+        s, rate = self.config.speakers[name], self.config.audio.samplerate
+        own = {o.channel: o.delay_ms for o in s.outputs}
         arrivals = {o: round(self.outputs[o].arrival_ms * 1e-3 * rate) for o in outputs}
-        return {o: 1e3 * d / rate for o, d in alignment_delays(arrivals).items()}
+        wanted = {o: 1e3 * d / rate for o, d in alignment_delays(arrivals).items()}
+        # an output whose own delay is longer than it should be delays the others as much more
+        extra = max(max(own.get(o, 0.0) - wanted[o] for o in outputs), 0.0)
+        return {o: wanted[o] + extra - own.get(o, 0.0) for o in outputs}
 
     def set_spl_db(self, name: str) -> float | None:
         """dB SPL at the listening position of speaker set ``name`` at volume 0 dB for pink
-        noise at -20 dBFS RMS per speaker (its speakers' power mean, their trims included);
-        None without a calibrated mic or before every speaker of the set is calibrated."""
+        noise at -20 dBFS RMS per speaker (its speakers' power mean at their calibrated trims,
+        plus its emulation's loudness compensation); None without a calibrated mic or before
+        every speaker of the set is calibrated."""
         mic = self.config.calibration.mic_dbfs_at_94_db_spl if self.config.calibration else None
         s = self.config.speakers[name]
         if mic is None or not all(o.channel in self.outputs for o in s.outputs):
             return None
         noise = self.config.calibration.noise_dbfs
-        levels = [
-            spl_db(self.outputs[o.channel].level_db, mic) + self.outputs[o.channel].trim_db + s.trim_db + o.trim_db
-            for o in s.outputs
-        ]
-        return power_mean_db(levels) + REFERENCE_NOISE_DBFS - noise
+        levels = [spl_db(self.outputs[o.channel].level_db, mic) + self.outputs[o.channel].trim_db for o in s.outputs]
+        return power_mean_db(levels) + self._compensation_db(name) + REFERENCE_NOISE_DBFS - noise
+
+    def _compensation_db(self, name: str) -> float:
+        """The loudness compensation (dB) the path adds to speaker set ``name`` for its
+        emulation (0 without one), worked out once per config."""
+        if name not in self._compensations:
+            emulate = self.config.speakers[name].emulate
+            self._compensations[name] = emulation_profile(self.config, emulate)[1] if emulate else 0.0
+        return self._compensations[name]
 
     def as_dict(self) -> dict[str, Any]:
         """The state file's and the state report's ``calibration``: per output its measurement
@@ -197,13 +215,8 @@ class Calibration:
     def reload(self, config) -> list[str]:
         """Adopt ``config``: results for outputs it no longer has are dropped (with a warning)."""
         self.config = config
+        self._compensations = {}
         gone = [o for o in self.outputs if o > config.audio.output_channels]
         for o in gone:
             del self.outputs[o]
         return [f"the calibration of output {o} is dropped: the interface has no such output now" for o in gone]
-
-
-def capped_delay_ms(set_delay_ms: float, output_delay_ms: float, calibration_ms: float) -> float:
-    """An output's own delay (ms) with the calibration's added, kept within what the path can
-    delay on top of the set's ``set_delay_ms``."""
-    return min(output_delay_ms + calibration_ms, layout.MAX_DELAY_MS - set_delay_ms)

@@ -44,7 +44,9 @@ channels = [1, 2]
 [speakers.studio]
 outputs = [1, 2]
 [speakers.consumer]
-outputs = [4, 5]
+# hand-set offsets from before the calibration: it supersedes them
+outputs = [{{ channel = 4, trim_db = 2.0, delay_ms = 1.5 }}, 5]
+trim_db = -1.5
 [speakers.crap]
 outputs = [6]
 
