@@ -109,12 +109,22 @@ def peak_dbfs(x: np.ndarray) -> float:
     return 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
 
 
-def arrival(sent: np.ndarray, heard: np.ndarray, max_lag: int, sharpen: bool = False) -> int:
-    """Samples (0..``max_lag``) from ``sent`` to its strongest arrival in ``heard`` (same
-    length, 1-D): the lag of the largest normalised cross-correlation between all of ``sent``
-    but its last ``max_lag`` samples and each window of ``heard`` as long. With every lag
-    seeing the whole of that stretch of ``sent``, a delayed, scaled copy peaks exactly at its
-    delay (Cauchy-Schwarz), however flat the peak of a narrow band's correlation is.
+@dataclass(frozen=True)
+class Arrival:
+    """Where ``sent`` arrives in ``heard``: ``lag`` (samples) and ``peak``, the normalised
+    cross-correlation there (1 for a delayed, scaled copy; near 0 for a signal unrelated to
+    what was sent)."""
+
+    lag: int
+    peak: float
+
+
+def arrival(sent: np.ndarray, heard: np.ndarray, max_lag: int, sharpen: bool = False) -> Arrival:
+    """Where (0..``max_lag`` samples) ``sent`` arrives strongest in ``heard`` (same length,
+    1-D): the lag of the largest normalised cross-correlation between all of ``sent`` but its
+    last ``max_lag`` samples and each window of ``heard`` as long. With every lag seeing the
+    whole of that stretch of ``sent``, a delayed, scaled copy peaks exactly at its delay
+    (Cauchy-Schwarz), however flat the peak of a narrow band's correlation is.
 
     ``sharpen`` correlates the first differences (a +6 dB/octave tilt, exact as a two-tap
     filter commutes with the delay): pink noise's correlation then peaks a few samples wide
@@ -132,7 +142,10 @@ def arrival(sent: np.ndarray, heard: np.ndarray, max_lag: int, sharpen: bool = F
     corr = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(x[:n], size)), size)[: max_lag + 1]
     cumulative = np.concatenate([[0.0], np.cumsum(y * y)])
     energy = cumulative[n : n + max_lag + 1] - cumulative[: max_lag + 1]
-    return int(np.argmax(np.abs(corr) / np.sqrt(np.maximum(energy, np.finfo(float).tiny))))
+    tiny = np.finfo(float).tiny
+    normalised = np.abs(corr) / np.sqrt(np.maximum(energy, tiny) * max(float(np.dot(x[:n], x[:n])), tiny))
+    lag = int(np.argmax(normalised))
+    return Arrival(lag, float(normalised[lag]))
 
 
 @dataclass(frozen=True)

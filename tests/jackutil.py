@@ -469,13 +469,21 @@ class Room:
         self.pending = {k: np.zeros(d) for k, d in delays.items()}
         self.rng = np.random.default_rng(11)
         self.mic_live = True
+        self._lock = threading.Lock()  # a test moves a speaker while the JACK thread plays
+
+    def move(self, output: int, delay: int, gain_db: float) -> None:
+        """Put ``output``'s speaker ``delay`` samples and ``gain_db`` (dB) from the mic."""
+        with self._lock:
+            self.pending[output] = np.zeros(delay)
+            self.gains[output] = 10.0 ** (gain_db / 20.0)
 
     def process(self, inports, outports, frames: int) -> None:
         heard = self.noise * self.rng.standard_normal(frames)
-        for k, gain in self.gains.items():
-            line = np.concatenate([self.pending[k], gain * inports[k - 1].get_array()])
-            heard += line[:frames]
-            self.pending[k] = line[frames:]
+        with self._lock:
+            for k, gain in self.gains.items():
+                line = np.concatenate([self.pending[k], gain * inports[k - 1].get_array()])
+                heard += line[:frames]
+                self.pending[k] = line[frames:]
         if not self.mic_live:
             heard = 10.0 ** (self.DEAD_INPUT_DBFS / 20.0) * self.rng.standard_normal(frames)
         outports[self.mic - 1].get_array()[:] = heard

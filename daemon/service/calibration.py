@@ -48,8 +48,15 @@ FADE_MS = 100.0
 BURST_S = 1.0
 #: Seconds of the room's noise recorded with nothing playing.
 NOISE_S = 1.0
-#: Longest lag searched from an output to the mic (s): the interface's latency and 30 m of air.
-MAX_ARRIVAL_S = 0.1
+#: Longest path from a speaker to the mic searched (m), and the speed of sound (m/s).
+MAX_DISTANCE_M = 30.0
+SPEED_OF_SOUND_M_S = 343.0
+#: What the interface's own round trip may add to an arrival (s), at least: a USB interface
+#: at a large buffer (four periods, when the blocks are longer, are allowed for instead).
+INTERFACE_LATENCY_S = 0.05
+#: Least normalised correlation between what an output sent and what the mic heard at its
+#: arrival: below it the mic hears mostly something else (reflections, another source).
+MIN_ARRIVAL_PEAK = 0.3
 #: Least signal over the room's noise in the test band (dB) for a level to be trusted.
 MIN_SNR_DB = 20.0
 #: A mic whose room noise (broadband, dBFS RMS) is below this hears nothing: an interface's
@@ -372,7 +379,9 @@ def _analyse(
                 "(turn the mic preamp down); nothing applied"
             )
     last = recordings[-1]
-    arrival = analysis.arrival(last[:, sent], last[:, mic], round(MAX_ARRIVAL_S * rate), sharpen=not sub)
+    max_lag = _max_arrival(config)
+    found = analysis.arrival(last[:, sent], last[:, mic], max_lag, sharpen=not sub)
+    arrival = found.lag
     levels = [
         analysis.heard_level(
             recording[:, sent],
@@ -392,7 +401,20 @@ def _analyse(
                 f"output {output}: the test signal is {margin} over the room's noise at the mic "
                 f"(needs {MIN_SNR_DB:g} dB): is the speaker on, and the room quiet? nothing applied"
             )
+    if found.peak < MIN_ARRIVAL_PEAK or arrival >= max_lag:
+        raise CalibrationError(
+            f"output {output}: no clear arrival at the mic (correlation {found.peak:.2f} at {arrival} samples, "
+            f"needs {MIN_ARRIVAL_PEAK:g} within {max_lag}): is the mic in the open at the listening position, "
+            "with nothing between it and the speaker? nothing applied"
+        )
     return levels[0], arrival
+
+
+def _max_arrival(config) -> int:
+    """The longest arrival (samples) searched for: 30 m of air and the interface's latency."""
+    audio = config.audio
+    latency_s = max(INTERFACE_LATENCY_S, 4 * audio.blocksize / audio.samplerate)
+    return round((MAX_DISTANCE_M / SPEED_OF_SOUND_M_S + latency_s) * audio.samplerate)
 
 
 def _check_delays(config, calibration) -> None:

@@ -66,7 +66,8 @@ def test_the_arrival_is_found_to_the_sample_through_gain_and_room_noise(band, sh
     heard = np.concatenate([np.zeros(delay), 10 ** (-12.0 / 20) * x])[: len(x)]
     # white noise 30 dB under the heard signal's RMS, over the whole band
     heard += 10 ** (-62.0 / 20) * np.random.default_rng(seed + 10).standard_normal(len(x))
-    assert cal.arrival(x, heard, 4800, sharpen) == delay
+    found = cal.arrival(x, heard, 6000, sharpen)
+    assert found.lag == delay and found.peak > 0.95
 
 
 @pytest.mark.parametrize("gap", [48, 240])
@@ -74,7 +75,13 @@ def test_the_arrival_is_the_direct_sound_not_a_weaker_reflection_close_behind(ga
     x = played(cal.ARRIVAL_BAND, -20.0, FS)
     heard = 0.5 * np.roll(x, 120) + 0.35 * np.roll(x, 120 + gap)
     heard[:120] = 0.0
-    assert cal.arrival(x, heard, 4800, sharpen=True) == 120
+    assert cal.arrival(x, heard, 4800, sharpen=True).lag == 120
+
+
+def test_a_mic_that_hears_something_else_than_the_output_has_no_clear_arrival():
+    x = played(cal.ARRIVAL_BAND, -20.0, FS, 1)
+    other = played(cal.ARRIVAL_BAND, -20.0, FS, 2)
+    assert cal.arrival(x, other, 4800, sharpen=True).peak < 0.1
 
 
 def test_a_recording_too_short_for_the_lags_is_refused():

@@ -8,6 +8,7 @@ what the speakers do at the mic is that room applied to the outputs as recorded,
 """
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -197,6 +198,32 @@ def test_a_dead_mic_fails_before_any_test_signal_plays_and_changes_nothing(room_
     # the program plays again, as before
     level = rms_db(harness.record(9600, skip=SETTLE_FRAMES)[:, :2])
     assert np.all(level > -40.0)
+
+
+@pytest.mark.jack
+@pytest.mark.slow
+def test_a_speaker_the_mic_cannot_measure_fails_naming_it_and_the_previous_results_stay(room_rig):
+    daemon, peer, harness, room = room_rig
+    assert ctl(daemon.port, "calibrate", "crap").returncode == 0
+    calibrated = peer.query()["state"]["calibration"]
+
+    def fails(message: str) -> None:
+        done = ctl(daemon.port, "calibrate", "crap")
+        assert done.returncode == 1 and re.search(message, done.stderr), done.stderr
+        state = peer.query()["state"]
+        assert state["calibration"] == calibrated and state["calibrating"] is None
+
+    # louder than the mic takes
+    room.move(6, DELAYS[6], 20.0)
+    fails(r"output 6: the mic \(input 3\) clips at")
+    # a noisy room: the level's band 17 dB over the noise, the arrival's 10 dB
+    room.move(6, DELAYS[6], GAINS_DB[6])
+    room.noise = 10.0 ** (-38.0 / 20.0)
+    fails(r"output 6: the test signal is only 1[5-9]\.\d dB over the room's noise at the mic \(needs 20 dB\)")
+    # further than any arrival searched: what the mic hears of it in that time is room noise
+    room.noise = 10.0 ** (ROOM_NOISE_DBFS / 20.0)
+    room.move(6, 9000, GAINS_DB[6])
+    fails(r"output 6: no clear arrival at the mic \(correlation 0\.[0-2]\d at \d+ samples, needs 0\.3")
 
 
 def stopped(daemon, peer, stop) -> subprocess.CompletedProcess:
