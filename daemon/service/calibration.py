@@ -68,6 +68,11 @@ MIC_S = 2.0
 CALIBRATOR_BAND = (250.0, 4000.0)
 #: The least calibrator tone (dBFS in CALIBRATOR_BAND) ``measure_mic`` takes for one.
 MIN_CALIBRATOR_DBFS = -70.0
+#: A calibrator's tones (Hz: IEC 60942 class 1 and 2 calibrators play 1 kHz, some 250 Hz),
+#: each read within a third of an octave, and the least share of CALIBRATOR_BAND's power the
+#: tone must hold: room noise or speech is no calibrator.
+CALIBRATOR_TONES_HZ = (1000.0, 250.0)
+MIN_TONE_SHARE = 0.9
 #: Seconds a stopped run is given to fade its test signal out and end (a generous bound).
 END_TIMEOUT_S = 5.0
 #: The origin of the changes a calibration's results make (``volume_spl_db``).
@@ -311,9 +316,18 @@ class Calibrator:
         peak = analysis.peak_dbfs(mic)
         if peak >= analysis.CLIP_DBFS:
             raise CalibrationError(f"the mic (input {cal.mic}) clips at {peak:.1f} dBFS: turn its preamp down")
-        level = analysis.power_db(analysis.band_power(mic, CALIBRATOR_BAND, rate))
+        power = analysis.band_power(mic, CALIBRATOR_BAND, rate)
+        level = analysis.power_db(power)
         if level < MIN_CALIBRATOR_DBFS:
             raise CalibrationError(f"no calibrator tone at the mic (input {cal.mic}): is it on, and the mic live?")
+        third = 2.0 ** (1.0 / 6.0)
+        tone = max(analysis.band_power(mic, (f / third, f * third), rate) for f in CALIBRATOR_TONES_HZ)
+        if tone < MIN_TONE_SHARE * power:
+            raise CalibrationError(
+                f"no calibrator tone at the mic (input {cal.mic}): it hears {level:.1f} dBFS, of which a 1 kHz "
+                f"or 250 Hz tone is only {100.0 * tone / power:.0f}% (needs {100.0 * MIN_TONE_SHARE:g}%): "
+                "is the calibrator on and seated on the mic?"
+            )
         return round(level, 2)
 
 

@@ -108,7 +108,7 @@ def test_room_noise_louder_than_the_test_signal_allows_fails_naming_the_output()
     run(scenario)
 
 
-def test_the_mic_reads_a_calibrator_tone_as_its_rms_level_and_refuses_a_clipping_one():
+def test_the_mic_reads_a_calibrator_tone_as_its_rms_level_and_refuses_a_clipping_one_or_noise():
     t = np.arange(FS) / FS
     amplitude = 10 ** (-20 / 20)
 
@@ -129,6 +129,15 @@ def test_the_mic_reads_a_calibrator_tone_as_its_rms_level_and_refuses_a_clipping
             peer.send(CALIBRATE_MIC_ADDRESS)
             address, params, _ = await answer(peer)
             assert params[0] == CALIBRATE_FAILED and "clips" in params[1]
+            peer.close()
+        # a room's noise at a calibrator's level is no calibrator
+        noise = (10 ** (-20 / 20) * np.random.default_rng(6).standard_normal(FS)).astype(np.float32)
+        async with running(parse_config(CALIBRATED), program=mic_program(noise)) as daemon:
+            peer = await Peer.open(daemon.osc.port)
+            peer.send(CALIBRATE_MIC_ADDRESS)
+            address, params, _ = await answer(peer)
+            assert params[0] == CALIBRATE_FAILED
+            assert params[1].startswith("no calibrator tone at the mic (input 3): it hears")
             peer.close()
 
     run(scenario)
