@@ -315,6 +315,27 @@ def test_a_control_action_or_a_stop_during_calibration_ends_it_and_nothing_is_ap
 
 @pytest.mark.jack
 @pytest.mark.slow
+def test_a_device_lost_during_calibration_ends_it_and_the_stream_that_comes_back_plays_no_test_signal(room_rig, jack):
+    daemon, peer, harness, room = room_rig
+    assert ctl(daemon.port, "calibrate", "crap").returncode == 0
+    calibrated = peer.query()["state"]["calibration"]
+    done = stopped(daemon, peer, lambda run: jack.kill())
+    assert done.returncode == 1 and "the audio engine stopped or restarted during the measurement" in done.stderr
+    jack.start()
+    back = peer.wait(lambda r: r["engine"]["running"], 60.0, "audio to resume")
+    assert back["state"]["calibration"] == calibrated and back["state"]["calibrating"] is None
+    harness = jack.harness(MIC, 8)
+    wait_for(lambda: len(harness.client.get_ports("PortAudio", is_audio=True)) == 16, 10.0, "PortAudio ports")
+    harness.play(1, PROBE)
+    harness.play(2, PROBE)
+    harness.wire("PortAudio")
+    level = rms_db(harness.record(48000, skip=STARTUP_FRAMES)[:, :6])
+    assert np.all(level[:2] > -40.0)  # the program, on the studio set
+    assert np.all(np.isneginf(level[2:]))  # and nothing else
+
+
+@pytest.mark.jack
+@pytest.mark.slow
 def test_sigterm_during_calibration_fades_the_test_signal_out_exits_0_and_keeps_the_saved_results(room_rig, tmp_path):
     daemon, peer, harness, room = room_rig
     assert ctl(daemon.port, "calibrate", "crap").returncode == 0
