@@ -109,6 +109,7 @@ class Calibrator:
         self.saved = saved
         self.stepped = stepped
         self._stop_reason: str | None = None
+        self._runs: set[asyncio.Task] = set()
 
     @property
     def running(self) -> bool:
@@ -121,6 +122,30 @@ class Calibrator:
         if self._stop_reason is None:
             self._stop_reason = reason
         return True
+
+    def start(
+        self,
+        sets: list[str],
+        progress: Callable[[str], None] = lambda line: None,
+        finished: Callable[[dict[str, Any]], None] = lambda report: None,
+        failed: Callable[[str], None] = lambda message: None,
+    ) -> None:
+        """Run ``calibrate(sets, progress)`` in the background (a surface's request):
+        ``finished(report)`` once the results are applied, ``failed(message)`` (logged here)
+        when it cannot be done, fails or is stopped."""
+
+        async def run() -> None:
+            try:
+                report = await self.calibrate(sets, progress)
+            except CalibrationError as exc:
+                log.warning("calibration: %s", exc)
+                failed(str(exc))
+                return
+            finished(report)
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._runs.add(task)
+        task.add_done_callback(self._runs.discard)
 
     async def end(self, reason: str) -> None:
         """Stop the calibration in progress, if any, and wait until it has ended: its test
