@@ -7,14 +7,8 @@ from uniform white noise through a cascade of biquad sections (``test_sections``
 RMS level (``test_gain``).
 
 The arrival time is the lag of the normalised cross-correlation between what an output sent
-and what the mic heard (both in the same tap frames, so the interface's own latency is common
-to every output and drops out of the differences within a set; see ``arrival``). Noise rather
-than a log sweep: the sweep's strengths (harmonic distortion pushed out of the response, high
-energy per second) serve impulse responses for EQ, not one lag; the noise plays at the
-calibration level anyway, and its wide band (100 Hz-10 kHz, correlated through a +6 dB/octave
-tilt) makes a peak a few samples wide, so the lag is found to the sample even with reflections
-near it. A subwoofer's arrival is read from its own 30-80 Hz noise: that is the band where it
-must sum with the mains.
+and what the mic heard (``arrival``); why noise rather than a log sweep, and how levels and
+arrivals are read: docs/calibration.md, "What is measured, and how".
 
 Everything here is arrays in, numbers out: the daemon records and applies (``daemon/service``).
 """
