@@ -1,8 +1,8 @@
 """Speaker calibration with a measurement mic: the test signals, and what a recording says.
 
 The test signals are pink noise, band-limited: 500 Hz-2 kHz for a main speaker's level (SMPTE
-RP 200 / Dolby practice: the band every monitor reproduces, above the room's modes), 30-80 Hz
-for a subwoofer's, and 100 Hz-10 kHz for a main speaker's arrival time. The kernel makes them
+RP 200 / Dolby practice: the band every monitor reproduces, above the room's modes), from 3/8
+of its crossover frequency up to it for a subwoofer's (``sub_band``), and 100 Hz-10 kHz for a main speaker's arrival time. The kernel makes them
 from uniform white noise through a cascade of biquad sections (``test_sections``) scaled to an
 RMS level (``test_gain``).
 
@@ -23,10 +23,11 @@ import numpy as np
 from controlroom.dsp.bands import Biquad
 from controlroom.dsp.biquad import cascade_response, coefficients
 
-#: Test bands (Hz): a main speaker's level, its arrival time, a subwoofer's level and arrival.
+#: Test bands (Hz): a main speaker's level, its arrival time.
 LEVEL_BAND = (500.0, 2000.0)
 ARRIVAL_BAND = (100.0, 10000.0)
-SUB_BAND = (30.0, 80.0)
+#: A subwoofer's test band reaches from this fraction of its crossover frequency up to it.
+SUB_BAND_FROM = 0.375
 #: Pole-zero pairs of the pinking filter (two per biquad section).
 PINK_PAIRS = 8
 #: Butterworth Qs of a 4th-order high- or low-pass made of two biquads.
@@ -64,6 +65,12 @@ def test_sections(band: tuple[float, float], samplerate: float) -> np.ndarray:
         else:
             sections.append([1.0, 0.0, 0.0, 0.0, 0.0])
     return np.asarray(sections, dtype=float)
+
+
+def sub_band(crossover_hz: float) -> tuple[float, float]:
+    """A subwoofer's test band (Hz) for its level and arrival: the band it plays up to its
+    crossover, where it must sum with the mains (30-80 Hz at 80 Hz)."""
+    return SUB_BAND_FROM * crossover_hz, crossover_hz
 
 
 def test_gain(sections: np.ndarray, samplerate: float, rms_dbfs: float) -> float:

@@ -3,7 +3,7 @@
 ``ctl calibrate [SET ...]`` (OSC ``/controlroom/calibrate``) holds the program silent and plays
 the test signal (``dsp.calibration``) on one output at a time: for a main speaker band-limited
 pink noise at 500 Hz-2 kHz for its level, then at 100 Hz-10 kHz for its arrival time; for a
-subwoofer 30-80 Hz for both. Each burst fades in over FADE_MS, plays at ``[calibration]
+subwoofer its band below the crossover (30-80 Hz at 80 Hz) for both. Each burst fades in over FADE_MS, plays at ``[calibration]
 noise_dbfs`` RMS (the limiter and ceiling hold for it too) while the tap records the output
 and the mic in the same frames, and fades out. The room's own noise is recorded first, with
 nothing playing, for the signal-to-noise check.
@@ -46,8 +46,10 @@ log = logging.getLogger(__name__)
 FADE_MS = 100.0
 #: Seconds of each burst recorded once it has faded in: long enough to average the noise.
 BURST_S = 1.0
-#: Seconds of the room's noise recorded with nothing playing.
+#: Seconds of the room's noise recorded with nothing playing, and the seconds the program's
+#: reverberation is given to die away first (a control room's RT60 is 0.2-0.4 s).
 NOISE_S = 1.0
+ROOM_DECAY_S = 0.5
 #: Longest path from a speaker to the mic searched (m), and the speed of sound (m/s).
 MAX_DISTANCE_M = 30.0
 SPEED_OF_SOUND_M_S = 343.0
@@ -88,7 +90,11 @@ class Phase:
 
 
 MAIN_PHASES = (Phase("level", analysis.LEVEL_BAND), Phase("arrival", analysis.ARRIVAL_BAND))
-SUB_PHASES = (Phase("level and arrival", analysis.SUB_BAND),)
+
+
+def sub_phases(crossover_hz: float) -> tuple[Phase, ...]:
+    """A subwoofer's one burst, in its band below ``crossover_hz`` (Hz)."""
+    return (Phase("level and arrival", analysis.sub_band(crossover_hz)),)
 
 
 class Calibrator:
@@ -187,7 +193,7 @@ class Calibrator:
             )
         outputs = _outputs(config, names)
         # the filters and gains of the run's test signals: tenths of a second off the event loop
-        signals = await asyncio.to_thread(_test_signals, config, {sub for _, sub in outputs})
+        signals = await asyncio.to_thread(_test_signals, config, {p for _, phases in outputs for p in phases})
         if self.running:
             raise CalibrationError("a calibration is running already")
         if runner.config is not config:
@@ -211,20 +217,23 @@ class Calibrator:
         try:
             await runner.wait_faded()
             progress(f"room noise: recording {NOISE_S:g} s with nothing playing")
-            noise = await engine.record(round(NOISE_S * config.audio.samplerate), engine.tap_frame())
+            # once the program's last sound has crossed the room to the mic and died away
+            quiet = engine.tap_frame() + _max_arrival(config) + round(ROOM_DECAY_S * config.audio.samplerate)
+            noise = await engine.record(round(NOISE_S * config.audio.samplerate), quiet)
             _check_mic(cal, noise[:, cal.mic - 1])
-            for step, (output, sub) in enumerate(outputs, start=1):
+            for step, (output, phases) in enumerate(outputs, start=1):
+                sub = phases != MAIN_PHASES
                 controller.calibration.progress = {**controller.calibration.progress, "output": output, "step": step}
                 self.stepped()
                 started = time.monotonic()
                 recordings = []
-                for phase in SUB_PHASES if sub else MAIN_PHASES:
+                for phase in phases:
                     progress(
                         f"output {output} ({step}/{len(outputs)}{', subwoofer' if sub else ''}): {phase.name}, "
                         f"pink noise {phase.band[0]:g}-{phase.band[1]:g} Hz at {cal.noise_dbfs:g} dBFS"
                     )
                     recordings.append(await self._burst(engine, replace(signals[phase.band], output=output)))
-                level, arrival = await asyncio.to_thread(_analyse, config, output, sub, noise, recordings)
+                level, arrival = await asyncio.to_thread(_analyse, config, output, phases, noise, recordings)
                 measured[output] = (level, arrival, time.monotonic() - started)
                 progress(f"output {output}: {level.level_db:.1f} dBFS at the mic, arrives after {arrival} samples")
             self._check_stop()  # a change that came in the last step still counts
@@ -362,16 +371,15 @@ def _test_gain(engine: EngineSession) -> float:
     return state[layout.T_TEST_GAIN] if state[layout.T_TEST_GAIN + 2] == 0.0 else math.nan
 
 
-def _test_signals(config, subs: set[bool]) -> dict[tuple[float, float], CalibrationSignal]:
+def _test_signals(config, phases: set[Phase]) -> dict[tuple[float, float], CalibrationSignal]:
     """Band (Hz) -> the test signal that plays in it at ``noise_dbfs`` (output 0: set per
-    burst), for the phases of mains (False in ``subs``) and subwoofers (True)."""
+    burst), for each of ``phases``."""
     rate, dbfs = config.audio.samplerate, config.calibration.noise_dbfs
     signals = {}
-    for sub in subs:
-        for phase in SUB_PHASES if sub else MAIN_PHASES:
-            sections = analysis.test_sections(phase.band, rate)
-            gain = analysis.test_gain(sections, rate, dbfs)
-            signals[phase.band] = CalibrationSignal(0, tuple(map(tuple, sections)), gain, FADE_MS)
+    for phase in phases:
+        sections = analysis.test_sections(phase.band, rate)
+        gain = analysis.test_gain(sections, rate, dbfs)
+        signals[phase.band] = CalibrationSignal(0, tuple(map(tuple, sections)), gain, FADE_MS)
     return signals
 
 
@@ -388,25 +396,30 @@ def _check_mic(cal, noise: np.ndarray) -> None:
         )
 
 
-def _outputs(config, names: list[str]) -> list[tuple[int, bool]]:
-    """The outputs of speaker sets ``names`` in order, each once, with whether it is a sub."""
-    subs = {config.speakers[n].sub.output for n in names if config.speakers[n].sub is not None}
-    seen: dict[int, bool] = {}
+def _outputs(config, names: list[str]) -> list[tuple[int, tuple[Phase, ...]]]:
+    """The outputs of speaker sets ``names`` in order, each once, with its bursts: a main
+    speaker's, or a subwoofer's below the crossover of the first of those sets it serves."""
+    crossovers: dict[int, float] = {}
+    for name in names:
+        sub = config.speakers[name].sub
+        if sub is not None:
+            crossovers.setdefault(sub.output, sub.crossover_hz)
+    seen: dict[int, tuple[Phase, ...]] = {}
     for name in names:
         for output in set_outputs(config, name):
-            seen.setdefault(output, output in subs and output not in config.speakers[name].channels)
+            sub = output in crossovers and output not in config.speakers[name].channels
+            seen.setdefault(output, sub_phases(crossovers[output]) if sub else MAIN_PHASES)
     return list(seen.items())
 
 
 def _analyse(
-    config, output: int, sub: bool, noise: np.ndarray, recordings: list[np.ndarray]
+    config, output: int, phases: tuple[Phase, ...], noise: np.ndarray, recordings: list[np.ndarray]
 ) -> tuple[analysis.OutputLevel, int]:
-    """Output ``output``'s level and arrival (samples) from its bursts' tap recordings and the
-    room's noise; raises CalibrationError naming the output when the mic is dead, clips or
+    """Output ``output``'s level and arrival (samples) from the tap recordings of its bursts
+    (``phases``) and the room's noise; raises CalibrationError naming the output when the mic is dead, clips or
     hears too little over the noise."""
     cal, rate = config.calibration, config.audio.samplerate
     mic, sent = cal.mic - 1, config.audio.input_channels + output - 1
-    phases = SUB_PHASES if sub else MAIN_PHASES
     for recording in recordings:
         heard = recording[:, mic]
         if not np.all(np.isfinite(heard)):
@@ -419,7 +432,7 @@ def _analyse(
             )
     last = recordings[-1]
     max_lag = _max_arrival(config)
-    found = analysis.arrival(last[:, sent], last[:, mic], max_lag, sharpen=not sub)
+    found = analysis.arrival(last[:, sent], last[:, mic], max_lag, sharpen=phases == MAIN_PHASES)
     arrival = found.lag
     levels = [
         analysis.heard_level(

@@ -371,7 +371,7 @@ startup_max_volume_db = 0.0
 channels = [1, 2]
 [speakers.studio]
 outputs = [1, 2]
-sub = {{ output = 3, crossover_hz = 80.0 }}
+sub = {{ output = 3, crossover_hz = 100.0 }}  # its test noise: 37.5-100 Hz
 
 [calibration]
 mic = 3
@@ -412,6 +412,12 @@ def test_a_subwoofer_is_aligned_with_its_mains_and_a_calibrated_mic_reads_spl(ja
         for o, gain in SUB_GAINS_DB.items():
             expected = NOISE_DBFS + gain - MIC_DBFS_AT_94 + 94.0
             assert measured[str(o)]["spl_db"] == pytest.approx(expected, abs=0.3)
+        # and their SNR the room's white noise in the band they are read in (an octave either side
+        # of the test band), with nothing of the program in it
+        bands = {1: (250.0, 4000.0), 2: (250.0, 4000.0), 3: (18.75, 200.0)}
+        for o, (low, high) in bands.items():
+            floor = ROOM_NOISE_DBFS + 10.0 * np.log10((high - low) / 24000.0)
+            assert measured[str(o)]["snr_db"] == pytest.approx(NOISE_DBFS + SUB_GAINS_DB[o] - floor, abs=1.5)
         # what the mains now play at the mic, from the probe: pink noise at -20 dBFS at volume
         # 0 dB plays at the target, and volume_spl_db says so
         state = peer.query()["state"]
