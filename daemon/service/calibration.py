@@ -448,7 +448,7 @@ def _analyse(
     ]
     for level in levels:
         if not level.snr_db >= MIN_SNR_DB:
-            margin = f"only {level.snr_db:.1f} dB" if math.isfinite(level.snr_db) else "not"
+            margin = f"only {level.snr_db:.1f} dB" if 0.0 < level.snr_db < math.inf else "not"
             raise CalibrationError(
                 f"output {output}: the test signal is {margin} over the room's noise at the mic "
                 f"(needs {MIN_SNR_DB:g} dB): is the speaker on, and the room quiet? nothing applied"

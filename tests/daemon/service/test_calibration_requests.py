@@ -91,7 +91,7 @@ def test_a_dead_mic_fails_on_the_room_noise_before_any_output_plays_and_nothing_
     run(scenario)
 
 
-def test_room_noise_louder_than_the_test_signal_allows_fails_naming_the_output():
+def test_a_speaker_the_mic_does_not_hear_over_the_room_noise_fails_naming_the_output():
     noise = (10 ** (-30 / 20) * np.random.default_rng(4).standard_normal(FS)).astype(np.float32)
 
     async def scenario():
