@@ -4,9 +4,12 @@ A calibration measures each output (a speaker) at the listening position: its le
 mic for band-limited pink noise at ``[calibration] noise_dbfs`` and its arrival time. From
 those, each output gets a trim that brings it to the common level (``target_spl_db`` with a
 calibrated mic, else the level the quietest output had), and each output of a speaker set a
-delay that makes it arrive with the set's latest. They act on top of the config's ``trim_db``
-and ``delay_ms`` (the user's own offsets stay theirs), are saved with the state and checked
-when restored. How outputs are measured: ``service.calibration``.
+delay that makes it arrive with the set's latest. The test signal is measured after the
+path's trims and delays, so the path adds to the config's ``trim_db`` and ``delay_ms`` what
+makes a calibrated output's sum the calibrated one (``trims_db``, ``delays_ms``): hand-set
+offsets are superseded, not counted twice, and the config stays the user's. The results are
+saved with the state and checked when restored. How outputs are measured:
+``service.calibration``.
 """
 
 from __future__ import annotations

@@ -3,16 +3,18 @@
 ``ctl calibrate [SET ...]`` (OSC ``/controlroom/calibrate``) holds the program silent and plays
 the test signal (``dsp.calibration``) on one output at a time: for a main speaker band-limited
 pink noise at 500 Hz-2 kHz for its level, then at 100 Hz-10 kHz for its arrival time; for a
-subwoofer its band below the crossover (30-80 Hz at 80 Hz) for both. Each burst fades in over FADE_MS, plays at ``[calibration]
-noise_dbfs`` RMS (the limiter and ceiling hold for it too) while the tap records the output
-and the mic in the same frames, and fades out. The room's own noise is recorded first, with
-nothing playing, for the signal-to-noise check.
+subwoofer its band below the crossover (30-80 Hz at 80 Hz) for both. Each burst fades in over
+FADE_MS, plays at ``[calibration] noise_dbfs`` RMS (the limiter and ceiling hold for it too)
+while the tap records the output and the mic in the same frames, and fades out. The room's own
+noise is recorded first, with nothing playing, for the signal-to-noise check (and a mic that
+hears not even that fails before any test signal plays).
 
 Only when every output has been measured cleanly are trims and delays worked out
 (``core.calibration``) and applied; a dead mic, a clipping mic, too little signal over the
 room's noise, a speaker that would need more than ``max_boost_db``, a change of any target, a
-reload or ``ctl calibrate stop`` ends the run with nothing applied: the test signal fades out
-within ABORT_FADE_MS and the program plays again as before.
+reload, a stopping daemon or ``ctl calibrate stop`` ends the run with nothing applied: the
+test signal fades out within ABORT_FADE_MS (mute and a stopping daemon silence it in the same
+publish, ``Controller``) and the program plays again as before.
 """
 
 from __future__ import annotations
