@@ -1,20 +1,14 @@
 """Speaker calibration with a measurement mic: the test signals, and what a recording says.
 
 The test signals are pink noise, band-limited: 500 Hz-2 kHz for a main speaker's level (SMPTE
-RP 200 / Dolby practice: the band every monitor reproduces, above the room's modes), 30-80 Hz
-for a subwoofer's, and 100 Hz-10 kHz for a main speaker's arrival time. The kernel makes them
+RP 200 / Dolby practice: the band every monitor reproduces, above the room's modes), from 3/8
+of its crossover frequency up to it for a subwoofer's (``sub_band``), and 100 Hz-10 kHz for a main speaker's arrival time. The kernel makes them
 from uniform white noise through a cascade of biquad sections (``test_sections``) scaled to an
 RMS level (``test_gain``).
 
 The arrival time is the lag of the normalised cross-correlation between what an output sent
-and what the mic heard (both in the same tap frames, so the interface's own latency is common
-to every output and drops out of the differences within a set; see ``arrival``). Noise rather
-than a log sweep: the sweep's strengths (harmonic distortion pushed out of the response, high
-energy per second) serve impulse responses for EQ, not one lag; the noise plays at the
-calibration level anyway, and its wide band (100 Hz-10 kHz, correlated through a +6 dB/octave
-tilt) makes a peak a few samples wide, so the lag is found to the sample even with reflections
-near it. A subwoofer's arrival is read from its own 30-80 Hz noise: that is the band where it
-must sum with the mains.
+and what the mic heard (``arrival``); why noise rather than a log sweep, and how levels and
+arrivals are read: docs/calibration.md, "What is measured, and how".
 
 Everything here is arrays in, numbers out: the daemon records and applies (``daemon/service``).
 """
@@ -29,10 +23,11 @@ import numpy as np
 from controlroom.dsp.bands import Biquad
 from controlroom.dsp.biquad import cascade_response, coefficients
 
-#: Test bands (Hz): a main speaker's level, its arrival time, a subwoofer's level and arrival.
+#: Test bands (Hz): a main speaker's level, its arrival time.
 LEVEL_BAND = (500.0, 2000.0)
 ARRIVAL_BAND = (100.0, 10000.0)
-SUB_BAND = (30.0, 80.0)
+#: A subwoofer's test band reaches from this fraction of its crossover frequency up to it.
+SUB_BAND_FROM = 0.375
 #: Pole-zero pairs of the pinking filter (two per biquad section).
 PINK_PAIRS = 8
 #: Butterworth Qs of a 4th-order high- or low-pass made of two biquads.
@@ -72,6 +67,12 @@ def test_sections(band: tuple[float, float], samplerate: float) -> np.ndarray:
     return np.asarray(sections, dtype=float)
 
 
+def sub_band(crossover_hz: float) -> tuple[float, float]:
+    """A subwoofer's test band (Hz) for its level and arrival: the band it plays up to its
+    crossover, where it must sum with the mains (30-80 Hz at 80 Hz)."""
+    return SUB_BAND_FROM * crossover_hz, crossover_hz
+
+
 def test_gain(sections: np.ndarray, samplerate: float, rms_dbfs: float) -> float:
     """The linear gain that makes uniform white noise through ``sections`` play at
     ``rms_dbfs`` (dBFS RMS): the cascade's power gain is the mean of its squared magnitude
@@ -109,12 +110,22 @@ def peak_dbfs(x: np.ndarray) -> float:
     return 20.0 * math.log10(peak) if peak > 0.0 else -math.inf
 
 
-def arrival(sent: np.ndarray, heard: np.ndarray, max_lag: int, sharpen: bool = False) -> int:
-    """Samples (0..``max_lag``) from ``sent`` to its strongest arrival in ``heard`` (same
-    length, 1-D): the lag of the largest normalised cross-correlation between all of ``sent``
-    but its last ``max_lag`` samples and each window of ``heard`` as long. With every lag
-    seeing the whole of that stretch of ``sent``, a delayed, scaled copy peaks exactly at its
-    delay (Cauchy-Schwarz), however flat the peak of a narrow band's correlation is.
+@dataclass(frozen=True)
+class Arrival:
+    """Where ``sent`` arrives in ``heard``: ``lag`` (samples) and ``peak``, the normalised
+    cross-correlation there (1 for a delayed, scaled copy; near 0 for a signal unrelated to
+    what was sent)."""
+
+    lag: int
+    peak: float
+
+
+def arrival(sent: np.ndarray, heard: np.ndarray, max_lag: int, sharpen: bool = False) -> Arrival:
+    """Where (0..``max_lag`` samples) ``sent`` arrives strongest in ``heard`` (same length,
+    1-D): the lag of the largest normalised cross-correlation between all of ``sent`` but its
+    last ``max_lag`` samples and each window of ``heard`` as long. With every lag seeing the
+    whole of that stretch of ``sent``, a delayed, scaled copy peaks exactly at its delay
+    (Cauchy-Schwarz), however flat the peak of a narrow band's correlation is.
 
     ``sharpen`` correlates the first differences (a +6 dB/octave tilt, exact as a two-tap
     filter commutes with the delay): pink noise's correlation then peaks a few samples wide
@@ -132,7 +143,10 @@ def arrival(sent: np.ndarray, heard: np.ndarray, max_lag: int, sharpen: bool = F
     corr = np.fft.irfft(np.fft.rfft(y, size) * np.conj(np.fft.rfft(x[:n], size)), size)[: max_lag + 1]
     cumulative = np.concatenate([[0.0], np.cumsum(y * y)])
     energy = cumulative[n : n + max_lag + 1] - cumulative[: max_lag + 1]
-    return int(np.argmax(np.abs(corr) / np.sqrt(np.maximum(energy, np.finfo(float).tiny))))
+    tiny = np.finfo(float).tiny
+    normalised = np.abs(corr) / np.sqrt(np.maximum(energy, tiny) * max(float(np.dot(x[:n], x[:n])), tiny))
+    lag = int(np.argmax(normalised))
+    return Arrival(lag, float(normalised[lag]))
 
 
 @dataclass(frozen=True)

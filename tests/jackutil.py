@@ -449,7 +449,18 @@ class _Outboard:
 
 class Room:
     """The room of ``JackHarness.room``: per output a delay line and a gain, summed with noise
-    into the mic's play port. ``mic_live = False`` unplugs the mic (its port plays silence)."""
+    into the mic's play port. ``mic_live = False`` unplugs the mic: its port plays only an
+    interface's own input noise (DEAD_INPUT_DBFS), as a real input with nothing on it does.
+
+    Args:
+        mic: the 1-based harness play port that is the mic.
+        delays: 1-based daemon output -> its delay to the mic (samples).
+        gains_db: output -> its gain to the mic (dB).
+        noise_dbfs: the room's noise at the mic (dBFS RMS, white).
+    """
+
+    #: The input noise of an interface's preamp with no mic on it (dBFS RMS).
+    DEAD_INPUT_DBFS = -105.0
 
     def __init__(self, mic: int, delays: dict[int, int], gains_db: dict[int, float], noise_dbfs: float) -> None:
         self.mic, self.delays = mic, dict(delays)
@@ -458,11 +469,21 @@ class Room:
         self.pending = {k: np.zeros(d) for k, d in delays.items()}
         self.rng = np.random.default_rng(11)
         self.mic_live = True
+        self._lock = threading.Lock()  # a test moves a speaker while the JACK thread plays
+
+    def move(self, output: int, delay: int, gain_db: float) -> None:
+        """Put ``output``'s speaker ``delay`` samples and ``gain_db`` (dB) from the mic."""
+        with self._lock:
+            self.pending[output] = np.zeros(delay)
+            self.gains[output] = 10.0 ** (gain_db / 20.0)
 
     def process(self, inports, outports, frames: int) -> None:
         heard = self.noise * self.rng.standard_normal(frames)
-        for k, gain in self.gains.items():
-            line = np.concatenate([self.pending[k], gain * inports[k - 1].get_array()])
-            heard += line[:frames]
-            self.pending[k] = line[frames:]
-        outports[self.mic - 1].get_array()[:] = heard if self.mic_live else 0.0
+        with self._lock:
+            for k, gain in self.gains.items():
+                line = np.concatenate([self.pending[k], gain * inports[k - 1].get_array()])
+                heard += line[:frames]
+                self.pending[k] = line[frames:]
+        if not self.mic_live:
+            heard = 10.0 ** (self.DEAD_INPUT_DBFS / 20.0) * self.rng.standard_normal(frames)
+        outports[self.mic - 1].get_array()[:] = heard

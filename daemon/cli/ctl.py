@@ -26,6 +26,7 @@ import argparse
 import json
 import math
 import re
+import sys
 from typing import Any
 
 from controlroom.daemon.cli import liveview, options
@@ -43,7 +44,7 @@ from controlroom.daemon.cli.formats import (
 )
 from controlroom.daemon.cli.remote import DEFAULT_OSC, TIMEOUT_S, exchange, parse_endpoint, query
 from controlroom.daemon.core.targets import TARGETS, WRITE_ONLY_TARGETS
-from controlroom.daemon.errors import RemoteError, UsageError
+from controlroom.daemon.errors import ControlroomError, RemoteError, UsageError
 from controlroom.daemon.osc.protocol import (
     CALIBRATE_ADDRESS,
     CALIBRATE_MIC_ADDRESS,
@@ -304,13 +305,21 @@ def calibrate(endpoint: tuple[str, int], words: list[str], timeout: float, as_js
             return f"[calibration]\nmic_dbfs_at_94_db_spl = {dbfs}"
     # calibrate [SET ...]: each step is printed as it comes, the results at the end
     shown = (lambda params: None) if as_json else (lambda params: print(params[0], flush=True))
-    params = exchange(
-        endpoint,
-        [build_message(CALIBRATE_ADDRESS, *words)],
-        CALIBRATE_ADDRESS,
-        timeout + CALIBRATE_STEP_TIMEOUT_S,
-        progress=(CALIBRATE_PROGRESS_ADDRESS, shown),
-    )
+    try:
+        params = exchange(
+            endpoint,
+            [build_message(CALIBRATE_ADDRESS, *words)],
+            CALIBRATE_ADDRESS,
+            timeout + CALIBRATE_STEP_TIMEOUT_S,
+            progress=(CALIBRATE_PROGRESS_ADDRESS, shown),
+        )
+    except KeyboardInterrupt:
+        # Ctrl-C ends the run it started, not only the waiting for it
+        try:
+            query(endpoint, [build_message(f"{CALIBRATE_ADDRESS}/stop")], timeout)
+        except ControlroomError as exc:
+            print(f"controlroom: could not stop the calibration: {exc}", file=sys.stderr)
+        raise
     try:
         report = json.loads(params[0])
     except (IndexError, TypeError, ValueError):

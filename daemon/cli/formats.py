@@ -177,8 +177,9 @@ def format_calibration(calibration: dict[str, Any] | None, calibrating: dict[str
     for output, r in outputs.items():
         spl = "" if r.get("spl_db") is None else f" ({r['spl_db']:.1f} dB SPL)"
         took = f", measured in {measured[output]['duration_s']:.1f} s" if output in measured else ""
+        snr = "no room noise" if r["snr_db"] is None else f"SNR {r['snr_db']:.0f} dB"
         lines.append(
-            f"output {output}: {r['level_db']:.1f} dBFS at the mic{spl}, SNR {r['snr_db']:.0f} dB, "
+            f"output {output}: {r['level_db']:.1f} dBFS at the mic{spl}, {snr}, "
             f"arrival {r['arrival']} samples ({r['arrival_ms']:.2f} ms), trim {r['trim_db']:+.2f} dB{took}"
         )
     for name, s in ((calibration or {}).get("sets") or {}).items():

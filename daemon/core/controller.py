@@ -20,10 +20,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from controlroom.daemon.core import matching, path
-from controlroom.daemon.core.calibration import Calibration
+from controlroom.daemon.core.calibration import ABORT_FADE_MS, Calibration
 from controlroom.daemon.core.comparison import LABELLED_TARGETS, Comparison
 from controlroom.daemon.core.inserts import Inserts
 from controlroom.daemon.core.targets import ENUM_TARGETS, MonitorState, Vocabulary
@@ -102,8 +103,10 @@ class Controller:
 
     def release_buffers(self) -> None:
         """Forget the kernel buffers: their stream is closed (nothing is published until the
-        next ``start_buffers``)."""
+        next ``start_buffers``). A calibration's test signal goes with them: a reopened stream
+        never plays it again."""
         self.buffers = None
+        self.calibration_signal = None
 
     def cap_startup_volume(self) -> None:
         """Apply the start-up cap: never come back louder than ``startup_max_volume_db``."""
@@ -118,7 +121,7 @@ class Controller:
         self._stopping = True
         self.publish()
 
-    def calibrated(self, origin: str = "calibration") -> None:
+    def calibrated(self, origin: str) -> None:
         """The calibration's results changed: rebuild the path with them, publish, and announce
         what moved in the view (``volume_spl_db``)."""
         before = self.view()
@@ -132,6 +135,10 @@ class Controller:
         controls = path.controls(self.config, self.state, self.match_db, self.inserts)
         controls.coherent_switch = self._coherent_switch
         controls.calibration_signal = self.calibration_signal
+        if self.calibration_signal is not None and (self._stopping or self.state.mute):
+            # the test signal is added after the master gain: mute and a stop silence it here,
+            # in the same publish (the calibration then ends, as any control action ends it)
+            controls.calibration_signal = replace(self.calibration_signal, gain=0.0, fade_ms=ABORT_FADE_MS)
         controls.mute |= self._stopping
         if self.routed in self.config.speakers:
             controls.speakers = list(self.config.speakers).index(self.routed)
@@ -320,6 +327,8 @@ class Controller:
             log.warning("after reload: %s", w)
         for w in self.calibration.reload(config):
             log.warning("after reload: %s", w)
+        # the daemon ends a calibration before a reload; what it played may not fit the new outputs
+        self.calibration_signal = None
         self.spec = path.path_spec(config, self.calibration)
         self._speakers_moved(speakers)
         self.publish()

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from controlroom.daemon.core import matching
-from controlroom.daemon.core.calibration import capped_delay_ms
 from controlroom.daemon.core.targets import MonitorState
 from controlroom.dsp import emulation
 from controlroom.dsp.control import Controls, InsertSpec, PathSpec, SetSpec, SourceSpec, SubSpec
-from controlroom.dsp.layout import MATRIX_LEFT, MATRIX_MONO, MATRIX_RIGHT, MATRIX_SIDE, MATRIX_STEREO
+from controlroom.dsp.layout import MATRIX_LEFT, MATRIX_MONO, MATRIX_RIGHT, MATRIX_SIDE, MATRIX_STEREO, MAX_DELAY_MS
 from controlroom.dsp.profiles import PROFILES, Profile
 
 if TYPE_CHECKING:
@@ -39,16 +38,17 @@ def path_spec(config, calibration: Calibration | None = None) -> PathSpec:
 
 
 def _set_spec(s, config, calibration: Calibration | None) -> SetSpec:
-    trims = calibration.trim_db if calibration is not None else lambda output: 0.0
+    trims = calibration.trims_db(s.name) if calibration is not None else {}
     delays = calibration.delays_ms(s.name) if calibration is not None else {}
 
     def delay_ms(output: int, own_ms: float) -> float:
-        return capped_delay_ms(s.delay_ms, own_ms, delays.get(output, 0.0))
+        # within what the path can delay on top of the set's own delay
+        return min(own_ms + delays.get(output, 0.0), MAX_DELAY_MS - s.delay_ms)
 
     sub = None
     if s.sub:
         sub = SubSpec(
-            s.sub.output, s.sub.crossover_hz, s.sub.trim_db + trims(s.sub.output), delay_ms(s.sub.output, 0.0)
+            s.sub.output, s.sub.crossover_hz, s.sub.trim_db + trims.get(s.sub.output, 0.0), delay_ms(s.sub.output, 0.0)
         )
     eq, mono, trim = tuple(s.eq), False, s.trim_db
     if s.emulate:
@@ -61,7 +61,7 @@ def _set_spec(s, config, calibration: Calibration | None) -> SetSpec:
         eq,
         sub,
         mono,
-        output_trim_db=tuple(o.trim_db + trims(o.channel) for o in s.outputs),
+        output_trim_db=tuple(o.trim_db + trims.get(o.channel, 0.0) for o in s.outputs),
         output_delay_ms=tuple(delay_ms(o.channel, o.delay_ms) for o in s.outputs),
     )
 

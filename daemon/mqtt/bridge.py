@@ -98,7 +98,6 @@ class MqttBridge:
     ) -> None:
         self.controller = controller
         self.calibrator = calibrator
-        self._runs: set[asyncio.Task] = set()
         self.config = config
         self.settings = config.mqtt
         self.state = state
@@ -383,16 +382,7 @@ class MqttBridge:
             raise Dropped(DROP_UNKNOWN_TOPIC, "calibration needs the audio engine")
         match command.split():
             case ["start", *sets]:
-
-                async def run() -> None:
-                    try:
-                        await self.calibrator.calibrate(sets)
-                    except TargetError as exc:  # CalibrationError: it failed or was stopped
-                        log.warning("MQTT calibration: %s", exc)
-
-                task = asyncio.get_running_loop().create_task(run())
-                self._runs.add(task)
-                task.add_done_callback(self._runs.discard)
+                self.calibrator.start(sets)
             case ["stop"]:
                 self.calibrator.stop("stopped over MQTT")
             case ["reset"]:

@@ -467,8 +467,12 @@ class OscServer(asyncio.DatagramProtocol):
             case []:
                 if not all(isinstance(a, str) for a in args):
                     raise TargetError("expected speaker set names")
-                progress = lambda line: self._reply(sender, CALIBRATE_PROGRESS_ADDRESS, line)  # noqa: E731
-                self._answer_later(calibrator.calibrate(list(args), progress), CALIBRATE_ADDRESS, sender, json.dumps)
+                calibrator.start(
+                    list(args),
+                    progress=lambda line: self._reply(sender, CALIBRATE_PROGRESS_ADDRESS, line),
+                    finished=lambda report: self._reply(sender, CALIBRATE_ADDRESS, json.dumps(report)),
+                    failed=lambda message: self._reply(sender, ERROR_ADDRESS, CALIBRATE_FAILED, message),
+                )
             case ["stop"]:
                 if _pressed(args):
                     calibrator.stop("stopped on request")

@@ -218,6 +218,8 @@ class Daemon:
         other tasks."""
         await self._stop.wait()
         self.notifier.stopping()
+        # its test signal fades out and nothing is applied before amplifiers power down
+        await self.calibrator.end("the daemon stops")
         if self.outboard is not None:
             await self.outboard.power_down()  # amplifiers off while the interface still plays silence
             if self.mqtt is not None:
@@ -293,13 +295,17 @@ class Daemon:
             self.runner.request_reload(self._read_config)
 
     async def _read_config(self) -> Config | None:
+        """The config file for a reload, with any calibration ended before it is applied (its
+        test signal and results belong to the old config); None when it is rejected."""
         try:
-            return await asyncio.to_thread(load_config, self.config_path)
+            config = await asyncio.to_thread(load_config, self.config_path)
         except ConfigError as exc:
             for line in exc.errors:
                 log.error("reload rejected: %s", line)
             log.error("reload rejected: keeping the running config")
             return None
+        await self.calibrator.end("the config was reloaded")
+        return config
 
     async def _reloaded(self, old: Config, new: Config, changes: Changes) -> None:
         """The runner applied ``new``: restart what else changed."""

@@ -304,14 +304,7 @@ class WebServer:
             sets = [] if value is None else value
             if not isinstance(sets, list) or not all(isinstance(s, str) for s in sets):
                 raise TargetError("calibrate start: expected a list of speaker set names, or no value")
-
-            async def run() -> None:
-                try:
-                    await self.calibrator.calibrate(sets)
-                except TargetError as exc:  # CalibrationError: it failed or was stopped
-                    client.error(str(exc), CALIBRATE_FAILED)
-
-            self._spawn(run())
+            self.calibrator.start(sets, failed=lambda message: client.error(message, CALIBRATE_FAILED))
 
     async def _measure(self, name: str, client: _Client) -> None:
         try:

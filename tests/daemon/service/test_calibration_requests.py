@@ -74,15 +74,15 @@ def test_a_calibration_is_refused_without_a_mic_or_for_an_unknown_set_and_bad_ar
     run(scenario)
 
 
-def test_a_dead_mic_fails_at_the_first_output_naming_it_and_nothing_is_applied():
+def test_a_dead_mic_fails_on_the_room_noise_before_any_output_plays_and_nothing_is_applied():
     async def scenario():
         async with running(parse_config(CALIBRATED)) as daemon:
             peer = await Peer.open(daemon.osc.port)
             peer.send(CALIBRATE_ADDRESS)
             address, params, steps = await answer(peer)
             assert address == ERROR_ADDRESS and params[0] == CALIBRATE_FAILED
-            assert params[1].startswith("output 1: no signal at the mic (input 3)")
-            assert steps[0].startswith("room noise") and steps[1].startswith("output 1 (1/2): level")
+            assert params[1].startswith("no signal at the mic (input 3): it hears nothing, not even the room")
+            assert len(steps) == 1 and steps[0].startswith("room noise")
             report = daemon.controller.state_report()
             assert report["calibration"]["outputs"] == {} and report["calibrating"] is None
             assert daemon.controller.calibration_signal is None
@@ -91,7 +91,7 @@ def test_a_dead_mic_fails_at_the_first_output_naming_it_and_nothing_is_applied()
     run(scenario)
 
 
-def test_room_noise_louder_than_the_test_signal_allows_fails_naming_the_output():
+def test_a_speaker_the_mic_does_not_hear_over_the_room_noise_fails_naming_the_output():
     noise = (10 ** (-30 / 20) * np.random.default_rng(4).standard_normal(FS)).astype(np.float32)
 
     async def scenario():
@@ -108,7 +108,7 @@ def test_room_noise_louder_than_the_test_signal_allows_fails_naming_the_output()
     run(scenario)
 
 
-def test_the_mic_reads_a_calibrator_tone_as_its_rms_level_and_refuses_a_clipping_one():
+def test_the_mic_reads_a_calibrator_tone_as_its_rms_level_and_refuses_a_clipping_one_or_noise():
     t = np.arange(FS) / FS
     amplitude = 10 ** (-20 / 20)
 
@@ -129,6 +129,15 @@ def test_the_mic_reads_a_calibrator_tone_as_its_rms_level_and_refuses_a_clipping
             peer.send(CALIBRATE_MIC_ADDRESS)
             address, params, _ = await answer(peer)
             assert params[0] == CALIBRATE_FAILED and "clips" in params[1]
+            peer.close()
+        # a room's noise at a calibrator's level is no calibrator
+        noise = (10 ** (-20 / 20) * np.random.default_rng(6).standard_normal(FS)).astype(np.float32)
+        async with running(parse_config(CALIBRATED), program=mic_program(noise)) as daemon:
+            peer = await Peer.open(daemon.osc.port)
+            peer.send(CALIBRATE_MIC_ADDRESS)
+            address, params, _ = await answer(peer)
+            assert params[0] == CALIBRATE_FAILED
+            assert params[1].startswith("no calibrator tone at the mic (input 3): it hears")
             peer.close()
 
     run(scenario)
