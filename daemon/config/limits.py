@@ -71,6 +71,12 @@ def read_file(path: str | os.PathLike[str], limit: int = MAX_FILE_BYTES) -> byte
     return b"".join(chunks)
 
 
+def read_secret(path: str | os.PathLike[str]) -> str:
+    """A password file's first line's worth: its text, stripped (at most 4 KiB, a regular file:
+    OSError or LimitError otherwise)."""
+    return read_file(path, 4096).decode(errors="replace").strip()
+
+
 def too_large(limit: int = MAX_FILE_BYTES) -> str:
     return f"is larger than {limit // 1024} KiB (expected a file of at most {limit // 1024} KiB)"
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import socket
+import stat
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -728,6 +729,8 @@ class _PrivateFile(Spec):
             mode = file.stat().st_mode
         except OSError as exc:
             raise Invalid(f"{show_value(value)}: {exc.strerror} (expected {self.describe()})") from None
+        if not stat.S_ISREG(mode):  # a FIFO or device would block the daemon that reads it
+            raise Invalid(f"{show_value(value)} is not a regular file (expected {self.describe()})")
         if self.private and mode & 0o004:
             raise Invalid(f"{show_value(value)} is readable by everyone (chmod o-r it: it holds a password)")
         return file

@@ -33,8 +33,9 @@ from typing import Any
 import aiomqtt
 
 from controlroom import __version__
+from controlroom.daemon.config import limits
 from controlroom.daemon.core.targets import STATE_TARGETS, TARGETS
-from controlroom.daemon.errors import TargetError
+from controlroom.daemon.errors import LimitError, TargetError
 from controlroom.daemon.mqtt import discovery
 from controlroom.daemon.mqtt.payloads import (
     DROP_BAD_VALUE,
@@ -159,14 +160,14 @@ class MqttBridge:
             except _Reconnect:
                 log.info("MQTT: settings changed; connecting to %s:%d", self.settings.host, self.settings.port)
                 continue
-            except (aiomqtt.MqttError, OSError) as exc:
+            except (aiomqtt.MqttError, OSError, LimitError) as exc:
                 self._lost(exc, attempt)
             await asyncio.sleep(BACKOFF_S[min(attempt, len(BACKOFF_S) - 1)])
             attempt += 1
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings
-        password = s.password_file.read_text().strip() if s.password_file is not None else None
+        password = limits.read_secret(s.password_file) if s.password_file is not None else None
         return aiomqtt.Client(
             s.host,
             s.port,

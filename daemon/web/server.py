@@ -35,6 +35,7 @@ from urllib.parse import urlsplit
 
 from aiohttp import WSMsgType, web
 
+from controlroom.daemon.config import limits
 from controlroom.daemon.core import inserts
 from controlroom.daemon.core.targets import BOOL_TARGETS, TARGETS, Vocabulary
 from controlroom.daemon.errors import PortError, PortInUse, TargetError
@@ -123,7 +124,7 @@ class WebServer:
         """Listen; ``PortError`` (``PortInUse``) when the address cannot be bound."""
         s = self.settings
         if s.password_file is not None:
-            self._password = s.password_file.read_text().strip()
+            self._password = limits.read_secret(s.password_file)
         app = web.Application(middlewares=[self._guard], client_max_size=MAX_FRAME)
         app.router.add_get("/", self._page)
         app.router.add_get("/static/{name}", self._static)

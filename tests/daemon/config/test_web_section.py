@@ -9,6 +9,7 @@ The config object is read as ``config.web``: ``listen`` through ``listen_of`` (`
 from __future__ import annotations
 
 import ipaddress
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,11 @@ def test_check_accepts_a_good_web_section(tmp_path, password_file):
     )
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_a_fifo_as_password_file_is_refused_rather_than_read(tmp_path):
+    fifo = tmp_path / "secret"
+    os.mkfifo(fifo, 0o600)  # reading it would wait for a writer, and hold the daemon's start
+    errors = refused(with_web(f'password_file = "{fifo}"'))
+    assert [key_path(e) for e in errors] == ["web.password_file"], errors
+    assert "is not a regular file" in errors[0]
