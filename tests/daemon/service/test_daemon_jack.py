@@ -502,8 +502,11 @@ def invalid_packets(rng: np.random.Generator):
             target = TARGETS[int(rng.integers(len(TARGETS)))]
             args = [] if rng.integers(2) else [1.0, 2.0]
             yield "osc_bad_value", message(f"/controlroom/{target}", *args)
-        elif kind == 5:  # a step by something that is not a finite number
-            yield "osc_bad_value", message("/controlroom/volume/step", [nan, "up", b"\x01"][int(rng.integers(3))])
+        elif kind == 5:  # a step by something that is not a finite number, or beyond the range
+            yield (
+                "osc_bad_value",
+                message("/controlroom/volume/step", [nan, "up", b"\x01", 1e6, -1e30][int(rng.integers(5))]),
+            )
         else:
             target, value = bad_values[int(rng.integers(len(bad_values)))]
             yield "osc_bad_value", message(f"/controlroom/{target}", value)
@@ -511,12 +514,12 @@ def invalid_packets(rng: np.random.Generator):
 
 def valid_packets(rng: np.random.Generator):
     """Endless valid changes that cannot raise any level above volume = max: volume set and
-    (huge) steps, switches, matrix, speakers and source; never ``match`` (its boost is not
-    volume)."""
+    steps up to the whole range, switches, matrix, speakers and source; never ``match`` (its
+    boost is not volume)."""
     choices = [
         lambda: message("/controlroom/volume", float(rng.uniform(-80.0, 0.0))),
         lambda: message("/controlroom/volume", MAX_VOLUME_DB),
-        lambda: message("/controlroom/volume/step", float(rng.choice([1e6, 40.0, 3.0, -3.0, -1e6]))),
+        lambda: message("/controlroom/volume/step", float(rng.choice([80.0, 40.0, 3.0, -3.0, -80.0]))),
         lambda: message(
             f"/controlroom/{['dim', 'mute', 'mono', 'polarity'][int(rng.integers(4))]}", bool(rng.integers(2))
         ),
