@@ -21,6 +21,7 @@ from pathlib import Path
 
 import pytest
 from daemonproc import DaemonProcess, write_config
+from timekit import scaled
 
 REPO = Path(__file__).resolve().parents[3]
 UNIT = REPO / "systemd" / "controlroom.service"
@@ -107,7 +108,9 @@ class NotifyListener:
         return fields
 
     def wait_for(self, condition, timeout: float = DATAGRAM_TIMEOUT_S, what: str = "") -> list[str]:
-        """Receive until a datagram satisfies ``condition(fields)``; that datagram."""
+        """Receive until a datagram satisfies ``condition(fields)``; that datagram (a desktop's
+        ``timeout``, ``scaled``)."""
+        timeout = scaled(timeout)
         deadline = time.monotonic() + timeout
         while (remaining := deadline - time.monotonic()) > 0:
             try:
@@ -168,7 +171,7 @@ def test_notify_ready_watchdog_status_stopping(kind, tmp_path, short_dir):
 
         daemon.signal(signal.SIGTERM)
         listener.wait_for(lambda f: "STOPPING=1" in f, 20.0, "STOPPING=1")
-        assert daemon.process.wait(20) == 0
+        assert daemon.process.wait(scaled(20)) == 0
     finally:
         daemon.close()
         listener.close()
