@@ -81,7 +81,7 @@ class Command:
 
     def finish(self, timeout: float = LINE_TIMEOUT_S) -> int:
         """The exit status of a process that ends by itself (TimeoutExpired when it does not)."""
-        status = self.process.wait(timeout)
+        status = self.process.wait(scaled(timeout))
         for reader in self._readers:
             reader.join(STOP_TIMEOUT_S)
         return status
