@@ -86,13 +86,15 @@ def threads(pid: int) -> dict[int, dict]:
 
 
 def memory(pid: int) -> dict[str, float]:
-    """VmRSS (RssAnon + RssFile + RssShmem: JACK's and the engine's shared memory), VmHWM in MB."""
-    wanted = ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")
+    """In MB: VmRSS (= RssAnon + RssFile + RssShmem, the last mostly JACK's port buffers in
+    /dev/shm, mapped by every JACK client and counted whole in each), VmHWM, and Pss (each
+    shared page divided among the processes mapping it: the daemon's fair share)."""
     values = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, rest = line.partition(":")
-        if key in wanted:
-            values[key] = int(rest.split()[0]) / 1024
+    for name, wanted in (("status", ("VmRSS", "RssAnon", "RssFile", "RssShmem", "VmHWM")), ("smaps_rollup", ("Pss",))):
+        for line in Path(f"/proc/{pid}/{name}").read_text().splitlines():
+            key, _, rest = line.partition(":")
+            if key in wanted:
+                values[key] = int(rest.split()[0]) / 1024
     return values
 
 
@@ -143,6 +145,7 @@ def show(result: dict) -> None:
             "RSS",
             f"{m['VmRSS']:.1f} MB (anonymous {m['RssAnon']:.1f}, files {m['RssFile']:.1f}, shared {m['RssShmem']:.1f})",
         ),
+        ("proportional (PSS)", f"{m['Pss']:.1f} MB"),
         ("peak RSS", f"{m['VmHWM']:.1f} MB"),
         ("start-up to READY", f"{result['ready_s']:.2f} s, idle after {result['idle_after_s']:.1f} s"),
     ):
