@@ -113,13 +113,17 @@ def _cache_roots() -> list[Path]:
     import controlroom.daemon
     import controlroom.dsp
 
-    return [Path(controlroom.dsp.__file__).parent, Path(controlroom.daemon.__file__).parent]
+    # beside the sources, or numba's per-user place where those cannot be written
+    sources = [Path(controlroom.dsp.__file__).parent, Path(controlroom.daemon.__file__).parent]
+    return [*sources, Path.home() / ".cache" / "numba"]
 
 
 def _cache_files() -> dict[str, tuple[int, int]]:
     """Every numba cache file (index ``.nbi``, object code ``.nbc``) with its mtime and size."""
     found = {}
     for root in _cache_roots():
+        if not root.is_dir():
+            continue
         for path in root.rglob("*.nb[ic]"):
             status = path.stat()
             found[str(path)] = (status.st_mtime_ns, status.st_size)
