@@ -18,6 +18,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from timekit import scaled
+
 LINE_TIMEOUT_S = 60.0  # a cold numba cache compiles the kernel before the first meters
 STOP_TIMEOUT_S = 15.0
 DEMO_PORT = 9000  # where the demo's built-in config listens
@@ -58,7 +60,7 @@ class Command:
     def wait_line(self, stream: str, matches: Callable[[str], bool], timeout: float = LINE_TIMEOUT_S) -> str:
         """The first line of ``stream`` (``stdout`` or ``stderr``) that ``matches``, as it is
         printed; AssertionError when the process ends or ``timeout`` s pass first."""
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + scaled(timeout)
         ended = set()
         while len(ended) < 2:
             try:
@@ -79,7 +81,7 @@ class Command:
 
     def finish(self, timeout: float = LINE_TIMEOUT_S) -> int:
         """The exit status of a process that ends by itself (TimeoutExpired when it does not)."""
-        status = self.process.wait(timeout)
+        status = self.process.wait(scaled(timeout))
         for reader in self._readers:
             reader.join(STOP_TIMEOUT_S)
         return status

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 import numpy as np
+from timekit import scaled
 
 from controlroom.daemon.cli.program import pink_noise
 from controlroom.daemon.config import parse_config
@@ -46,7 +47,7 @@ listen = "127.0.0.1:0"
 """
 
 
-WAIT_S = 30.0  # the longest any condition may take (a cold numba cache compiles first)
+WAIT_S = 30.0  # the longest any condition may take on a desktop (a cold numba cache compiles first)
 
 
 def config(ab_extra: str = ""):
@@ -116,7 +117,7 @@ async def running(cfg, *, state_path: Path | None = None, program: np.ndarray | 
 
 async def until(condition: Callable[[], bool], what: str, timeout: float = WAIT_S) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + scaled(timeout)
     while not condition():
         if loop.time() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -144,7 +145,7 @@ class OutputTap:
         """The next ``frames`` frames from where the last call (or the constructor) stopped."""
         chunks, got = [], 0
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + frames / SAMPLERATE + WAIT_S
+        deadline = loop.time() + frames / SAMPLERATE + scaled(WAIT_S)
         while got < frames:
             assert loop.time() < deadline, "the tap stopped"
             await asyncio.sleep(0.02)  # the ring holds 0.34 s: read well within that

@@ -25,10 +25,12 @@ from typing import Any
 
 from pythonosc.osc_message import OscMessage
 from pythonosc.osc_message_builder import OscMessageBuilder
+from timekit import scaled
 
 LOOPBACK = "127.0.0.1"
 STATE = "/controlroom/state"
 POLL_S = 0.02
+# timeouts sized for a desktop machine; the waits below scale them (timekit)
 START_TIMEOUT_S = 60.0  # a cold numba cache compiles the kernel first
 STOP_TIMEOUT_S = 15.0
 REPLY_TIMEOUT_S = 5.0
@@ -48,7 +50,8 @@ def message(address: str, *args: Any) -> bytes:
 
 def wait_for(condition: Callable[[], Any], timeout: float, what: str, poll: float = POLL_S) -> Any:
     """Poll ``condition()`` until it returns something true (returned); TimeoutError naming
-    ``what`` after ``timeout`` s."""
+    ``what`` after ``timeout`` s (a desktop's figure: ``scaled`` for this machine)."""
+    timeout = scaled(timeout)
     deadline = time.monotonic() + timeout
     while True:
         value = condition()
@@ -67,6 +70,7 @@ class OscPeer:
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
         self.sock.bind((bind, 0))
+        self._owed = 0  # answers still to come to requests that timed out
 
     def close(self) -> None:
         self.sock.close()
@@ -84,10 +88,18 @@ class OscPeer:
         self.sock.sendto(data, self.address)
 
     def query(self, timeout: float = REPLY_TIMEOUT_S) -> dict[str, Any]:
-        """The daemon's report (``/controlroom/state``); other datagrams received before it
-        (errors, feedback) are read and discarded. TimeoutError without an answer."""
+        """The daemon's report (``/controlroom/state``) as it answers this request; other
+        datagrams received before it (errors, feedback) are read and discarded. TimeoutError
+        without an answer.
+
+        A request that timed out (a busy daemon) is still answered later, and the daemon answers
+        in the order asked: answers owed to earlier requests are read and dropped, so the
+        report returned is never older than this request. Should one of those answers never
+        come (a datagram lost), the newest answer received by the deadline is taken."""
+        self._owed += 1
         self.send(STATE)
-        deadline = time.monotonic() + timeout
+        newest = None
+        deadline = time.monotonic() + scaled(timeout)
         while (remaining := deadline - time.monotonic()) > 0:
             self.sock.settimeout(remaining)
             try:
@@ -97,8 +109,14 @@ class OscPeer:
             if data.startswith(b"/"):
                 reply = OscMessage(data)
                 if reply.address == STATE:
-                    return json.loads(reply.params[0])
-        raise TimeoutError(f"no /controlroom/state answer from {self.address} within {timeout:g} s")
+                    self._owed -= 1
+                    newest = reply
+                    if self._owed == 0:
+                        break
+        if newest is None:
+            raise TimeoutError(f"no /controlroom/state answer from {self.address} within {scaled(timeout):g} s")
+        self._owed = 0
+        return json.loads(newest.params[0])
 
     def set(self, target: str, value: Any) -> dict[str, Any]:
         """``/controlroom/<target> value``, then the report (which comes after it was handled)."""
@@ -171,7 +189,7 @@ class DaemonProcess:
     def terminate(self, timeout: float = STOP_TIMEOUT_S) -> int:
         """SIGTERM and wait; the exit status."""
         self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout)
+        return self.process.wait(scaled(timeout))
 
     def close(self) -> None:
         """Stop it if it still runs (SIGTERM, then SIGKILL after ``STOP_TIMEOUT_S``)."""

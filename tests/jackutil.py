@@ -28,6 +28,7 @@ from pathlib import Path
 
 import jack
 import numpy as np
+from timekit import scaled
 
 SHM = Path("/dev/shm")
 #: JACK's table of running servers (jack2 ``shm.h``): a header, then MAX_SERVERS entries of
@@ -48,8 +49,8 @@ blocksize = 64
 input_channels = 8
 output_channels = 8
 """
-READY_TIMEOUT_S = 10.0
-RECORD_TIMEOUT_S = 10.0
+READY_TIMEOUT_S = scaled(10.0)
+RECORD_TIMEOUT_S = scaled(10.0)
 
 
 class JackServer:

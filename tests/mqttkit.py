@@ -36,6 +36,7 @@ from typing import Any
 import aiomqtt
 import pytest
 from daemonkit import CONFIG_TOML, until
+from timekit import scaled
 
 LOOPBACK = "127.0.0.1"
 MOSQUITTO = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin:/sbin")
@@ -170,7 +171,7 @@ class Broker:
             conf = self._write_config()
             with open(self.log_path, "ab") as log:
                 self.process = subprocess.Popen([MOSQUITTO, "-c", str(conf)], stdout=log, stderr=subprocess.STDOUT)
-            deadline = time.monotonic() + BROKER_START_S
+            deadline = time.monotonic() + scaled(BROKER_START_S)
             while self.process.poll() is None and not listening(self.port):
                 if time.monotonic() > deadline:
                     self.stop()
@@ -424,7 +425,7 @@ async def ready(daemon, recorder: Recorder, instance: str, timeout: float = RECO
     await recorder.wait(lambda: recorder.last(topic(instance, "state")), f"{instance}'s state", timeout)
     before = mqtt_report(daemon)["received"]
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + scaled(timeout)
     while mqtt_report(daemon)["received"] == before:
         assert loop.time() < deadline, f"{instance} counted no command (report mqtt.received)"
         await recorder.publish(topic(instance, "volume", "step"), "0")

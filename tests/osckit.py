@@ -14,6 +14,7 @@ from dataclasses import replace
 from typing import Any
 
 from pythonosc.osc_message_builder import OscMessageBuilder
+from timekit import scaled
 
 from controlroom.daemon.config import OscConfig, parse_config
 from controlroom.daemon.core.controller import Controller
@@ -58,6 +59,7 @@ LOOPBACK = "127.0.0.1"
 STRANGER = "127.0.0.2"  # loopback holds all of 127/8; outside an allowlist of 127.0.0.1/32
 
 
+# a desktop machine's figures; the waits scale them (timekit)
 REPLY_TIMEOUT_S = 5.0
 PROCESS_TIMEOUT_S = 60  # a `controlroom ctl` subprocess
 
@@ -93,13 +95,13 @@ def bundle(*elements: bytes, timetag: bytes = b"\x00\x00\x00\x00\x00\x00\x00\x01
 
 
 def run(scenario, timeout: float = 120.0) -> None:
-    """Run an async test; any exception the event loop saw (e.g. raised out of a protocol
-    callback) fails it."""
+    """Run an async test, failing after ``timeout`` s (``scaled``); any exception the event
+    loop saw (e.g. raised out of a protocol callback) fails it."""
 
     async def main():
         seen: list[dict] = []
         asyncio.get_running_loop().set_exception_handler(lambda loop, context: seen.append(context))
-        await asyncio.wait_for(scenario(), timeout)
+        await asyncio.wait_for(scenario(), scaled(timeout))
         assert not seen, seen
 
     asyncio.run(main())
@@ -143,7 +145,7 @@ class Peer(asyncio.DatagramProtocol):
         self.sock.sendto(data, self.server)  # the transport would not send an empty datagram
 
     async def receive(self) -> tuple[str, list[Any]]:
-        return await asyncio.wait_for(self.inbox.get(), REPLY_TIMEOUT_S)
+        return await asyncio.wait_for(self.inbox.get(), scaled(REPLY_TIMEOUT_S))
 
     async def barrier(self) -> list[tuple[str, list[Any]]]:
         """Query the state; everything received before the answer (the answer excluded)."""
@@ -184,7 +186,7 @@ def ctl(port: int, *args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "controlroom", "ctl", "--osc", f"127.0.0.1:{port}", *args],
         capture_output=True,
         text=True,
-        timeout=PROCESS_TIMEOUT_S,
+        timeout=scaled(PROCESS_TIMEOUT_S),
     )
 
 

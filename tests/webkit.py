@@ -46,6 +46,7 @@ from clikit import Command
 from configkit import STATE_TARGETS
 from daemonproc import START_TIMEOUT_S, DaemonProcess, OscPeer, wait_for, write_config
 from osckit import Peer
+from timekit import scaled
 
 LOOPBACK = "127.0.0.1"
 #: Loopback holds all of 127/8: a client bound here is outside an allowlist of 127.0.0.1/32.
@@ -196,7 +197,7 @@ async def until(condition: Callable[[], Any], what: str, timeout: float = REPLY_
     """Poll ``condition()`` on the event loop until it returns something true (returned);
     AssertionError naming ``what`` after ``timeout`` s."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + scaled(timeout)
     while not (value := condition()):
         if loop.time() > deadline:
             raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
@@ -217,7 +218,7 @@ async def osc_report(port: int) -> dict[str, Any]:
 async def wait_report(port: int, condition: Callable[[dict[str, Any]], Any], what: str, timeout: float = REPLY_S):
     """Poll the OSC report until ``condition(report)``; that report."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + scaled(timeout)
     while True:
         report = await osc_report(port)
         if condition(report):

@@ -21,6 +21,7 @@ COMMANDS = {
     "run": ("run", "the daemon (systemd Type=notify)"),
     "demo": ("demo", "the daemon on generated programme, no audio hardware, live view"),
     "check": ("check", "validate the config and its mappings; exit 0 or 2"),
+    "warm": ("warm", "compile the audio engine into numba's cache (after an install or upgrade)"),
     "devices": ("devices", "list audio devices and MIDI ports"),
     "ctl": ("ctl", "control a running daemon over OSC"),
     "render": ("render", "run an audio file through the monitor path"),

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 
-#: What a cold start announces (``run`` logs it, ``demo`` and ``render`` print it on stderr).
-#: The estimate is a small machine's (a Raspberry Pi 5, or 2 busy cores: 20 to 75 s).
-MESSAGE = "compiling the audio engine (first start only, about 60 s)…"
+#: What a cold start announces (``run`` logs it, ``demo`` and ``render`` print it on stderr);
+#: ``controlroom warm`` compiles ahead so that no start has to.
+MESSAGE = "compiling the audio engine (first start only)…"
 
 
 def cold(*kernels) -> bool:

@@ -43,7 +43,8 @@ from controlroom.daemon.quiet import quiet_stderr
 
 ffi = sd._ffi
 
-#: Declarations sounddevice lacks: PortAudio's JACK extras and a few libjack calls (the probe).
+#: Declarations sounddevice lacks: PortAudio's JACK and ALSA extras and a few libjack calls (the
+#: probe).
 _jffi = cffi.FFI()
 _jffi.cdef("""
 typedef struct _jack_client jack_client_t;
@@ -53,9 +54,11 @@ char *jack_get_uuid_for_client_name(jack_client_t *client, const char *client_na
 void jack_free(void *ptr);
 int PaJack_SetClientName(const char *name);
 int PaJack_GetClientName(const char **name);
+void PaAlsa_EnableRealtimeScheduling(void *stream, int enable);
 """)
 _JACK_NO_START_SERVER = 0x01
 _PA_JACK = 12  # PaHostApiTypeId paJACK
+_PA_ALSA = 8  # PaHostApiTypeId paALSA
 _PIN = _jffi.RTLD_NOW | _jffi.RTLD_NODELETE
 _names = itertools.count(1)
 
@@ -89,6 +92,21 @@ class PortAudioLibrary:
             name = _jffi.new("const char **")
             if self._extras.PaJack_GetClientName(name) == 0 and name[0] != _jffi.NULL:
                 self.jack_client = _jffi.string(name[0]).decode(errors="replace")
+
+    def request_realtime(self, stream, device: dict) -> bool:
+        """Have PortAudio start the audio thread of ``stream`` (open, not started) on ``device``
+        with SCHED_FIFO where it would not by itself: its ALSA host API runs the callback at
+        normal priority unless asked (JACK's process thread is real-time already, as JACK
+        runs it). True when asked; the thread gets it if the process may (``LimitRTPRIO``,
+        ``@audio - rtprio`` in limits.conf), else PortAudio keeps normal priority."""
+        if self.lib.Pa_GetDeviceInfo(device["index"]).hostApi != self.lib.Pa_HostApiTypeIdToHostApiIndex(_PA_ALSA):
+            return False
+        try:
+            enable = self._extras.PaAlsa_EnableRealtimeScheduling
+        except AttributeError:  # a PortAudio built without ALSA
+            return False
+        enable(_jffi.cast("void *", int(ffi.cast("uintptr_t", stream))), 1)
+        return True
 
     def can_terminate(self) -> bool:
         """``Pa_Terminate`` will not abort: no stream is open, and the instance has no JACK

@@ -202,6 +202,7 @@ class PortAudioHost:
                 f"{instance.error_text(error)}"
             )
         self._library, self._table, self._stream = instance, table, handle[0]
+        instance.request_realtime(handle[0], device)
         _open_hosts.add(self)
         self.device_name = device["name"]
 

@@ -4,7 +4,10 @@ mido's own rtmidi ports always install a Python callback, and with JACK's MIDI A
 that callback inside JACK's real-time process thread, which would then wait for the GIL: a busy
 asyncio loop would make the whole JACK graph, audio included, miss its deadlines. So inputs are
 opened here without a callback. rtmidi queues what arrives (in C++), one poller thread collects
-it every ``POLL_S`` and hands each batch to asyncio with ``loop.call_soon_threadsafe``. Bytes are
+it every ``POLL_S`` while a surface is in use and every ``IDLE_POLL_S`` once it has been still
+for ``ACTIVE_S`` (an idle rack wakes 100 times a second, not 500; the first message after a
+pause waits at most ``IDLE_POLL_S``), and hands each batch to asyncio with
+``loop.call_soon_threadsafe``. Bytes are
 split into messages here, with mido's tokenizer, so that malformed input is counted (mido's
 ports drop it silently) and messages that rtmidi glues onto a truncated SysEx are recovered.
 
@@ -33,6 +36,9 @@ from controlroom.daemon.errors import PortError
 CLIENT_NAME = "controlroom"
 DEFAULT_BACKEND = "mido.backends.rtmidi"
 POLL_S = 0.002
+#: The poll period once no input has had anything for ``ACTIVE_S`` (s).
+IDLE_POLL_S = 0.01
+ACTIVE_S = 2.0
 #: Messages rtmidi may queue per input between two polls.
 QUEUE_LIMIT = 4096
 #: Events (one MIDI message, or a SysEx) longer than this are dropped unread.
@@ -238,7 +244,8 @@ class Inbox:
 
 
 class Poller:
-    """One thread that polls every registered input each ``POLL_S``."""
+    """One thread that polls every registered input each ``POLL_S``, or ``IDLE_POLL_S`` while
+    none has had anything for ``ACTIVE_S``."""
 
     def __init__(self) -> None:
         self._inputs: dict[Input, Callable[[list[Event]], None]] = {}
@@ -261,9 +268,13 @@ class Poller:
         self._thread.join()
 
     def _run(self) -> None:
-        while not self._stop.wait(POLL_S):
+        last_event = -ACTIVE_S
+        period = IDLE_POLL_S
+        while not self._stop.wait(period):
             with self._lock:
                 for port, sink in self._inputs.items():
                     events = port.poll()
                     if events:
                         sink(events)
+                        last_event = time.monotonic()
+            period = POLL_S if time.monotonic() - last_event < ACTIVE_S else IDLE_POLL_S

@@ -309,6 +309,11 @@ class OscServer(asyncio.DatagramProtocol):
             self.controller.dropped[DROP_OVERFLOW] += drops - self._kernel_drops
             self._kernel_drops = drops
 
+    @property
+    def sends_meters(self) -> bool:
+        """Someone receives meters (a subscriber, or ``[osc] clients``)."""
+        return bool(self._clients or self.subscribers)
+
     def _receivers(self) -> list[Address]:
         """Where feedback goes: ``[osc] clients`` and live subscribers, each once."""
         unique = {a[:2]: a for a in (*self._clients, *self.subscribers)}

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import signal
 import time
 from collections.abc import Callable
@@ -37,7 +38,10 @@ from controlroom.daemon.service.runner import BACKOFF_S, EngineRunner
 
 log = logging.getLogger("controlroom")
 
-METER_POLL_S = 0.04  # 25 Hz
+METER_POLL_S = 0.04  # 25 Hz, while OSC receivers get meters
+#: How often the meters are read while no OSC receiver gets them (s); the web remote, MQTT
+#: and state reports read them when they ask (``shown_meters``).
+METER_IDLE_S = 0.5
 LOUDNESS_POLL_S = 0.1  # the BS.1770 meters step every 100 ms
 #: READY=1 goes to systemd once audio runs, or after this long without a device (s), so that
 #: boot does not hang on an unplugged interface; the runner keeps retrying either way.
@@ -102,6 +106,7 @@ class Daemon:
         self.saver: statefile.Saver | None = None
         self.notifier = Notifier()
         self.latest_meters: dict[str, Any] = {}
+        self._meters_read = -math.inf  # time.monotonic() of latest_meters
         self.latest_loudness: dict[str, Any] = {}
         self.ready = asyncio.Event()  # audio ran, or the grace period is over
         self._stop = asyncio.Event()
@@ -353,15 +358,27 @@ class Daemon:
     # --- meters, watchdog, report ------------------------------------------------------------
 
     async def _poll_meters(self) -> None:
+        # Only OSC pushes meters: without a receiver they are read seldom here (reports, the
+        # web remote and MQTT read them when they ask), so an idle daemon hardly wakes.
         while True:
-            await asyncio.sleep(METER_POLL_S)
-            buffers = self.controller.buffers
-            if buffers is None or not self.runner.running:
-                continue
-            meters = readout.read(buffers, self.config)
-            meters["loudness"] = self.latest_loudness
-            self.latest_meters = meters
-            self.osc.send_meters(self.controller.shown_meters(meters))
+            sending = self.osc.sends_meters
+            await asyncio.sleep(METER_POLL_S if sending else METER_IDLE_S)
+            meters = self.current_meters()
+            if sending:
+                self.osc.send_meters(self.controller.shown_meters(meters))
+
+    def current_meters(self) -> dict[str, Any]:
+        """The meters over the time since the previous reading (read again when that is at
+        least ``METER_POLL_S`` ago, so that each reading covers some audio); the last ones
+        while the engine does not run."""
+        buffers = self.controller.buffers
+        now = time.monotonic()
+        if buffers is not None and self.runner.running and now - self._meters_read >= METER_POLL_S:
+            self._meters_read = now
+            self.latest_meters = readout.read(buffers, self.config)
+        if self.latest_meters:
+            self.latest_meters["loudness"] = self.latest_loudness
+        return self.latest_meters
 
     async def _poll_loudness(self) -> None:
         while True:
@@ -442,7 +459,7 @@ class Daemon:
 
     def shown_meters(self) -> dict[str, Any]:
         """The report's ``meters``, as they may be shown (a blind test conceals sources)."""
-        return self.controller.shown_meters(self.latest_meters)
+        return self.controller.shown_meters(self.current_meters())
 
     def matching_status(self) -> dict[str, Any]:
         """What level matching can do now (``matching.status``) for the compared sources."""

@@ -51,6 +51,10 @@ class Notifier:
     def stopping(self) -> None:
         self.send("STOPPING=1")
 
+    def extend_start(self, seconds: float, status: str) -> None:
+        """Ask for ``seconds`` more before the start-up timeout (``ExecStartPre`` compiling)."""
+        self.send(f"EXTEND_TIMEOUT_USEC={int(seconds * 1e6)}", f"STATUS={status}")
+
     def close(self) -> None:
         if self._sock is not None:
             self._sock.close()

@@ -15,6 +15,7 @@ from collections.abc import Callable
 import jack
 import mido
 import rtmidi
+from timekit import scaled
 
 BACKEND = "mido.backends.rtmidi/UNIX_JACK"
 #: Bound for anything awaited (a loaded 2-core machine may take seconds to run a JACK client).
@@ -25,7 +26,7 @@ QUEUE_LIMIT = 1 << 16
 
 async def until(condition: Callable[[], bool], what: str, timeout_s: float = TIMEOUT_S) -> None:
     """Wait until ``condition()`` holds; AssertionError naming ``what`` after ``timeout_s``."""
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + scaled(timeout_s)
     while not condition():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")

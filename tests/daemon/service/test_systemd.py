@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -21,11 +20,12 @@ from pathlib import Path
 
 import pytest
 from daemonproc import DaemonProcess, write_config
+from notifykit import NotifyListener
+from timekit import scaled
 
 REPO = Path(__file__).resolve().parents[3]
 UNIT = REPO / "systemd" / "controlroom.service"
 WATCHDOG_USEC = 400_000
-DATAGRAM_TIMEOUT_S = 60.0  # the first READY may wait for numba to compile the kernel
 
 CONFIG = """\
 [audio]
@@ -64,16 +64,21 @@ def controlroom_executable() -> Path:
     return script
 
 
-@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed")
+@pytest.mark.skipif(
+    shutil.which("systemd-analyze") is None, reason="systemd-analyze is not installed (./setup installs systemd)"
+)
 def test_unit_file_verifies(tmp_path):
     text = UNIT.read_text()
     lines = text.splitlines()
-    exec_start = [line for line in lines if line.startswith("ExecStart=")]
-    assert len(exec_start) == 1, "the unit should have exactly one ExecStart"
-    arguments = exec_start[0].split(None, 1)[1]  # "run -c /etc/controlroom/config.toml"
-    assert arguments.startswith("run "), exec_start[0]
+    commands = {key: [line for line in lines if line.startswith(f"{key}=")] for key in ("ExecStartPre", "ExecStart")}
+    assert [len(found) for found in commands.values()] == [1, 1], commands
+    # the cache is compiled before the daemon starts, for the config it runs
+    pre, start = (found[0].split("=", 1)[1].split(None, 1)[1] for found in commands.values())
+    assert (pre, start) == ("warm -c /etc/controlroom/config.toml", "run -c /etc/controlroom/config.toml")
+    for key, arguments in (("ExecStartPre", pre), ("ExecStart", start)):
+        text = text.replace(commands[key][0], f"{key}={controlroom_executable()} {arguments}")
     unit = tmp_path / "controlroom.service"
-    unit.write_text(text.replace(exec_start[0], f"ExecStart={controlroom_executable()} {arguments}"))
+    unit.write_text(text)
 
     result = subprocess.run(
         ["systemd-analyze", "verify", str(unit)], capture_output=True, text=True, timeout=60, check=False
@@ -82,44 +87,11 @@ def test_unit_file_verifies(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     assert complaints == []  # unknown keys, bad values: verify only warns, exit status 0
     assert "Type=notify" in lines and any(line.startswith("WatchdogSec=") for line in lines)
+    assert "NotifyAccess=all" in lines  # warm's EXTEND_TIMEOUT_USEC is heard
     assert "ExecReload=/bin/kill -HUP $MAINPID" in lines
 
 
 # --- the notify protocol --------------------------------------------------------------------------
-
-
-class NotifyListener:
-    """What systemd does: a datagram socket receiving ``KEY=VALUE`` lines."""
-
-    def __init__(self, address: str | Path) -> None:
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        text = str(address)
-        self.sock.bind("\0" + text[1:] if text.startswith("@") else text)
-        self.env_value = text
-        self.datagrams: list[list[str]] = []
-
-    def receive(self, timeout: float) -> list[str]:
-        """The next datagram's fields; TimeoutError when none comes."""
-        self.sock.settimeout(timeout)
-        data = self.sock.recv(4096)
-        fields = data.decode().split("\n")
-        self.datagrams.append(fields)
-        return fields
-
-    def wait_for(self, condition, timeout: float = DATAGRAM_TIMEOUT_S, what: str = "") -> list[str]:
-        """Receive until a datagram satisfies ``condition(fields)``; that datagram."""
-        deadline = time.monotonic() + timeout
-        while (remaining := deadline - time.monotonic()) > 0:
-            try:
-                fields = self.receive(remaining)
-            except TimeoutError:
-                break
-            if condition(fields):
-                return fields
-        raise TimeoutError(f"no {what} datagram within {timeout:g} s; received {self.datagrams}")
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -168,7 +140,7 @@ def test_notify_ready_watchdog_status_stopping(kind, tmp_path, short_dir):
 
         daemon.signal(signal.SIGTERM)
         listener.wait_for(lambda f: "STOPPING=1" in f, 20.0, "STOPPING=1")
-        assert daemon.process.wait(20) == 0
+        assert daemon.process.wait(scaled(20)) == 0
     finally:
         daemon.close()
         listener.close()
