@@ -11,6 +11,7 @@ never forged — and ``controlroom ctl`` and local scripts may ask as fast as th
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections import OrderedDict
@@ -89,6 +90,7 @@ class ReplyBudget:
         return len(self._buckets)
 
 
+@functools.lru_cache(maxsize=256)  # asked once per reply: a state dump is ~50 replies
 def _loopback(host: str) -> bool:
     try:
         ip = ipaddress.ip_address(host)
