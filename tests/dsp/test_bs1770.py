@@ -326,6 +326,30 @@ def test_streaming_in_small_blocks_equals_offline():
             assert getattr(a, field) == pytest.approx(getattr(big, field), abs=0.01), field
 
 
+@pytest.mark.parametrize(
+    "live",
+    [[0], [0, 1], [0, 1, 2], [1, 2], [0, 2]],
+    ids=["mono", "stereo", "three channels", "the first of a pair silent throughout", "the second"],
+)
+def test_digital_silence_is_metered_exactly_like_the_quietest_noise(live):
+    # Meters skip digital silence once their filters have come to rest (an idle rack costs
+    # nothing). Noise at 1e-300 takes the full path and weighs nothing: every figure must be
+    # the same, around the silence, as the programme comes back, and against the reference.
+    rng = np.random.default_rng(5)
+    channels = max(live) + 1
+    loud = np.zeros((2 * SR, channels))
+    loud[:, live] = rng.standard_normal((2 * SR, len(live))) * 0.1
+    x = np.concatenate([loud, np.zeros((3 * SR, channels)), loud[::-1]])
+    quietest = np.where(x == 0.0, 1e-300, x)
+    for end in (4 * SR, 5 * SR + 2400, len(x)):  # in the silence, just after, at the end
+        silent, noisy = measure(x[:end], SR, blocksize=64), measure(quietest[:end], SR, blocksize=64)
+        for field in (*FIGURES, "momentary_lufs", "short_term_lufs", "correlation"):
+            assert getattr(silent, field) == pytest.approx(getattr(noisy, field), abs=1e-9), (end, field)
+    integrated, lra = reference_meter(x, [1.0] * channels)
+    assert silent.integrated_lufs == pytest.approx(integrated, abs=0.01)
+    assert silent.loudness_range_lu == pytest.approx(lra, abs=0.03)
+
+
 def test_strided_views_of_wider_buffers_meter_like_a_copy():
     # the live kernel meters a source's columns of the interleaved input, or rows of its buses
     x = program(SR, 2, 5.0, seed=12)
