@@ -5,9 +5,9 @@ that callback inside JACK's real-time process thread, which would then wait for 
 asyncio loop would make the whole JACK graph, audio included, miss its deadlines. So inputs are
 opened here without a callback. rtmidi queues what arrives (in C++), one poller thread collects
 it every ``POLL_S`` while a surface is in use and every ``IDLE_POLL_S`` once it has been still
-for ``ACTIVE_S`` (an idle rack wakes 100 times a second, not 500; the first message after a
-pause waits at most ``IDLE_POLL_S``), and hands each batch to asyncio with
-``loop.call_soon_threadsafe``. Bytes are
+for ``ACTIVE_S`` (an idle rack wakes 50 times a second, not 500; the first message after a
+pause waits at most ``IDLE_POLL_S``, well under what a hand on a button notices), sleeps
+while no input is open, and hands each batch to asyncio with ``loop.call_soon_threadsafe``. Bytes are
 split into messages here, with mido's tokenizer, so that malformed input is counted (mido's
 ports drop it silently) and messages that rtmidi glues onto a truncated SysEx are recovered.
 
@@ -37,7 +37,7 @@ CLIENT_NAME = "controlroom"
 DEFAULT_BACKEND = "mido.backends.rtmidi"
 POLL_S = 0.002
 #: The poll period once no input has had anything for ``ACTIVE_S`` (s).
-IDLE_POLL_S = 0.01
+IDLE_POLL_S = 0.02
 ACTIVE_S = 2.0
 #: Messages rtmidi may queue per input between two polls.
 QUEUE_LIMIT = 4096
@@ -245,36 +245,42 @@ class Inbox:
 
 class Poller:
     """One thread that polls every registered input each ``POLL_S``, or ``IDLE_POLL_S`` while
-    none has had anything for ``ACTIVE_S``."""
+    none has had anything for ``ACTIVE_S``, and sleeps while there is none."""
 
     def __init__(self) -> None:
         self._inputs: dict[Input, Callable[[list[Event]], None]] = {}
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
+        self._changed = threading.Condition()  # guards _inputs and _stopping
+        self._stopping = False
         self._thread = threading.Thread(target=self._run, name="controlroom-midi-in", daemon=True)
         self._thread.start()
 
     def add(self, port: Input, sink: Callable[[list[Event]], None]) -> None:
-        with self._lock:
+        with self._changed:
             self._inputs[port] = sink
+            self._changed.notify()
 
     def remove(self, port: Input) -> None:
         """Stop polling ``port``; once this returns, the thread no longer touches it."""
-        with self._lock:
+        with self._changed:
             self._inputs.pop(port, None)
 
     def close(self) -> None:
-        self._stop.set()
+        with self._changed:
+            self._stopping = True
+            self._changed.notify()
         self._thread.join()
 
     def _run(self) -> None:
         last_event = -ACTIVE_S
         period = IDLE_POLL_S
-        while not self._stop.wait(period):
-            with self._lock:
+        with self._changed:
+            while not self._stopping:
+                self._changed.wait(period if self._inputs else None)  # None: until add() or close()
+                if self._stopping:
+                    break
                 for port, sink in self._inputs.items():
                     events = port.poll()
                     if events:
                         sink(events)
                         last_event = time.monotonic()
-            period = POLL_S if time.monotonic() - last_event < ACTIVE_S else IDLE_POLL_S
+                period = POLL_S if time.monotonic() - last_event < ACTIVE_S else IDLE_POLL_S

@@ -54,7 +54,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How often the ports are listed while a surface waits for one (s): a replugged device is
+#: back within this long.
 RECONNECT_S = 0.5
+#: ... and while every surface has its ports (s): listing asks the MIDI server (the JACK
+#: server, the ALSA sequencer) every time, and an idle rack should hardly wake.
+CONNECTED_WATCH_S = 2.0
 #: How often an unavailable MIDI API (a JACK server not started yet: a boot race) is tried (s).
 API_RETRY_S = 2.0
 #: At most one warning per surface and drop reason this often (every drop is counted).
@@ -405,14 +410,16 @@ class SurfaceManager:
         return report
 
     async def watch(self) -> None:
-        """Look for unplugged and replugged ports every ``RECONNECT_S`` (and for the MIDI API
-        itself every ``API_RETRY_S`` while it is unavailable), for as long as the daemon runs
-        (its task group runs this)."""
+        """Look for unplugged and replugged ports every ``RECONNECT_S`` while a surface waits
+        for one, every ``CONNECTED_WATCH_S`` while none does (and for the MIDI API itself every
+        ``API_RETRY_S`` while it is unavailable), for as long as the daemon runs (its task
+        group runs this)."""
         last = None
         loop = asyncio.get_running_loop()
         next_api_try = loop.time() + API_RETRY_S
         while True:
-            await asyncio.sleep(RECONNECT_S)
+            connected = self._ports is not None and all(s.connected for s in self.surfaces.values())
+            await asyncio.sleep(CONNECTED_WATCH_S if connected and self.surfaces else RECONNECT_S)
             if self._ports is None and self.configs and loop.time() >= next_api_try:
                 next_api_try = loop.time() + API_RETRY_S
                 await self.start()

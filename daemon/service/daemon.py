@@ -15,6 +15,7 @@ import asyncio
 import logging
 import math
 import signal
+import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -33,6 +34,7 @@ from controlroom.daemon.midi.surface import SurfaceManager
 from controlroom.daemon.osc.server import OscServer
 from controlroom.daemon.service import measurement, readout, statefile
 from controlroom.daemon.service.calibration import Calibrator
+from controlroom.daemon.service.loudness import STEPS_PER_S
 from controlroom.daemon.service.notify import Notifier, watchdog_interval_s
 from controlroom.daemon.service.runner import BACKOFF_S, EngineRunner
 
@@ -43,6 +45,9 @@ METER_POLL_S = 0.04  # 25 Hz, while OSC receivers get meters
 #: and state reports read them when they ask (``shown_meters``).
 METER_IDLE_S = 0.5
 LOUDNESS_POLL_S = 0.1  # the BS.1770 meters step every 100 ms
+#: The loudness figures are worked out at every step while something asked for the meters
+#: within this long (s), else once a second (the journal's status, the next report).
+LOUDNESS_WANTED_S = 2.0
 #: READY=1 goes to systemd once audio runs, or after this long without a device (s), so that
 #: boot does not hang on an unplugged interface; the runner keeps retrying either way.
 READY_GRACE_S = 10.0
@@ -107,7 +112,8 @@ class Daemon:
         self.notifier = Notifier()
         self.latest_meters: dict[str, Any] = {}
         self._meters_read = -math.inf  # time.monotonic() of latest_meters
-        self.latest_loudness: dict[str, Any] = {}
+        self.latest_loudness: dict[str, Any] = {}  # replaced whole by the loudness thread
+        self._loudness_asked = -math.inf  # time.monotonic() when meters were last shown
         self.ready = asyncio.Event()  # audio ran, or the grace period is over
         self._stop = asyncio.Event()
 
@@ -365,6 +371,7 @@ class Daemon:
             await asyncio.sleep(METER_POLL_S if sending else METER_IDLE_S)
             meters = self.current_meters()
             if sending:
+                self._loudness_asked = time.monotonic()
                 self.osc.send_meters(self.controller.shown_meters(meters))
 
     def current_meters(self) -> dict[str, Any]:
@@ -381,13 +388,28 @@ class Daemon:
         return self.latest_meters
 
     async def _poll_loudness(self) -> None:
-        while True:
-            await asyncio.sleep(LOUDNESS_POLL_S)
+        # A thread of its own drains the tap, so that the event loop does not wake ten times
+        # a second for it; it ends (within a step) when this job is cancelled.
+        stop = threading.Event()
+        try:
+            await asyncio.to_thread(self._drain_loudness, stop)
+        finally:
+            stop.set()
+
+    def _drain_loudness(self, stop: threading.Event) -> None:
+        """The loudness thread: every ``LOUDNESS_POLL_S``, meter what the kernel tapped. It
+        reads ``runner.loudness`` (replaced whole on the loop, None while no stream is open;
+        its arrays outlive a drain begun before) and never touches the stream itself."""
+        steps = 0
+        while not stop.wait(LOUDNESS_POLL_S):
             monitor = self.runner.loudness
-            if monitor is not None and self.runner.running:
-                await asyncio.to_thread(monitor.drain)
-                # the BS.1770 figures change every 100 ms: read them (histogram scans) once
-                # per step here, not at every 25 Hz meter poll
+            if monitor is None:
+                continue
+            monitor.drain()
+            steps += 1
+            # the BS.1770 figures change every 100 ms: read them (histogram scans) once per
+            # step while someone looks, not at every 25 Hz meter poll, and seldom otherwise
+            if steps % STEPS_PER_S == 0 or time.monotonic() - self._loudness_asked < LOUDNESS_WANTED_S:
                 self.latest_loudness = monitor.report()
 
     def _window_lufs(self, source: str) -> float | None:
@@ -459,6 +481,7 @@ class Daemon:
 
     def shown_meters(self) -> dict[str, Any]:
         """The report's ``meters``, as they may be shown (a blind test conceals sources)."""
+        self._loudness_asked = time.monotonic()
         return self.controller.shown_meters(self.current_meters())
 
     def matching_status(self) -> dict[str, Any]:

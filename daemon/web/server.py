@@ -104,6 +104,7 @@ class WebServer:
         self.reset_loudness = reset_loudness
         self.port: int | None = None
         self.clients: set[_Client] = set()
+        self._has_clients = asyncio.Event()  # set while a page is connected: watch() runs then
         self._password: str | None = None
         self._sessions: set[str] = set()
         self._runner: web.AppRunner | None = None
@@ -216,6 +217,7 @@ class WebServer:
         self._frame = None  # what no listener announced since the last page left
         client = _Client(self, ws)
         self.clients.add(client)
+        self._has_clients.set()
         try:
             async for message in ws:
                 if message.type == WSMsgType.TEXT:
@@ -224,6 +226,8 @@ class WebServer:
                     client.refuse(DROP_MALFORMED, "binary frame (expected JSON text)")
         finally:
             self.clients.discard(client)
+            if not self.clients:
+                self._has_clients.clear()
             await client.close()
         return ws
 
@@ -252,8 +256,10 @@ class WebServer:
     async def watch(self) -> None:
         """A service job: pages also get the state when something changes that no listener
         hears of (an ABX answer, an insert measurement, matching getting ready); a page is
-        sent a state only when it differs from the last one it got."""
+        sent a state only when it differs from the last one it got. With no page connected
+        it sleeps."""
         while True:
+            await self._has_clients.wait()
             await asyncio.sleep(STATE_WATCH_S)
             if self.clients:
                 self._state_changed()

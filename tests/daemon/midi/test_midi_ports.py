@@ -1,12 +1,15 @@
 """The wire: bytes into messages (counting what forms none), backends, port names, the bounded
-hand-over from the poller thread to the event loop."""
+hand-over from the poller thread to the event loop, the poller's sleep while no input is open."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
+from pathlib import Path
 
 import pytest
+from timekit import scaled
 
 from controlroom.daemon.midi import ports
 from controlroom.daemon.midi.ports import (
@@ -100,3 +103,31 @@ def test_the_inbox_hands_events_over_in_batches_and_counts_a_flood():
         assert max(handled) == MAX_BATCH
 
     asyncio.run(scenario())
+
+
+def _switches(thread: threading.Thread) -> int:
+    """Times ``thread`` left a CPU (voluntary and not): each wake-up counts one."""
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return sum(int(line.split()[1]) for line in status.splitlines() if "ctxt_switches" in line)
+
+
+def test_the_poller_sleeps_while_no_input_is_open_and_polls_one_as_soon_as_it_is_added():
+    poller = ports.Poller()
+    thread = poller._thread  # its wake-ups are what is specified
+    try:
+        before = _switches(thread)
+        time.sleep(10 * ports.IDLE_POLL_S)  # a thread polling nothing would wake ten times
+        assert _switches(thread) - before <= 1
+
+        polled = threading.Event()
+
+        class Port:  # what the poller asks of an input: its queued events
+            def poll(self):
+                polled.set()
+                return []
+
+        poller.add(Port(), lambda events: None)
+        assert polled.wait(scaled(5.0))
+    finally:
+        poller.close()
+    assert not thread.is_alive()

@@ -11,7 +11,8 @@ from controlroom.daemon.service.loudness import SourceMeter
 
 
 def monitor(daemon) -> dict:
-    return daemon.latest_loudness.get("monitor") or {}
+    """The monitor's loudness figures as the state report shows them."""
+    return daemon.shown_meters().get("loudness", {}).get("monitor") or {}
 
 
 def test_loudness_reset_over_osc_restarts_the_monitors_integrated_loudness_and_keeps_matching():
@@ -19,9 +20,10 @@ def test_loudness_reset_over_osc_restarts_the_monitors_integrated_loudness_and_k
         async with running(config("window_s = 2.0"), program=program()) as daemon:
             await until(lambda: monitor(daemon).get("integrated_lufs") is not None, "an integrated loudness")
             await windows_full(daemon)
-            # silence the output, so that nothing after the reset is loud enough to be gated in
+            # silence the output, so that nothing after the reset is loud enough to be gated in:
+            # the short-term loudness (3 s) that loudness range takes must be silent too
             daemon.controller.apply("mute", "set", True, origin="test")
-            await until(lambda: monitor(daemon).get("momentary_lufs") is None, "a silent monitor")
+            await until(lambda: monitor(daemon).get("short_term_lufs") is None, "a silent monitor")
             assert monitor(daemon)["integrated_lufs"] is not None  # silence alone does not reset it
 
             peer = await Peer.open(daemon.osc.port)
