@@ -29,7 +29,7 @@ from webkit import (
     png_size,
 )
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.browser]
 
 #: Every choice button the studio config makes.
 CHOICE_VALUES = {
