@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
@@ -17,6 +18,7 @@ from controlroom.dsp import layout
 from controlroom.dsp.bands import Biquad
 from controlroom.dsp.biquad import coefficients, linkwitz_riley4
 from controlroom.dsp.path import publish, settle
+from controlroom.dsp.tap import TapMap
 
 #: Limiter release time constant (ms): slow enough not to modulate bass, quick enough to
 #: recover between transients.
@@ -75,7 +77,11 @@ class InsertSpec:
 
 @dataclass(frozen=True)
 class PathSpec:
-    """The whole path's structure at ``samplerate`` (Hz) with ``n_in``/``n_out`` channels."""
+    """The whole path's structure at ``samplerate`` (Hz) with ``n_in``/``n_out`` channels.
+
+    ``tap_inputs``: inputs (1-based) the meter tap carries besides the sources' own: the
+    calibration mic, which a calibration records from the tap.
+    """
 
     samplerate: int
     n_in: int
@@ -86,6 +92,7 @@ class PathSpec:
     ramp_ms: float = 20.0
     crossfade_ms: float = 20.0
     ceiling_dbfs: float = -0.3
+    tap_inputs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         if not 1 <= len(self.sources) <= layout.MAX_SOURCES:
@@ -113,6 +120,19 @@ class PathSpec:
                     raise ValueError(f"set delay {s.delay_ms} + {extra} ms outside 0..{layout.MAX_DELAY_MS:g} ms")
             if len(s.eq) > layout.MAX_BANDS:
                 raise ValueError(f"at most {layout.MAX_BANDS} EQ bands per set")
+        if not all(1 <= c <= self.n_in for c in self.tap_inputs):
+            raise ValueError(f"tapped inputs {self.tap_inputs} outside 1..{self.n_in}")
+
+    @cached_property
+    def tap(self) -> TapMap:
+        """The channels the meter tap carries: every input a source reads and ``tap_inputs``;
+        every output a speaker set (its sub included) or an insert's send plays. Nothing else
+        reads the tap, so the kernel copies nothing else."""
+        inputs = {c for src in self.sources for c in src.channels} | set(self.tap_inputs)
+        outputs = {o for ins in self.inserts for o in ins.sends}
+        for s in self.sets:
+            outputs.update(s.outputs, (s.sub.output,) if s.sub else ())
+        return TapMap(tuple(sorted(inputs)), tuple(sorted(outputs)))
 
     def samples(self, ms: float) -> float:
         """``ms`` milliseconds in samples at this path's rate."""
@@ -207,6 +227,8 @@ def pack(spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None
         p[b + layout.S_GAIN] = db_to_gain(src.trim_db + extra)
         p[b + layout.S_TRIM] = db_to_gain(src.trim_db)
         p[b + layout.S_DELAY] = min(max(int(_nth(controls.delay_samples, i)), 0), cap)
+        p[b + layout.S_TAP0], p[b + layout.S_TAP1] = spec.tap.columns(inputs=(src.channels[0], src.channels[-1]))
+    _pack_tap(p, spec)
     for k, s in enumerate(spec.sets):
         _pack_set(p, layout.SETS_BASE + k * layout.SET_STRIDE, s, fs)
     p[layout.P_N_INSERTS] = len(spec.inserts)
@@ -231,6 +253,21 @@ def pack(spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None
         for j, section in enumerate(test.sections):
             p[layout.P_TEST_SOS + 5 * j : layout.P_TEST_SOS + 5 * j + 5] = section
     return p
+
+
+def _pack_tap(p: np.ndarray, spec: PathSpec) -> None:
+    """The tap map's columns (its generation is the buffers' to count): the sources' inputs
+    are tapped where the sources are read (S_TAP0/1), the other tapped inputs and the outputs
+    by channel."""
+    tap = spec.tap
+    p[layout.P_TAP_IN : layout.P_TAP_IN + layout.MAX_CHANNELS] = -1.0
+    p[layout.P_TAP_OUT : layout.P_TAP_OUT + layout.MAX_CHANNELS] = -1.0
+    read = {c for src in spec.sources for c in src.channels}
+    for c in tap.inputs:
+        if c not in read:
+            p[layout.P_TAP_IN + c - 1] = tap.columns(inputs=(c,))[0]
+    for o in tap.outputs:
+        p[layout.P_TAP_OUT + o - 1] = tap.columns(outputs=(o,))[0]
 
 
 def _nth(values: tuple, i: int) -> float:
@@ -268,6 +305,8 @@ class PathBuffers:
 
     def __init__(self, spec: PathSpec, controls: Controls, master_ramp_ms: float | None = None) -> None:
         self.spec = spec
+        #: tap maps by generation (P_TAP_GEN): a reader finds the one the kernel writes with
+        self._tap_maps = [spec.tap]
         first = pack(spec, controls, master_ramp_ms)
         self.shared = first.copy()
         self.params = np.stack([first, first])
@@ -290,7 +329,20 @@ class PathBuffers:
         if (spec.samplerate, spec.n_in, spec.n_out) != (self.spec.samplerate, self.spec.n_in, self.spec.n_out):
             raise ValueError("sample rate and channel counts are fixed for the life of the buffers")
         self.spec = spec
-        publish(self.shared, self.counters, pack(spec, controls, master_ramp_ms))
+        if spec.tap != self._tap_maps[-1]:
+            self._tap_maps.append(spec.tap)
+        p = pack(spec, controls, master_ramp_ms)
+        p[layout.P_TAP_GEN] = len(self._tap_maps) - 1
+        publish(self.shared, self.counters, p)
+
+    def tap_map(self, gen: int) -> TapMap:
+        """The tap map of generation ``gen`` (``counters[C_TAP_GEN]``)."""
+        return self._tap_maps[gen]
+
+    @property
+    def tap(self) -> TapMap:
+        """The tap map last published."""
+        return self._tap_maps[-1]
 
     def compile_publish(self) -> None:
         """Compile ``update``'s publishing (or load it from numba's cache) on copies, leaving

@@ -58,7 +58,9 @@ S_CH1 = 2
 S_GAIN = 3  # trim x loudness match x insert compensation, linear (ramped)
 S_TRIM = 4  # trim alone, linear: the level sent to an outboard insert
 S_DELAY = 5  # samples: delays the source to line it up with an insert's return
-SRC_STRIDE = 6
+S_TAP0 = 6  # tap columns of S_CH0 and S_CH1: a source's inputs are tapped as it is read
+S_TAP1 = 7
+SRC_STRIDE = 8
 SOURCES_BASE = GLOBALS
 
 # --- per speaker set (stride SET_STRIDE from SETS_BASE) ---------------------------------------
@@ -104,7 +106,15 @@ P_TEST_RAMP = TEST_BASE + 2
 P_TEST_NSEC = TEST_BASE + 3  # sections in use
 P_TEST_SOS = TEST_BASE + 4  # MAX_TEST_SECTIONS x 5 coefficients (b0 b1 b2 a1 a2)
 
-P_LEN = P_TEST_SOS + 5 * MAX_TEST_SECTIONS
+# --- the meter tap (dsp/tap.py): which channels each row carries, in which column -------------
+TAP_BASE = P_TEST_SOS + 5 * MAX_TEST_SECTIONS
+P_TAP_GEN = TAP_BASE  # the map's generation: PathBuffers counts its changes
+#: per input no source reads (the calibration mic): its tap column, -1 when it is not tapped
+P_TAP_IN = TAP_BASE + 1
+#: per output: its tap column, -1 when it is not tapped
+P_TAP_OUT = P_TAP_IN + MAX_CHANNELS
+
+P_LEN = P_TAP_OUT + MAX_CHANNELS
 
 # --- state: ramps are (value, step, samples left, target) ---------------------------------------
 RAMP = 4
@@ -167,11 +177,17 @@ M_OUTPUTS = M_SOURCES + MAX_SOURCES * 2 * MS_STRIDE
 M_FRAMES = M_OUTPUTS + MAX_CHANNELS * MS_STRIDE  # frames accumulated since the last reset
 M_LIMITER_MIN = M_FRAMES + 1  # lowest limiter gain since the last reset (linear)
 M_LEN = M_LIMITER_MIN + 1
-#: The tap: a float32 ring (packed two to a float64 word) of the last TAP_FRAMES frames, each
-#: row the n_in inputs (as received) then the n_out outputs (as sent). The loudness meters
-#: run on it outside the audio thread; C_TAP_WRITE counts the frames written so far.
+#: The tap: float32 rings (packed two to a float64 word) of the last TAP_FRAMES frames, one
+#: per tapped channel (column): the tapped inputs (as received), then the tapped outputs (as
+#: sent), each in ascending order (``dsp/tap.py``). A channel's ring (its plane) is contiguous,
+#: so that the kernel's writes of one channel are; the planes are TAP_PLANE samples apart, a
+#: cache line more than a power of two, so that a frame's samples do not all fall into one
+#: cache set. Room is kept for every channel, so that a reload that taps more needs no new
+#: arrays. The loudness meters run on it outside the audio thread; C_TAP_WRITE counts the
+#: frames written so far.
 M_TAP = M_LEN
 TAP_FRAMES = 16384
+TAP_PLANE = TAP_FRAMES + 16
 
 # --- counters -------------------------------------------------------------------------------------
 C_SEQ = 0  # written by the control plane: odd while it writes `shared`
@@ -186,6 +202,8 @@ C_LIMITED = 8  # output frames where the limiter reduced gain
 C_CLIPPED = 9  # output samples the final hard clip caught
 C_TORN = 10  # parameter reads retried because the writer was busy
 C_TAP_WRITE = 11  # frames written into the meter tap since the start
+C_TAP_GEN = 12  # the generation (P_TAP_GEN) of the tap map the kernel writes with
+C_TAP_FROM = 13  # the first tap frame written with it
 HOST_BASE = 32
 C_LEN = 256
 
@@ -203,4 +221,4 @@ def delay_capacity(samplerate: float) -> int:
 
 def meters_len(n_in: int, n_out: int) -> int:
     """Length of the ``meters`` array: the accumulators, then the tap ring."""
-    return M_TAP + (TAP_FRAMES * (n_in + n_out) + 1) // 2
+    return M_TAP + (TAP_PLANE * (n_in + n_out) + 1) // 2

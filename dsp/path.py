@@ -38,6 +38,7 @@ from controlroom.dsp.layout import (
     C_METER_RESET,
     C_NONFINITE,
     C_SEQ,
+    C_TAP_WRITE,
     C_TORN,
     CHUNK,
     I_LEVEL,
@@ -94,6 +95,7 @@ from controlroom.dsp.layout import (
     P_SET,
     P_SOURCE,
     P_SUB,
+    P_TAP_OUT,
     P_TEST_GAIN,
     P_TEST_NSEC,
     P_TEST_OUT,
@@ -106,6 +108,8 @@ from controlroom.dsp.layout import (
     S_DELAY,
     S_GAIN,
     S_NCH,
+    S_TAP0,
+    S_TAP1,
     S_TRIM,
     SET_STRIDE,
     SETS_BASE,
@@ -127,6 +131,8 @@ from controlroom.dsp.layout import (
     T_TEST_NOISE,
     T_TEST_SOS,
     T_TOUCHED,
+    TAP_FRAMES,
+    TAP_PLANE,
     TK_BANDS,
     TK_DELAY_POS,
     TK_DRAIN,
@@ -143,7 +149,7 @@ from controlroom.dsp.layout import (
     TS_STRIDE,
 )
 from controlroom.dsp.pointers import memory_fence
-from controlroom.dsp.tap import tap
+from controlroom.dsp.tap import publish_frames, take_map, tap_inputs, tap_ring
 
 #: fastmath without nnan/ninf: the non-finite input checks must survive optimisation.
 FASTMATH = {"nsz", "arcp", "contract", "reassoc"}
@@ -387,6 +393,7 @@ def cascade(buf, off, n, coef, c, count, st, s, pair):
 def process(inp, out, shared, params, state, meters, counters):
     """Process one block: ``inp`` (frames, n_in) float32 -> ``out`` (frames, n_out) float32."""
     p = take_parameters(shared, params, counters)
+    take_map(p, counters)
     if state[T_SEEN] == 0.0:
         settle(p, state, False)
     if counters[C_METER_RESET] != counters[C_METER_ACK]:
@@ -394,20 +401,26 @@ def process(inp, out, shared, params, state, meters, counters):
         meters[M_LIMITER_MIN] = 1.0
         counters[C_METER_ACK] = counters[C_METER_RESET]
     frames = inp.shape[0]
+    ring = tap_ring(meters, inp.shape[1] + out.shape[1])
+    written = counters[C_TAP_WRITE]
     start = 0
     while start < frames:
-        n = min(CHUNK, frames - start)
-        process_chunk(inp, out, start, n, p, state, meters, counters)
+        row = (written + start) % TAP_FRAMES
+        # a chunk's tap rows never wrap round the ring, so its loops need no wrap of their own
+        n = min(CHUNK, frames - start, TAP_FRAMES - row)
+        process_chunk(inp, out, start, n, p, state, meters, counters, ring, row)
         start += n
-    tap(inp, out, meters, counters)
+    publish_frames(counters, frames)
     meters[M_FRAMES] += frames
     counters[C_BLOCKS] += 1
     counters[C_FRAMES] += frames
 
 
 @njit(**JIT)
-def process_chunk(inp, out, start, n, p, state, meters, counters):
-    mix_sources(inp, start, n, p, state, meters, counters)
+def process_chunk(inp, out, start, n, p, state, meters, counters, ring, row):
+    """One chunk of ``n`` frames from ``start``; its tap rows start at ring row ``row``."""
+    mix_sources(inp, start, n, p, state, meters, counters, ring, row)
+    tap_inputs(inp, start, n, p, ring, row)
     matrix_and_master(n, p, state)
     ramp_to(state, T_SUBMIX, p[P_SUB], p[P_XFADE])
     mix = T_BUS + BUS_SUBMIX * CHUNK
@@ -416,7 +429,7 @@ def process_chunk(inp, out, start, n, p, state, meters, counters):
     for k in range(int(p[P_N_SETS])):
         play_set(k, n, p, state)
     test_signal(n, p, state)
-    limit_and_write(out, start, n, p, state, meters, counters)
+    limit_and_write(out, start, n, p, state, meters, counters, ring, row)
 
 
 @njit(**JIT)
@@ -442,11 +455,11 @@ def test_signal(n, p, state):
 
 
 @njit(**JIT)
-def mix_sources(inp, start, n, p, state, meters, counters):
-    """Steps 1-2: each source is read (non-finite samples zeroed and counted), metered, sent
-    to its outboard inserts, delayed into line with an insert's return if asked, then mixed
-    into the monitor bus with its ramped gain (trim x match) and crossfade: equal power, or
-    equal gain between time-aligned copies (``P_COHERENT_XFADE``)."""
+def mix_sources(inp, start, n, p, state, meters, counters, ring, row):
+    """Steps 1-2: every source is read, tapped and metered, sent to its outboard inserts,
+    delayed into line with an insert's return if asked, and mixed into the monitor bus with
+    its ramped gain (trim x match) and crossfade: equal power, or equal gain between
+    time-aligned copies (``P_COHERENT_XFADE``)."""
     bl = T_BUS + BUS_L * CHUNK
     br = T_BUS + BUS_R * CHUNK
     sl = T_BUS + LANE_L * CHUNK  # the set lanes are free until the sets play
@@ -460,24 +473,29 @@ def mix_sources(inp, start, n, p, state, meters, counters):
     for s in range(int(p[P_N_SOURCES])):
         base = SOURCES_BASE + s * SRC_STRIDE
         tb = T_SOURCES + s * TS_STRIDE
-        read_source(inp, start, n, p, base, state, sl, sr, meters, M_SOURCES + s * 2 * MS_STRIDE, counters)
-        send_inserts(s, n, p, base, state, sl, sr)
+        ramp_to(state, tb + TS_GAIN, p[base + S_GAIN], p[P_RAMP])
+        target = 1.0 if s == selected else 0.0
+        fade = state[tb + TS_FADE]
+        audible = fade != 0.0 or target != 0.0
         d = int(p[base + S_DELAY])
+        # the common case, mixed as the source is read: the selected source, fully faded in,
+        # its gain not ramping, no delay line in between
+        direct = audible and fade == target and state[tb + TS_GAIN + 2] == 0.0 and d == 0
+        sends = False
+        for k in range(int(p[P_N_INSERTS])):
+            sends |= int(p[INSERTS_BASE + k * INS_STRIDE + I_SOURCE]) == s
+        keep = sends or d > 0 or (audible and not direct)
+        gain = state[tb + TS_GAIN] if direct else 0.0
+        read_source(
+            inp, start, n, p, base, state, meters, M_SOURCES + s * 2 * MS_STRIDE, counters, ring, row, keep, gain
+        )
+        if sends:
+            send_inserts(s, n, p, base, state, sl, sr)
         if d > 0:
             pos = int(state[tb + TS_DELAY_POS])
             delay_buffers(state, sl, 2, T_DELAY + (SOURCE_DELAY_LANE + 2 * s) * cap, cap, pos, d, n)
             state[tb + TS_DELAY_POS] = (pos + n) % cap
-        ramp_to(state, tb + TS_GAIN, p[base + S_GAIN], p[P_RAMP])
-        target = 1.0 if s == selected else 0.0
-        fade = state[tb + TS_FADE]
-        if fade == 0.0 and target == 0.0:
-            continue
-        if fade == target and state[tb + TS_GAIN + 2] == 0.0:
-            # the common case: the selected source, fully faded in, gain not ramping
-            g = state[tb + TS_GAIN]
-            for i in range(n):
-                state[bl + i] += g * state[sl + i]
-                state[br + i] += g * state[sr + i]
+        if direct or not audible:
             continue
         for i in range(n):
             g = ramp_next(state, tb + TS_GAIN)
@@ -489,11 +507,20 @@ def mix_sources(inp, start, n, p, state, meters, counters):
 
 
 @njit(**JIT)
-def read_source(inp, start, n, p, base, state, sl, sr, meters, mb, counters):
-    """Load a source's channels into lanes ``sl``/``sr`` (a mono source into both), zeroing
-    and counting non-finite samples, and meter its raw peak and sum of squares, in one pass."""
+def read_source(inp, start, n, p, base, state, meters, mb, counters, ring, row, keep, gain):
+    """Read a source's channels (a mono source's twice), each sample once: into the tap
+    (``ring`` from row ``row``, its S_TAP0/1 columns) as received;
+    zeroed and counted if not finite; metered (raw peak and sum of squares); then added to
+    the monitor bus at ``gain`` (0: not), and kept in lanes LANE_L/R if ``keep``."""
     c0 = int(p[base + S_CH0])
     c1 = int(p[base + S_CH1]) if p[base + S_NCH] > 1.0 else c0
+    t0 = int(p[base + S_TAP0]) * TAP_PLANE + row
+    t1 = int(p[base + S_TAP1]) * TAP_PLANE + row
+    sl = T_BUS + LANE_L * CHUNK
+    sr = T_BUS + LANE_R * CHUNK
+    bl = T_BUS + BUS_L * CHUNK
+    br = T_BUS + BUS_R * CHUNK
+    mix = gain != 0.0
     bad = 0
     pk0, pk1 = meters[mb + MS_PEAK], meters[mb + MS_STRIDE + MS_PEAK]
     sq0 = 0.0
@@ -501,6 +528,8 @@ def read_source(inp, start, n, p, base, state, sl, sr, meters, mb, counters):
     for i in range(n):
         x0 = inp[start + i, c0]
         x1 = inp[start + i, c1]
+        ring[t0 + i] = x0
+        ring[t1 + i] = x1
         if not (math.isfinite(x0) and math.isfinite(x1)):
             if not math.isfinite(x0):
                 x0 = 0.0
@@ -512,8 +541,12 @@ def read_source(inp, start, n, p, base, state, sl, sr, meters, mb, counters):
         pk1 = max(pk1, abs(x1))
         sq0 += x0 * x0
         sq1 += x1 * x1
-        state[sl + i] = x0
-        state[sr + i] = x1
+        if mix:
+            state[bl + i] += gain * x0
+            state[br + i] += gain * x1
+        if keep:
+            state[sl + i] = x0
+            state[sr + i] = x1
     counters[C_NONFINITE] += bad
     # source meters read the raw source; the read-out applies the trim
     meters[mb + MS_PEAK] = pk0
@@ -782,10 +815,11 @@ def clear_set(k, p, state):
 
 
 @njit(**JIT)
-def limit_and_write(out, start, n, p, state, meters, counters):
+def limit_and_write(out, start, n, p, state, meters, counters, ring, row):
     """Step 6: one peak limiter linked across all outputs (zero latency: instant attack,
-    exponential release), then a hard clip at the ceiling; output meters. The output buses
-    are left cleared; those nothing was added to are written as silence without more ado."""
+    exponential release), then a hard clip at the ceiling; output meters, and the tapped
+    outputs (``P_TAP_OUT``) into the tap as they are written. The output buses are left
+    cleared; those nothing was added to are written as silence without more ado."""
     ceiling = p[P_CEILING]
     release = p[P_RELEASE]
     n_out = out.shape[1]
@@ -817,8 +851,13 @@ def limit_and_write(out, start, n, p, state, meters, counters):
     counters[C_LIMITED] += limited
     clipped = 0
     for o in range(n_out):
+        col = int(p[P_TAP_OUT + o])
+        tapped = col >= 0
+        t = col * TAP_PLANE + row
         if state[T_TOUCHED + o] == 0.0:
             out[start : start + n, o] = 0.0  # its meters stay as they are: adding silence
+            if tapped:
+                ring[t : t + n] = 0.0
             continue
         ob = T_OUT + o * CHUNK
         mb = M_OUTPUTS + o * MS_STRIDE
@@ -831,6 +870,8 @@ def limit_and_write(out, start, n, p, state, meters, counters):
                 clipped += 1
                 v = 0.0 if v != v else math.copysign(ceiling, v)
             out[start + i, o] = v
+            if tapped:
+                ring[t + i] = v
             pk = max(pk, abs(v))
             sq += v * v
         meters[mb + MS_PEAK] = pk

@@ -13,9 +13,8 @@ from timekit import scaled
 from controlroom.daemon.cli.program import pink_noise
 from controlroom.daemon.config import parse_config
 from controlroom.daemon.service import Daemon
-from controlroom.dsp import layout
 from controlroom.dsp.bs1770 import measure
-from controlroom.dsp.tap import read_tap
+from controlroom.dsp.tap import TapReader
 
 CONFIG_TOML = """
 [audio]
@@ -135,11 +134,8 @@ class OutputTap:
     from its tap ring from now (or from tap frame ``start``)."""
 
     def __init__(self, daemon: Daemon, outputs: int = 2, start: int | None = None) -> None:
-        self.buffers = daemon.controller.buffers
-        spec = self.buffers.spec
-        self.n_in, self.width, self.outputs = spec.n_in, spec.n_in + spec.n_out, outputs
-        self.scratch = np.zeros((layout.TAP_FRAMES, self.width), dtype=np.float32)
-        self.read = int(self.buffers.counters[layout.C_TAP_WRITE]) if start is None else start
+        self.reader = TapReader(daemon.controller.buffers, start)
+        self.outputs = tuple(range(1, outputs + 1))
 
     async def record(self, frames: int) -> np.ndarray:
         """The next ``frames`` frames from where the last call (or the constructor) stopped."""
@@ -155,10 +151,9 @@ class OutputTap:
 
     def take(self) -> np.ndarray:
         """The frames written since the last read, (frames, outputs); none may have been lost."""
-        b = self.buffers
-        n, self.read, lost = read_tap(b.meters, b.counters, self.read, self.width, self.scratch)
-        assert lost == 0, f"{lost} tap frames lost: read more often"
-        return self.scratch[:n, self.n_in : self.n_in + self.outputs].copy()
+        block, _ = self.reader.take()
+        assert self.reader.lost == 0, f"{self.reader.lost} tap frames lost: read more often"
+        return block[:, self.reader.map.columns(outputs=self.outputs)]
 
 
 async def output_lufs_after(daemon: Daemon, change: Callable[[], object]) -> float:

@@ -34,6 +34,8 @@ def path_spec(config, calibration: Calibration | None = None) -> PathSpec:
         ramp_ms=mon.ramp_ms,
         crossfade_ms=mon.crossfade_ms,
         ceiling_dbfs=mon.ceiling_dbfs,
+        # a calibration records the mic from the tap
+        tap_inputs=(config.calibration.mic,) if config.calibration is not None else (),
     )
 
 

@@ -221,8 +221,8 @@ class Calibrator:
             progress(f"room noise: recording {NOISE_S:g} s with nothing playing")
             # once the program's last sound has crossed the room to the mic and died away
             quiet = engine.tap_frame() + _max_arrival(config) + round(ROOM_DECAY_S * config.audio.samplerate)
-            noise = await engine.record(round(NOISE_S * config.audio.samplerate), quiet)
-            _check_mic(cal, noise[:, cal.mic - 1])
+            noise = await engine.record(round(NOISE_S * config.audio.samplerate), quiet, (cal.mic,))
+            _check_mic(cal, noise[:, 0])
             for step, (output, phases) in enumerate(outputs, start=1):
                 sub = phases != MAIN_PHASES
                 controller.calibration.progress = {**controller.calibration.progress, "output": output, "step": step}
@@ -300,8 +300,8 @@ class Calibrator:
             )
 
     async def _burst(self, engine: EngineSession, playing: CalibrationSignal) -> np.ndarray:
-        """Fade the test signal ``playing`` in, record BURST_S of the tap, fade it out; the
-        recording (frames, tap width)."""
+        """Fade the test signal ``playing`` in, record BURST_S of the mic and the output from
+        the tap, fade it out; the recording (frames, 2): the mic, then the output."""
         controller = self.runner.controller
         signal = replace(playing, gain=0.0)
         controller.calibration_signal = signal
@@ -312,7 +312,10 @@ class Calibrator:
         await engine.until(
             lambda: engine.applied() and _test_gain(engine) == playing.gain, "the test signal to fade in"
         )
-        recording = await engine.record(round(BURST_S * engine.runner.config.audio.samplerate), engine.tap_frame())
+        config = engine.runner.config
+        recording = await engine.record(
+            round(BURST_S * config.audio.samplerate), engine.tap_frame(), (config.calibration.mic,), (playing.output,)
+        )
         controller.calibration_signal = signal  # gain 0: fades out
         controller.publish()
         await engine.until(lambda: engine.applied() and _test_gain(engine) == 0.0, "the test signal to fade out")
@@ -347,8 +350,8 @@ class Calibrator:
             raise CalibrationError("a calibration is running")
         engine = EngineSession(self.runner, CalibrationError)
         rate = config.audio.samplerate
-        recording = await engine.record(round(MIC_S * rate), engine.tap_frame())
-        mic = recording[:, cal.mic - 1]
+        recording = await engine.record(round(MIC_S * rate), engine.tap_frame(), (cal.mic,))
+        mic = recording[:, 0]
         peak = analysis.peak_dbfs(mic)
         if peak >= analysis.CLIP_DBFS:
             raise CalibrationError(f"the mic (input {cal.mic}) clips at {peak:.1f} dBFS: turn its preamp down")
@@ -418,10 +421,10 @@ def _analyse(
     config, output: int, phases: tuple[Phase, ...], noise: np.ndarray, recordings: list[np.ndarray]
 ) -> tuple[analysis.OutputLevel, int]:
     """Output ``output``'s level and arrival (samples) from the tap recordings of its bursts
-    (``phases``) and the room's noise; raises CalibrationError naming the output when the mic is dead, clips or
+    (``phases``; the mic, then the output) and of the room's ``noise`` (the mic); raises CalibrationError naming the output when the mic is dead, clips or
     hears too little over the noise."""
     cal, rate = config.calibration, config.audio.samplerate
-    mic, sent = cal.mic - 1, config.audio.input_channels + output - 1
+    mic, sent = 0, 1
     for recording in recordings:
         heard = recording[:, mic]
         if not np.all(np.isfinite(heard)):

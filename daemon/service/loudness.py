@@ -1,9 +1,10 @@
 """Live loudness: BS.1770 meters on every source and on the monitor output.
 
-The kernel copies its inputs and outputs into the tap ring (``dsp/layout.py``); this module
-drains the ring outside the audio thread (``drain`` runs GIL-free numba code and is called from
-a worker thread) into one streaming meter per source and one for the selected speaker set's
-outputs. Each source also keeps a window of momentary loudness values (one per 100 ms) whose
+The kernel copies the inputs the sources read and the outputs the sets play into the tap ring
+(``dsp/tap.py``); this module drains the ring outside the audio thread (``drain`` runs GIL-free
+numba code and is called from a worker thread) into one streaming meter per source and one for
+the selected speaker set's outputs, each finding its channels' columns through the tap map the
+frames were written with. Each source also keeps a window of momentary loudness values (one per 100 ms) whose
 gated mean is what level matching compares: pauses are gated out like in
 integrated loudness, so a break in the music does not skew the match.
 """
@@ -21,7 +22,7 @@ import numpy as np
 
 from controlroom.dsp import bs1770, layout
 from controlroom.dsp.control import PathBuffers
-from controlroom.dsp.tap import read_tap
+from controlroom.dsp.tap import TapMap, TapReader, read_tap
 
 #: Length of the matching window (s) unless configured otherwise.
 MATCH_WINDOW_S = 10.0
@@ -33,14 +34,18 @@ class SourceMeter:
     """One BS.1770 meter and its matching window."""
 
     def __init__(self, columns: list[int], samplerate: int, window_s: float) -> None:
-        self.columns = columns
-        self.state = bs1770.new_meter(len(columns), samplerate)
+        #: its channels' columns in the blocks fed; None while the tap does not carry them
+        self.columns: list[int] | None = columns
+        self.width = len(columns)
+        self.state = bs1770.new_meter(self.width, samplerate)
         self.segment = int(self.state[bs1770.SEGMENT_FRAMES])
         self.window: deque[float] = deque(maxlen=max(1, round(window_s * STEPS_PER_S)))
 
     def feed(self, block: np.ndarray) -> None:
-        """Meter ``block`` (frames, all tap columns), recording momentary loudness at every
+        """Meter ``block`` (frames, the tap's columns), recording momentary loudness at every
         completed 100 ms step."""
+        if self.columns is None:
+            return
         x = block[:, self.columns]
         done = 0
         while done < x.shape[0]:
@@ -78,7 +83,7 @@ class SourceMeter:
             "integrated_lufs": _finite(m.integrated_lufs),
             "loudness_range_lu": _finite(m.loudness_range_lu),
             "true_peak_dbtp": _finite(m.true_peak_dbtp),
-            "correlation": round(m.correlation, 3) if len(self.columns) > 1 else None,
+            "correlation": round(m.correlation, 3) if self.width > 1 else None,
             "window_lufs": _finite(self.window_lufs()),
             "window_filled_s": self.filled_s(),
         }
@@ -98,37 +103,50 @@ def _finite(value: float | None) -> float | None:
 
 
 class TapOverrun(RuntimeError):
-    """Tap frames a recording needed were lost (the reader fell a whole ring behind)."""
+    """Tap frames a recording needed were lost (the reader fell a whole ring behind) or are
+    stale (a reload changed what the tap carries meanwhile)."""
 
 
 class _Recording:
-    """Tap frames collected for a waiting coroutine, from tap frame ``start`` on (or from the
-    first frame drained after it was asked for, if that is later)."""
+    """Tap frames of ``inputs`` then ``outputs`` (1-based channels) collected for a waiting
+    coroutine, from tap frame ``start`` on (or from the first frame drained after it was asked
+    for, if that is later)."""
 
-    def __init__(self, frames: int, start: int, future: asyncio.Future, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self,
+        frames: int,
+        start: int,
+        future: asyncio.Future,
+        loop: asyncio.AbstractEventLoop,
+        inputs: tuple[int, ...] = (),
+        outputs: tuple[int, ...] = (),
+    ) -> None:
         self.frames = frames
         self.start = start
         self.future = future
         self.loop = loop
+        self.inputs = inputs
+        self.outputs = outputs
         self.blocks: list[np.ndarray] = []
         self.have = 0
 
-    def take(self, block: np.ndarray, first: int) -> bool:
-        """Keep what of ``block`` (whose first row is tap frame ``first``) is due; True (and
-        the future resolved) once enough frames are in."""
+    def take(self, block: np.ndarray, first: int, tap: TapMap) -> bool:
+        """Keep what of ``block`` (whose first row is tap frame ``first``, written with map
+        ``tap``) is due; True (and the future resolved) once enough frames are in."""
         if self.future.done():  # the waiter gave up
             return True
         if first > self.start + self.have:
-            if self.have:  # a gap in the middle: the ring overran
-                self.loop.call_soon_threadsafe(
-                    self._fail, TapOverrun(f"tap frames {self.start + self.have}-{first} lost")
-                )
-                return True
+            if self.have:  # a gap in the middle: the ring overran, or the map changed
+                return self._fail(TapOverrun(f"tap frames {self.start + self.have}-{first} lost"))
             self.start = first  # drained before the recording was asked for: it starts here
         block = block[max(0, self.start + self.have - first) :]
         if block.shape[0] == 0:
             return False
-        self.blocks.append(block.copy())
+        try:
+            columns = tap.columns(self.inputs, self.outputs)
+        except ValueError as exc:
+            return self._fail(TapOverrun(str(exc)))
+        self.blocks.append(block[:, columns])
         self.have += block.shape[0]
         if self.have < self.frames:
             return False
@@ -136,9 +154,13 @@ class _Recording:
         self.loop.call_soon_threadsafe(lambda: self.future.done() or self.future.set_result(data))
         return True
 
-    def _fail(self, error: Exception) -> None:
-        if not self.future.done():
-            self.future.set_exception(error)
+    def _fail(self, error: Exception) -> bool:
+        def fail() -> None:
+            if not self.future.done():
+                self.future.set_exception(error)
+
+        self.loop.call_soon_threadsafe(fail)
+        return True
 
 
 class LoudnessMonitor:
@@ -152,29 +174,37 @@ class LoudnessMonitor:
 
     def __init__(self, buffers: PathBuffers, config, window_s: float = MATCH_WINDOW_S) -> None:
         self.buffers = buffers
-        spec = buffers.spec
-        self.n_in, self.n_out = spec.n_in, spec.n_out
-        self.width = self.n_in + self.n_out
-        self.samplerate = spec.samplerate
+        self.samplerate = buffers.spec.samplerate
+        self.reader = TapReader(buffers)
         self.sources = {
-            name: SourceMeter([c - 1 for c in src.channels], spec.samplerate, window_s)
+            name: SourceMeter(self._columns(src.channels, ()), self.samplerate, window_s)
             for name, src in config.sources.items()
         }
+        self._channels = {name: tuple(src.channels) for name, src in config.sources.items()}
         self.monitor: SourceMeter | None = None
         self.monitor_outputs: tuple[int, ...] = ()
-        self.read = int(buffers.counters[layout.C_TAP_WRITE])
-        self.lost = 0
-        self._scratch = np.zeros((layout.TAP_FRAMES, self.width), dtype=np.float32)
         self._lock = threading.Lock()
         self._recordings: list[_Recording] = []
         self._requests: deque[Callable[[], None]] = deque()  # appended by the loop, run by drain
 
-    def record(self, frames: int, start: int = 0) -> asyncio.Future:
-        """A future for ``frames`` frames of the tap from tap frame ``start`` (a count of
-        ``counters[C_TAP_WRITE]``; frames already drained are not kept): (frames, width)
+    def _columns(self, inputs: tuple[int, ...], outputs: tuple[int, ...]) -> list[int] | None:
+        """The tap columns of ``inputs`` then ``outputs`` under the reader's map; None when
+        it does not carry them all."""
+        try:
+            return self.reader.map.columns(inputs, outputs)
+        except ValueError:
+            return None
+
+    def record(
+        self, frames: int, start: int = 0, inputs: tuple[int, ...] = (), outputs: tuple[int, ...] = ()
+    ) -> asyncio.Future:
+        """A future for ``frames`` frames of ``inputs`` then ``outputs`` (1-based channels,
+        which the tap must carry) from tap frame ``start`` (a count of
+        ``counters[C_TAP_WRITE]``; frames already drained are not kept): (frames, channels)
         float32, or ``TapOverrun`` when frames it needed were lost."""
+        self.buffers.tap.columns(inputs, outputs)  # raises ValueError for a channel not tapped
         loop = asyncio.get_running_loop()
-        recording = _Recording(frames, start, loop.create_future(), loop)
+        recording = _Recording(frames, start, loop.create_future(), loop, tuple(inputs), tuple(outputs))
         self._requests.append(partial(self._recordings.append, recording))
         return recording.future
 
@@ -186,25 +216,26 @@ class LoudnessMonitor:
     def _follow(self, outputs: tuple[int, ...]) -> None:
         if outputs != self.monitor_outputs:
             self.monitor_outputs = outputs
-            columns = [self.n_in + o - 1 for o in outputs]
-            self.monitor = SourceMeter(columns, self.samplerate, MATCH_WINDOW_S)
+            self.monitor = SourceMeter(self._columns((), outputs), self.samplerate, MATCH_WINDOW_S)
 
     def drain(self) -> int:
         """Meter everything the kernel has tapped since the last call; returns frames."""
         with self._lock:
             while self._requests:
                 self._requests.popleft()()
-            b = self.buffers
-            n, self.read, lost = read_tap(b.meters, b.counters, self.read, self.width, self._scratch)
-            self.lost += lost
-            block = self._scratch[:n]
+            tap = self.reader.map
+            block, first = self.reader.take()
+            if self.reader.map is not tap:  # a reload changed what the tap carries
+                for name, meter in self.sources.items():
+                    meter.columns = self._columns(self._channels[name], ())
+                if self.monitor is not None:
+                    self.monitor.columns = self._columns((), self.monitor_outputs)
             for meter in self.sources.values():
                 meter.feed(block)
             if self.monitor is not None:
                 self.monitor.feed(block)
-            first = self.read - n
-            self._recordings = [r for r in self._recordings if not r.take(block, first)]
-            return n
+            self._recordings = [r for r in self._recordings if not r.take(block, first, self.reader.map)]
+            return block.shape[0]
 
     def window_lufs(self, source: str) -> float | None:
         """``source``'s gated loudness over its full matching window (``SourceMeter.window_lufs``)."""
@@ -246,7 +277,7 @@ def compile_meters(buffers: PathBuffers) -> None:
     The meters are fed as ``drain`` feeds them, because numba compiles a version per array
     layout: a mono source's column of a tap block is contiguous; a stereo source's columns are
     Fortran-ordered as a whole block and of no order when a 100 ms step splits the block."""
-    width = buffers.spec.n_in + buffers.spec.n_out
+    width = buffers.tap.width
     scratch = np.zeros((layout.TAP_FRAMES, width), np.float32)
     for columns in ([0], [0, min(1, width - 1)]):
         meter = SourceMeter(columns, buffers.spec.samplerate, 1.0)
@@ -254,5 +285,6 @@ def compile_meters(buffers: PathBuffers) -> None:
         meter.feed(scratch[: meter.segment])  # split at the end of the step
         meter.figures()
         meter.reset()
-    read_tap(buffers.meters, buffers.counters.copy(), 0, width, scratch)
+    counters = buffers.counters.copy()
+    read_tap(buffers.meters, counters, 0, counters[layout.C_TAP_GEN], width, scratch)
     buffers.compile_publish()

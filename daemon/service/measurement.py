@@ -46,22 +46,12 @@ TAIL_DROP_DB = 60.0
 TAIL_MAX_S = 2.0
 
 
-def columns(config, name: str) -> tuple[int, list[int]]:
-    """0-based tap columns of insert ``name``: its first send output, and its return inputs."""
-    insert = config.inserts[name]
-    n_in = config.audio.input_channels
-    return n_in + insert.send[0] - 1, [c - 1 for c in insert.returns]
-
-
 def analyse(config, name: str, recording: np.ndarray) -> InsertResult:
-    """The insert's latency and gain from a tap recording (frames, tap width) that starts with
-    the noise."""
-    send_col, return_cols = columns(config, name)
+    """The insert's latency and gain from a tap recording that starts with the noise: its
+    return inputs, then its first send output (``_record_noise``)."""
     audio, insert = config.audio, config.inserts[name]
     try:
-        m = measure_insert(
-            recording[:, send_col], recording[:, return_cols], max_latency(audio.samplerate), audio.samplerate
-        )
+        m = measure_insert(recording[:, -1], recording[:, :-1], max_latency(audio.samplerate), audio.samplerate)
     except ValueError as exc:
         raise InsertError(f"insert {name}: {exc}") from None
     if not abs(m.gain_db) <= MAX_GAIN_DB:
@@ -137,7 +127,8 @@ async def _record_noise(engine: EngineSession, name: str) -> np.ndarray:
     runner = engine.runner
     controller, inserts = runner.controller, runner.controller.inserts
     rate = runner.config.audio.samplerate
-    _, returns = columns(runner.config, name)
+    insert = runner.config.inserts[name]
+    returns = tuple(insert.returns)
     inserts.silenced = name
     level = 0.0
     try:
@@ -146,8 +137,10 @@ async def _record_noise(engine: EngineSession, name: str) -> np.ndarray:
         inserts.measuring = name
         controller.publish()
         await engine.until(engine.applied, "the engine to take the measurement")
-        recording = await engine.record(int(MEASURE_S * rate) + max_latency(rate), engine.tap_frame())
-        level = _rms(recording[:, returns])
+        recording = await engine.record(
+            int(MEASURE_S * rate) + max_latency(rate), engine.tap_frame(), returns, insert.send[:1]
+        )
+        level = _rms(recording[:, :-1])
         return recording
     finally:
         inserts.measuring = None
@@ -164,16 +157,16 @@ async def _record_noise(engine: EngineSession, name: str) -> np.ndarray:
             controller.publish()
 
 
-async def _wait_for_the_tail(engine: EngineSession, returns: list[int], level: float, rate: int) -> None:
-    """Until the return (tap columns ``returns``) has fallen TAIL_DROP_DB below ``level``
+async def _wait_for_the_tail(engine: EngineSession, returns: tuple[int, ...], level: float, rate: int) -> None:
+    """Until the return (inputs ``returns``) has fallen TAIL_DROP_DB below ``level``
     (its RMS during the noise), at most TAIL_MAX_S after the noise stopped."""
     chunk = rate // 20
     position = engine.tap_frame()
     floor = level * 10.0 ** (-TAIL_DROP_DB / 20.0)
     for _ in range(round(TAIL_MAX_S * rate / chunk)):
-        block = await engine.record(chunk, position)
+        block = await engine.record(chunk, position, returns)
         position += chunk
-        if _rms(block[:, returns]) <= floor:
+        if _rms(block) <= floor:
             return
 
 
@@ -223,9 +216,12 @@ class EngineSession:
         if not await until(settled, timeout_s):
             raise self.error(f"no audio while waiting for {what}")
 
-    async def record(self, frames: int, start: int) -> np.ndarray:
-        """``frames`` frames of the tap from tap frame ``start``."""
-        recording = self.monitor.record(frames, start)
+    async def record(
+        self, frames: int, start: int, inputs: tuple[int, ...] = (), outputs: tuple[int, ...] = ()
+    ) -> np.ndarray:
+        """``frames`` frames of ``inputs`` then ``outputs`` (1-based channels) from tap frame
+        ``start``."""
+        recording = self.monitor.record(frames, start, inputs, outputs)
         try:
             # a long recording takes its own length on top of a step's allowance
             await self.until(

@@ -1,13 +1,19 @@
-"""Resetting integrated loudness: over OSC on a running daemon, and on one source's meter."""
+"""Resetting integrated loudness: over OSC on a running daemon, and on one source's meter; a
+source's meter reads its own inputs from the tap, whatever columns a reload moves them to."""
 
 from __future__ import annotations
+
+from dataclasses import replace
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
 from daemonkit import SAMPLERATE, config, noise_at, program, running, until, windows_full
 from osckit import Peer, run
 
-from controlroom.daemon.service.loudness import SourceMeter
+from controlroom.daemon.service.loudness import LoudnessMonitor, SourceMeter
+from controlroom.dsp.control import Controls, PathBuffers, PathSpec, SetSpec, SourceSpec
+from controlroom.dsp.path import render
 
 
 def monitor(daemon) -> dict:
@@ -70,3 +76,25 @@ def test_a_source_meters_integrated_reset_keeps_its_matching_window():
     assert after["loudness_range_lu"] is None
     assert after["window_lufs"] == before["window_lufs"]
     assert after["momentary_lufs"] == before["momentary_lufs"]
+
+
+def test_a_reload_that_moves_a_sources_tap_columns_keeps_its_meter_on_its_inputs():
+    # input 1 loud, the source's inputs 3-4 quiet: a meter reading the wrong columns shows it
+    rng = np.random.default_rng(7)
+    x = np.hstack([rng.uniform(-0.9, 0.9, (2 * SAMPLERATE, 2)), rng.uniform(-0.03, 0.03, (2 * SAMPLERATE, 2))])
+    x = x.astype(np.float32)
+    spec = PathSpec(SAMPLERATE, 4, 2, (SourceSpec((3, 4)),), (SetSpec((1, 2)),))
+    buffers = PathBuffers(spec, Controls())
+    monitor = LoudnessMonitor(buffers, SimpleNamespace(sources={"ref": SimpleNamespace(channels=(3, 4))}), 1.0)
+    y = np.zeros((x.shape[0], 2), np.float32)
+    for start in range(0, x.shape[0], 4800):  # drained more often than the ring wraps
+        if start == SAMPLERATE:
+            buffers.update(replace(spec, tap_inputs=(1,)), Controls())  # a mic on input 1: the columns move
+        render(x[start : start + 4800], y[start : start + 4800], 256, *buffers.arrays)
+        monitor.drain()
+    assert monitor.reader.map.columns(inputs=(3, 4)) == [1, 2]
+    assert monitor.reader.lost == monitor.reader.stale == 0
+
+    reference = SourceMeter([0, 1], SAMPLERATE, 1.0)
+    reference.feed(x[:, 2:4])
+    assert monitor.report()["sources"]["ref"] == reference.figures()

@@ -25,18 +25,18 @@ from controlroom.daemon.osc.protocol import ERROR_ADDRESS, MEASURE_FAILED
 from controlroom.daemon.osc.server import DROP_BAD_VALUE
 from controlroom.daemon.service.loudness import LoudnessMonitor, TapOverrun, _Recording
 from controlroom.daemon.service.measurement import EngineSession, analyse
+from controlroom.dsp.tap import TapMap
 
 
-def test_the_analysis_reads_the_send_and_the_returns_from_their_tap_columns():
+def test_the_analysis_reads_the_returns_then_the_send_from_the_recording():
     config = parse_config(CONFIG)
     rng = np.random.default_rng(4)
     frames = 30000
-    tap = np.zeros((frames, 6 + 8))
+    recording = np.zeros((frames, 3))
     send = rng.uniform(-0.1, 0.1, frames)
-    tap[:, 6 + 7 - 1] = send  # output 7, after the six inputs
-    tap[333:, 4] = tap[333:, 5] = 0.5 * send[:-333]  # returns on inputs 5-6
-    tap[:, 0] = rng.uniform(-0.1, 0.1, frames)  # the programme on input 1 is not the send
-    result = analyse(config, "comp", tap)
+    recording[:, 2] = send  # output 7, after the returns
+    recording[333:, 0] = recording[333:, 1] = 0.5 * send[:-333]  # returns on inputs 5-6
+    result = analyse(config, "comp", recording)
     assert (result.latency, result.gain_db, result.samplerate) == (333, pytest.approx(-6.02, abs=0.01), 48000)
     assert (result.send, result.returns, result.source) == ((7, 8), (5, 6), "mix")
 
@@ -44,17 +44,21 @@ def test_the_analysis_reads_the_send_and_the_returns_from_their_tap_columns():
 # --- recording from the tap ------------------------------------------------------------------------
 
 
+#: a tap of input 1 alone
+ONE = TapMap((1,), ())
+
+
 def recording_of(frames: int, start: int):
     loop = asyncio.new_event_loop()
-    recording = _Recording(frames, start, loop.create_future(), loop)
+    recording = _Recording(frames, start, loop.create_future(), loop, inputs=(1,))
     return loop, recording
 
 
 def test_a_recording_starts_at_its_frame_and_spans_blocks():
     loop, recording = recording_of(100, 50)
     block = np.arange(80, dtype=np.float32)[:, None]
-    assert not recording.take(block, 0)  # frames 50-79
-    assert recording.take(block + 80, 80)  # frames 80-149: complete
+    assert not recording.take(block, 0, ONE)  # frames 50-79
+    assert recording.take(block + 80, 80, ONE)  # frames 80-149: complete
     loop.run_until_complete(asyncio.sleep(0))
     np.testing.assert_array_equal(recording.future.result()[:, 0], np.arange(50, 150))
     loop.close()
@@ -62,7 +66,7 @@ def test_a_recording_starts_at_its_frame_and_spans_blocks():
 
 def test_a_recording_asked_for_after_its_frame_was_drained_starts_at_the_next_frame():
     loop, recording = recording_of(10, 50)
-    assert recording.take(np.arange(60, 80, dtype=np.float32)[:, None], 60)
+    assert recording.take(np.arange(60, 80, dtype=np.float32)[:, None], 60, ONE)
     loop.run_until_complete(asyncio.sleep(0))
     np.testing.assert_array_equal(recording.future.result()[:, 0], np.arange(60, 70))
     loop.close()
@@ -70,8 +74,8 @@ def test_a_recording_asked_for_after_its_frame_was_drained_starts_at_the_next_fr
 
 def test_frames_lost_in_the_middle_of_a_recording_fail_it():
     loop, recording = recording_of(100, 0)
-    assert not recording.take(np.zeros((40, 1), np.float32), 0)
-    assert recording.take(np.zeros((40, 1), np.float32), 60)  # 40-59 were lost
+    assert not recording.take(np.zeros((40, 1), np.float32), 0, ONE)
+    assert recording.take(np.zeros((40, 1), np.float32), 60, ONE)  # 40-59 were lost or stale
     loop.run_until_complete(asyncio.sleep(0))
     with pytest.raises(TapOverrun):
         recording.future.result()
