@@ -11,7 +11,10 @@ whose ports this process offers on JACK, as a studio rack runs it. Once the daem
   as a JACK client), woken once per block by the server;
 - the control plane: every other thread (the event loop, the MIDI poller, workers): the figure
   to keep low;
-- resident memory (VmRSS, and its anonymous and file-backed parts) and the peak (VmHWM).
+- resident memory (VmRSS, and its anonymous and file-backed parts) and the peak (VmHWM);
+- the peer, over the same seconds: a bare Python thread of this process that only wakes 100
+  times a second. What a wake-up costs differs between machines and days (the same daemon
+  measured 0.8 % and 2.0 % on two days of one VM); the control plane against the peer does not.
 
 The numba cache is the usual one (``NUMBA_CACHE_DIR`` or beside the sources): run
 ``controlroom warm`` first, or the first start compiles. Absolute figures depend on the
@@ -28,6 +31,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -101,10 +105,32 @@ def memory(pid: int) -> dict[str, float]:
     return values
 
 
+class Peer(threading.Thread):
+    """A Python thread that does nothing but wake ``rate`` times a second."""
+
+    def __init__(self, rate: float = 100.0) -> None:
+        super().__init__(daemon=True)
+        self.period = 1.0 / rate
+        self.tid = 0
+        self.started = threading.Event()
+
+    def run(self) -> None:
+        self.tid = threading.get_native_id()
+        self.started.set()
+        while True:
+            time.sleep(self.period)
+
+    def cpu_s(self) -> float:
+        return int(Path(f"/proc/self/task/{self.tid}/schedstat").read_text().split()[0]) / 1e9
+
+
 def measure(pid: int, seconds: float) -> dict:
-    before, t0 = threads(pid), time.monotonic()
+    peer = Peer()
+    peer.start()
+    peer.started.wait()
+    before, peer_before, t0 = threads(pid), peer.cpu_s(), time.monotonic()
     time.sleep(seconds)
-    after, elapsed = threads(pid), time.monotonic() - t0
+    after, peer_after, elapsed = threads(pid), peer.cpu_s(), time.monotonic() - t0
     rows = []
     for tid, now in after.items():
         was = before.get(tid, {"cpu_s": 0.0, "switches": 0})
@@ -129,6 +155,7 @@ def measure(pid: int, seconds: float) -> dict:
         "jack_cpu_percent": round(sum(r["cpu_percent"] for r in jack_threads), 2),
         "control_cpu_percent": round(sum(r["cpu_percent"] for r in control), 2),
         "control_wakeups_per_s": round(sum(r["wakeups_per_s"] for r in control), 1),
+        "peer_cpu_percent": round(100 * (peer_after - peer_before) / elapsed, 2),
         "memory_mb": {k: round(v, 1) for k, v in memory(pid).items()},
     }
 
@@ -144,6 +171,11 @@ def show(result: dict) -> None:
         (f"JACK process threads ({result['jack_threads']})", f"{result['jack_cpu_percent']:.2f} % of a core"),
         ("control plane CPU", f"{result['control_cpu_percent']:.2f} % of a core"),
         ("control plane wake-ups", f"{result['control_wakeups_per_s']:.1f} /s"),
+        (
+            "peer: a thread waking 100/s",
+            f"{result['peer_cpu_percent']:.2f} % of a core (control plane "
+            f"{result['control_cpu_percent'] / max(result['peer_cpu_percent'], 0.01):.1f} x the peer)",
+        ),
         (
             "RSS",
             f"{m['VmRSS']:.1f} MB (anonymous {m['RssAnon']:.1f}, files {m['RssFile']:.1f}, shared {m['RssShmem']:.1f})",
