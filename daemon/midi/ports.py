@@ -5,8 +5,8 @@ that callback inside JACK's real-time process thread, which would then wait for 
 asyncio loop would make the whole JACK graph, audio included, miss its deadlines. So inputs are
 opened here without a callback. rtmidi queues what arrives (in C++), one poller thread collects
 it every ``POLL_S`` while a surface is in use and every ``IDLE_POLL_S`` once it has been still
-for ``ACTIVE_S`` (an idle rack wakes 50 times a second, not 500; the first message after a
-pause waits at most ``IDLE_POLL_S``, well under what a hand on a button notices), sleeps
+for ``ACTIVE_S`` (an idle rack wakes 20 times a second, not 500; the first message after a
+pause waits at most ``IDLE_POLL_S``, the turn of a knob that follows it at most ``POLL_S``), sleeps
 while no input is open, and hands each batch to asyncio with ``loop.call_soon_threadsafe``. Bytes are
 split into messages here, with mido's tokenizer, so that malformed input is counted (mido's
 ports drop it silently) and messages that rtmidi glues onto a truncated SysEx are recovered.
@@ -37,7 +37,7 @@ CLIENT_NAME = "controlroom"
 DEFAULT_BACKEND = "mido.backends.rtmidi"
 POLL_S = 0.002
 #: The poll period once no input has had anything for ``ACTIVE_S`` (s).
-IDLE_POLL_S = 0.02
+IDLE_POLL_S = 0.05
 ACTIVE_S = 2.0
 #: Messages rtmidi may queue per input between two polls.
 QUEUE_LIMIT = 4096

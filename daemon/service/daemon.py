@@ -43,7 +43,7 @@ log = logging.getLogger("controlroom")
 METER_POLL_S = 0.04  # 25 Hz, while OSC receivers get meters
 #: How often the meters are read while no OSC receiver gets them (s); the web remote, MQTT
 #: and state reports read them when they ask (``shown_meters``).
-METER_IDLE_S = 0.5
+METER_IDLE_S = 1.0
 LOUDNESS_POLL_S = 0.1  # the BS.1770 meters step every 100 ms
 #: The loudness figures are worked out at every step while something asked for the meters
 #: within this long (s), else once a second (the journal's status, the next report).

@@ -44,7 +44,7 @@ from controlroom.dsp.path import process
 log = logging.getLogger("controlroom")
 
 #: How often the running stream's health is checked (s).
-SUPERVISE_S = 0.25
+SUPERVISE_S = 0.5
 #: Delays between attempts to reopen a lost device (s); then every last one.
 BACKOFF_S = (0.5, 1.0, 2.0, 4.0)
 #: Longest wait for the ramp to silence before the stream stops (s).

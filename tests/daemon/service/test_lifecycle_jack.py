@@ -38,7 +38,7 @@ from jackutil import JACK_AUDIO, JackServer
 pytestmark = [pytest.mark.jack, pytest.mark.slow]
 
 N_CHANNELS = 8
-#: Bound for the engine to notice that its server is gone (the supervisor looks every 0.25 s,
+#: Bound for the engine to notice that its server is gone (the supervisor looks every 0.5 s,
 #: a hung PortAudio call counts as lost after 2 s).
 LOSS_TIMEOUT_S = 10.0
 #: Bound for audio to come back after the server does: the longest backoff (4 s), loading a
@@ -369,7 +369,7 @@ def test_ten_blocksize_reloads_leave_one_running_stream(rig):
 
 
 #: How long audio has run before the SIGHUP, in the daemon's own callbacks (750 a second at 64
-#: frames): 0 to 0.8 s in steps shorter than the supervisor's 0.25 s period, so that the
+#: frames): 0 to 0.8 s in steps shorter than the supervisor's 0.5 s period, so that the
 #: rebuild meets the supervisor's check at different points of its cycle.
 RELOAD_AFTER_CALLBACKS = (0, 150, 300, 450, 600)
 
