@@ -367,6 +367,22 @@ def biquad_pair2(buf, off, n, coef, c, st, s):
 
 
 @njit(**JIT)
+def copy_within(state, dst, src, n):
+    """``state[dst:dst+n] = state[src:src+n]`` for ranges apart, as a loop over two views.
+
+    numba's slice assignment checks the views for overlap and walks their strides, which
+    costs more than the copy at 64 frames. The loops of this module index views from 0
+    rather than ``state[offset + i]``: numba wraps negative indices round, and with a
+    computed offset it cannot rule them out, so every access carries a compare and select
+    that keep LLVM from vectorising.
+    """
+    a = state[dst : dst + n]
+    b = state[src : src + n]
+    for i in range(n):
+        a[i] = b[i]
+
+
+@njit(**JIT)
 def flush(v):
     return v if abs(v) > TINY else 0.0
 
@@ -525,11 +541,15 @@ def read_source(inp, start, n, p, base, state, meters, mb, counters, ring, row, 
     pk0, pk1 = meters[mb + MS_PEAK], meters[mb + MS_STRIDE + MS_PEAK]
     sq0 = 0.0
     sq1 = 0.0
+    in0, in1 = inp[start : start + n, c0], inp[start : start + n, c1]
+    tap0, tap1 = ring[t0 : t0 + n], ring[t1 : t1 + n]
+    bus_l, bus_r = state[bl : bl + n], state[br : br + n]
+    lane_l, lane_r = state[sl : sl + n], state[sr : sr + n]
     for i in range(n):
-        x0 = inp[start + i, c0]
-        x1 = inp[start + i, c1]
-        ring[t0 + i] = x0
-        ring[t1 + i] = x1
+        x0 = in0[i]
+        x1 = in1[i]
+        tap0[i] = x0
+        tap1[i] = x1
         if not (math.isfinite(x0) and math.isfinite(x1)):
             if not math.isfinite(x0):
                 x0 = 0.0
@@ -542,11 +562,11 @@ def read_source(inp, start, n, p, base, state, meters, mb, counters, ring, row, 
         sq0 += x0 * x0
         sq1 += x1 * x1
         if mix:
-            state[bl + i] += gain * x0
-            state[br + i] += gain * x1
+            bus_l[i] += gain * x0
+            bus_r[i] += gain * x1
         if keep:
-            state[sl + i] = x0
-            state[sr + i] = x1
+            lane_l[i] = x0
+            lane_r[i] = x1
     counters[C_NONFINITE] += bad
     # source meters read the raw source; the read-out applies the trim
     meters[mb + MS_PEAK] = pk0
@@ -613,10 +633,12 @@ def matrix_and_master(n, p, state):
         g = state[T_MASTER]
         ll, lr = g * state[T_MATRIX], g * state[T_MATRIX + RAMP]
         rl, rr = g * state[T_MATRIX + 2 * RAMP], g * state[T_MATRIX + 3 * RAMP]
+        bus_l = state[bl : bl + n]
+        bus_r = state[br : br + n]
         for i in range(n):
-            left, right = state[bl + i], state[br + i]
-            state[bl + i] = ll * left + lr * right
-            state[br + i] = rl * left + rr * right
+            left, right = bus_l[i], bus_r[i]
+            bus_l[i] = ll * left + lr * right
+            bus_r[i] = rl * left + rr * right
         return
     for i in range(n):
         ll = ramp_next(state, T_MATRIX)
@@ -670,7 +692,7 @@ def play_set(k, n, p, state):
     cascade(state, ll, n, p, base + K_BANDS, int(p[base + K_NBANDS]), state, tb + TK_BANDS, stereo)
     two = p[base + K_NOUT] > 1.0
     if not stereo:
-        state[lr : lr + n] = state[ll : ll + n]
+        copy_within(state, lr, ll, n)
     has_sub = p[base + K_SUB_OUT] >= 0.0
     if has_sub:
         bass_management(n, p, base, tb, state, two)
@@ -702,9 +724,10 @@ def play_set(k, n, p, state):
 @njit(**JIT)
 def add_to_output(state, lane, o, n):
     """Add ``n`` samples of bus ``lane`` to output ``o``'s bus (0-based) and mark it touched."""
-    ob = T_OUT + o * CHUNK
+    dst = state[T_OUT + o * CHUNK : T_OUT + o * CHUNK + n]
+    src = state[lane : lane + n]
     for i in range(n):
-        state[ob + i] += state[lane + i]
+        dst[i] += src[i]
     state[T_TOUCHED + o] = 1.0
 
 
@@ -722,13 +745,13 @@ def bass_management(n, p, base, tb, state, two):
         for i in range(n):
             state[ls + i] = state[ll + i] + state[ll + CHUNK + i]
     else:
-        state[ls : ls + n] = state[ll : ll + n]
+        copy_within(state, ls, ll, n)
     cascade(state, ls, n, p, base + K_LOWPASS, 2, state, tb + TK_LOWPASS, False)
     ramp_to(state, tb + TK_SUB_GAIN, p[base + K_SUB_GAIN], p[P_RAMP])
     for i in range(n):
         state[ls + i] *= state[mix + i] * ramp_next(state, tb + TK_SUB_GAIN)
-    state[dry : dry + n] = state[ll : ll + n]
-    state[dry + CHUNK : dry + CHUNK + n] = state[ll + CHUNK : ll + CHUNK + n]
+    copy_within(state, dry, ll, n)
+    copy_within(state, dry + CHUNK, ll + CHUNK, n)
     cascade(state, ll, n, p, base + K_HIGHPASS, 2, state, tb + TK_HIGHPASS, True)
     for lane in range(2):
         lo = ll + lane * CHUNK
@@ -797,11 +820,11 @@ def ring_copy(state, buf, ring, cap, pos, n, into_ring):
     """Copy ``n`` samples between a bus and a ring buffer starting at ring position ``pos``."""
     first = min(n, cap - pos)
     if into_ring:
-        state[ring + pos : ring + pos + first] = state[buf : buf + first]
-        state[ring : ring + n - first] = state[buf + first : buf + n]
+        copy_within(state, ring + pos, buf, first)
+        copy_within(state, ring, buf + first, n - first)
     else:
-        state[buf : buf + first] = state[ring + pos : ring + pos + first]
-        state[buf + first : buf + n] = state[ring : ring + n - first]
+        copy_within(state, buf, ring + pos, first)
+        copy_within(state, buf + first, ring, n - first)
 
 
 @njit(**JIT)
@@ -825,30 +848,42 @@ def limit_and_write(out, start, n, p, state, meters, counters, ring, row):
     n_out = out.shape[1]
     peaks = T_BUS + BUS_DRY * CHUNK  # the lanes' scratch is free again by now
     gains = T_BUS + BUS_DRY_R * CHUNK
-    state[peaks : peaks + n] = 0.0
+    level = state[peaks : peaks + n]  # the loudest output, sample by sample
+    level[:] = 0.0
     for o in range(n_out):
         if p[OUTS_BASE + o] > 0.5 or state[T_TOUCHED + o] == 0.0:
             continue  # an insert send (outboard gear is not the speakers), or silence
-        ob = T_OUT + o * CHUNK
+        bus = state[T_OUT + o * CHUNK : T_OUT + o * CHUNK + n]
         for i in range(n):
-            state[peaks + i] = max(state[peaks + i], abs(state[ob + i]))
-    env = state[T_LIMITER]
-    lowest = meters[M_LIMITER_MIN]
-    limited = 0
+            level[i] = max(level[i], abs(bus[i]))
+    top = 0.0
     for i in range(n):
-        env += (1.0 - env) * release
-        peak = state[peaks + i]
-        if peak * env > ceiling:
-            # a hair under the ceiling, so that the hard clip below only ever counts real
-            # failures, not rounding
-            env = ceiling / peak * (1.0 - 1e-12)
-        if env < 1.0 - 1e-9:
-            limited += 1
-            lowest = min(lowest, env)
-        state[gains + i] = env
-    state[T_LIMITER] = env
-    meters[M_LIMITER_MIN] = lowest
-    counters[C_LIMITED] += limited
+        top = max(top, level[i])
+    env = state[T_LIMITER]
+    # at rest, with nothing reaching the ceiling, the gain stays exactly 1 all chunk long: the
+    # usual case, which then costs no recursion
+    rest = env == 1.0 and top <= ceiling
+    if not rest:
+        lowest = meters[M_LIMITER_MIN]
+        limited = 0
+        for i in range(n):
+            env += (1.0 - env) * release
+            if env >= 1.0 - 1e-9:
+                # released: exactly 1 from here (the recursion alone stalls a few ulps under
+                # it, and the chunk after could not take the rest path)
+                env = 1.0
+            peak = level[i]
+            if peak * env > ceiling:
+                # a hair under the ceiling, so that the hard clip below only ever counts real
+                # failures, not rounding
+                env = ceiling / peak * (1.0 - 1e-12)
+            if env < 1.0 - 1e-9:
+                limited += 1
+                lowest = min(lowest, env)
+            state[gains + i] = env
+        state[T_LIMITER] = env
+        meters[M_LIMITER_MIN] = lowest
+        counters[C_LIMITED] += limited
     clipped = 0
     for o in range(n_out):
         col = int(p[P_TAP_OUT + o])
@@ -863,9 +898,9 @@ def limit_and_write(out, start, n, p, state, meters, counters, ring, row):
         mb = M_OUTPUTS + o * MS_STRIDE
         pk = meters[mb + MS_PEAK]
         sq = 0.0
-        send = p[OUTS_BASE + o] > 0.5
+        unity = rest or p[OUTS_BASE + o] > 0.5  # an insert send is not limited
         for i in range(n):
-            v = state[ob + i] if send else state[ob + i] * state[gains + i]
+            v = state[ob + i] if unity else state[ob + i] * state[gains + i]
             if not abs(v) <= ceiling:  # also catches NaN
                 clipped += 1
                 v = 0.0 if v != v else math.copysign(ceiling, v)

@@ -241,6 +241,22 @@ def test_the_limiter_is_linked_across_outputs_and_releases_afterwards():
     np.testing.assert_allclose(y[tail], x[tail], rtol=0, atol=1e-6)
 
 
+def test_once_released_the_limiter_rests_at_exactly_unity_gain():
+    """After a burst over the ceiling has been released, the gain is 1 exactly, not a few ulps
+    under it: the limiter counts nothing more and the output is the input bit for bit."""
+    n = 4 * FS
+    burst = FS // 2
+    loud = 4.0 * sine(500.0, burst, 0.5)  # 2.0: 6 dB over full scale
+    left = np.concatenate([loud, sine(500.0, n - burst, 0.5)])
+    x = frames(left, square(80.0, n, 0.25))
+    y, buffers = run(stereo_spec(), Controls(master_db=0.0), x, blocksize=64)
+    assert buffers.state[layout.T_LIMITER] == 1.0
+    # the burst and its release down to a billionth (some twenty time constants), then nothing
+    assert burst < buffers.counters[layout.C_LIMITED] < burst + 3 * FS
+    tail = slice(burst + 3 * FS, n)
+    np.testing.assert_array_equal(y[tail], x[tail])
+
+
 # --------------------------------------------------------------------------- meters
 
 
