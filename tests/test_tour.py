@@ -138,7 +138,7 @@ def run_watch(words: list[str]) -> str:
     return first
 
 
-@pytest.mark.parametrize("cache", ["cold", "warm"])
+@pytest.mark.parametrize("cache", [pytest.param("cold", marks=pytest.mark.cold), "warm"])
 def test_the_readme_tour_does_what_it_says(tmp_path, cache):
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")} if cache == "cold" else {}
     demo = Command("demo", cwd=tmp_path, env=env)

@@ -19,7 +19,7 @@ REPO = Path(__file__).resolve().parents[1]
 INSTALL_S = 900.0  # wheels from pip's cache or the index, and building the project
 COMPILE_S = 600.0  # render's first compile in the fresh environment
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cold]
 
 #: the test extras (pyproject's [test]) that a user install must not bring
 TEST_ONLY = ("pytest", "scipy", "hypothesis", "JACK-Client", "pyloudnorm", "matplotlib", "ruff", "selenium")

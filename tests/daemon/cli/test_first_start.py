@@ -11,6 +11,7 @@ from __future__ import annotations
 import signal
 
 import numpy as np
+import pytest
 import soundfile
 from clikit import DEMO_PORT, Command, hold_udp
 from test_run import VIRTUAL
@@ -69,6 +70,7 @@ def test_a_cold_run_logs_it_compiles_and_ctrl_c_stops_it_at_once_saving_the_stat
     assert state.exists()
 
 
+@pytest.mark.cold
 def test_a_cold_render_says_first_that_it_compiles(tmp_path):
     mix = tmp_path / "mix.wav"
     soundfile.write(mix, np.zeros((4800, 2)), 48_000)

@@ -26,7 +26,7 @@ from test_run import VIRTUAL
 from controlroom.daemon.cli.warm import EXTEND_BY_S
 from controlroom.daemon.cli.warmup import MESSAGE
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.cold]
 
 COMPILE_S = 600.0  # a cold compile of everything on a loaded small machine
 
