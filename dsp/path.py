@@ -371,10 +371,11 @@ def copy_within(state, dst, src, n):
     """``state[dst:dst+n] = state[src:src+n]`` for ranges apart, as a loop over two views.
 
     numba's slice assignment checks the views for overlap and walks their strides, which
-    costs more than the copy at 64 frames. The loops of this module index views from 0
-    rather than ``state[offset + i]``: numba wraps negative indices round, and with a
-    computed offset it cannot rule them out, so every access carries a compare and select
-    that keep LLVM from vectorising.
+    costs more than the copy at 64 frames. The loops that run on every block in the usual
+    case (source read, matrix, copies, outputs, limiter) index views from 0 rather than
+    ``state[offset + i]``: numba wraps negative indices round, and with a computed offset it
+    cannot rule them out, so every access carries a compare and select that keep LLVM from
+    vectorising. Loops that ramp or run only in passing keep the offsets.
     """
     a = state[dst : dst + n]
     b = state[src : src + n]
