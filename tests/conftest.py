@@ -2,13 +2,26 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import sys
+import tempfile
 import uuid
+from pathlib import Path
 
 import pytest
 from jackutil import JackServer
+
+
+@pytest.fixture
+def demo_ports():
+    """The built-in demo's fixed ports (OSC 9000, web 8080), for one test at a time: pytest-xdist
+    workers run tests side by side, and the README tour needs them free while other tests hold
+    the OSC port on purpose. A lock file in the temporary directory every worker shares."""
+    with open(Path(tempfile.gettempdir()) / "controlroom-tests-demo-ports.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @pytest.fixture(scope="session")

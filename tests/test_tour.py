@@ -139,7 +139,7 @@ def run_watch(words: list[str]) -> str:
 
 
 @pytest.mark.parametrize("cache", [pytest.param("cold", marks=pytest.mark.cold), "warm"])
-def test_the_readme_tour_does_what_it_says(tmp_path, cache):
+def test_the_readme_tour_does_what_it_says(tmp_path, cache, demo_ports):
     env = {"NUMBA_CACHE_DIR": str(tmp_path / "numba-cache")} if cache == "cold" else {}
     demo = Command("demo", cwd=tmp_path, env=env)
     try:

@@ -205,7 +205,9 @@ class LoudnessMonitor:
         self.buffers.tap.columns(inputs, outputs)  # raises ValueError for a channel not tapped
         loop = asyncio.get_running_loop()
         recording = _Recording(frames, start, loop.create_future(), loop, tuple(inputs), tuple(outputs))
-        self._requests.append(partial(self._recordings.append, recording))
+        # looked up when drain runs it, not now: each drain replaces the list, and one may be
+        # between taking its requests and replacing the list at this moment
+        self._requests.append(lambda: self._recordings.append(recording))
         return recording.future
 
     def follow_outputs(self, outputs: tuple[int, ...]) -> None:

@@ -71,7 +71,7 @@ def test_demo_with_a_missing_config_file_exits_2(tmp_path, home):
     assert demo.stderr == [f"{tmp_path / 'nowhere.toml'}: no such config file (given by -c)"]
 
 
-def test_demo_with_its_port_taken_names_it_and_how_to_choose_another(tmp_path, home):
+def test_demo_with_its_port_taken_names_it_and_how_to_choose_another(tmp_path, home, demo_ports):
     holder = hold_udp(DEMO_PORT)  # None: someone else holds it, which is as taken
     try:
         demo = Command("demo", "--seconds", "600", cwd=tmp_path, env=home)

@@ -39,7 +39,7 @@ def interrupt_after_announcement(command: Command) -> int:
     return command.finish(PROMPT_S)
 
 
-def test_a_cold_demo_says_it_compiles_and_ctrl_c_stops_it_at_once(tmp_path):
+def test_a_cold_demo_says_it_compiles_and_ctrl_c_stops_it_at_once(tmp_path, demo_ports):
     holder = hold_udp(DEMO_PORT)  # whatever held the port before, the demo must not need it
     config = tmp_path / "studio.toml"
     config.write_text(VIRTUAL.format(port=0, state=tmp_path / "state.json"))

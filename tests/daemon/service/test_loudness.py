@@ -1,8 +1,11 @@
 """Resetting integrated loudness: over OSC on a running daemon, and on one source's meter; a
-source's meter reads its own inputs from the tap, whatever columns a reload moves them to."""
+source's meter reads its own inputs from the tap, whatever columns a reload moves them to;
+recordings asked for while the meters drain in their own thread."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from dataclasses import replace
 from types import SimpleNamespace
 
@@ -12,6 +15,7 @@ from daemonkit import SAMPLERATE, config, noise_at, program, running, until, win
 from osckit import Peer, run
 
 from controlroom.daemon.service.loudness import LoudnessMonitor, SourceMeter
+from controlroom.dsp import layout
 from controlroom.dsp.control import Controls, PathBuffers, PathSpec, SetSpec, SourceSpec
 from controlroom.dsp.path import render
 
@@ -98,3 +102,35 @@ def test_a_reload_that_moves_a_sources_tap_columns_keeps_its_meter_on_its_inputs
     reference = SourceMeter([0, 1], SAMPLERATE, 1.0)
     reference.feed(x[:, 2:4])
     assert monitor.report()["sources"]["ref"] == reference.figures()
+
+
+def test_every_recording_asked_for_while_the_meters_drain_in_their_thread_is_delivered():
+    # as in the daemon: the kernel and the drain run in a thread, recordings are asked for on
+    # the event loop at any moment of a drain, each from the tap frame the kernel is at
+    rng = np.random.default_rng(3)
+    x = rng.uniform(-0.5, 0.5, (480, 4)).astype(np.float32)
+    y = np.zeros((480, 2), np.float32)
+    spec = PathSpec(SAMPLERATE, 4, 2, (SourceSpec((3, 4)),), (SetSpec((1, 2)),))
+    buffers = PathBuffers(spec, Controls())
+    monitor = LoudnessMonitor(buffers, SimpleNamespace(sources={"ref": SimpleNamespace(channels=(3, 4))}), 1.0)
+    stop = threading.Event()
+
+    def kernel_and_meters() -> None:
+        while not stop.is_set():
+            render(x, y, 64, *buffers.arrays)
+            monitor.drain()
+
+    async def scenario():
+        thread = threading.Thread(target=kernel_and_meters)
+        thread.start()
+        try:
+            for _ in range(200):
+                recording = monitor.record(64, int(buffers.counters[layout.C_TAP_WRITE]), inputs=(3,))
+                taken = await asyncio.wait_for(recording, 10.0)
+                assert taken.shape == (64, 1)
+                assert set(np.unique(taken)) <= set(np.unique(x[:, 2]))  # input 3's samples
+        finally:
+            stop.set()
+            await asyncio.to_thread(thread.join)
+
+    run(scenario)
