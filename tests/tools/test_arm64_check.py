@@ -1,0 +1,30 @@
+"""``tools/arm64-check``'s steps: the same on both sides, the emulated suite's waits scaled."""
+
+from __future__ import annotations
+
+import importlib.machinery
+import importlib.util
+from pathlib import Path
+
+from timekit import VARIABLE
+
+TOOL = Path(__file__).resolve().parents[2] / "tools" / "arm64-check"
+
+
+def load_tool():
+    loader = importlib.machinery.SourceFileLoader("arm64_check", str(TOOL))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_only_the_emulated_suite_waits_longer_and_both_sides_run_the_same_steps(tmp_path):
+    tool = load_tool()
+    emulated = tool.steps(Path("/venv"), tmp_path, tests=True, emulated=True)
+    native = tool.steps(Path("/venv"), tmp_path, tests=True, emulated=False)
+    assert [name for name, _, _ in emulated] == [name for name, _, _ in native]
+    scaled = {name: env[VARIABLE] for name, _, env in emulated if VARIABLE in env}
+    suite = [name for name, command, _ in emulated if "pytest" in command]
+    assert list(scaled) == suite and float(scaled[suite[0]]) >= 5  # a Pi's factor, at least
+    assert not any(VARIABLE in env for _, _, env in native)
