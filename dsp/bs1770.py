@@ -108,9 +108,11 @@ SCRATCH = S_ENERGY + N_BINS  # 2 lanes: a pair of channels
 TP_ACC = SCRATCH + 2 * LANE  # CHUNK: the interpolator's scratch
 CHANNEL_BASE = TP_ACC + CHUNK
 # per channel, CH_STRIDE apart from CHANNEL_BASE
-CH_WEIGHT = 0  # configuration
-CH_KW_STATE = 1  # 4: shelf s1 s2, high-pass s1 s2
-CH_HISTORY = 5  # HISTORY: the last input samples, for the interpolator
+CH_WEIGHT = 0  # configuration, kept by meter_reset: ...
+CH_COLUMN = 1  # ... the column of the blocks fed that is this channel (set_columns)
+CH_CONFIG = 2
+CH_KW_STATE = 2  # 4: shelf s1 s2, high-pass s1 s2
+CH_HISTORY = 6  # HISTORY: the last input samples, for the interpolator
 CH_SAMPLE_PEAK = CH_HISTORY + HISTORY  # linear, since reset
 CH_TRUE_PEAK = CH_SAMPLE_PEAK + 1
 CH_SEG_SAMPLE_PEAK = CH_SAMPLE_PEAK + 2  # current segment
@@ -194,7 +196,15 @@ def new_meter(channels: int, samplerate: float) -> np.ndarray:
     phases = interpolator(factor).ravel()
     state[TP : TP + phases.size] = phases
     state[CHANNEL_BASE + CH_WEIGHT :: CH_STRIDE] = channel_weights(channels)
+    set_columns(state, range(channels))
     return state
+
+
+def set_columns(state: np.ndarray, columns) -> None:
+    """Meter column ``columns[k]`` (0-based) of the blocks fed as channel ``k``: a meter can be
+    fed a wider block whole (the tap's, with every channel in it) instead of a copy of its
+    own columns. Configuration: kept by ``meter_reset``."""
+    state[CHANNEL_BASE + CH_COLUMN :: CH_STRIDE] = columns
 
 
 # --- compiled: the real-time part ----------------------------------------------------------------
@@ -207,17 +217,17 @@ def meter_reset(state):
         state[i] = 0.0
     for ch in range(int(state[CHANNELS])):
         base = CHANNEL_BASE + ch * CH_STRIDE
-        for i in range(base + 1, base + CH_STRIDE):
+        for i in range(base + CH_CONFIG, base + CH_STRIDE):
             state[i] = 0.0
 
 
 @njit(**JIT)
 def meter_process(state, block):
-    """Meter ``block``: a 2-D ``(frames, channels)`` float32 or float64 array of any layout.
+    """Meter ``block``: a 2-D ``(frames, columns)`` float32 or float64 array of any layout, its
+    channels in the columns ``set_columns`` gave (the first ones unless set otherwise).
 
-    Columns beyond the meter's channel count are ignored. Non-finite samples (and absurd ones
-    beyond ``MAX_SAMPLE``) are metered as 0 and counted. Safe in the real-time thread: no
-    allocation, no Python objects.
+    Non-finite samples (and absurd ones beyond ``MAX_SAMPLE``) are metered as 0 and counted.
+    Safe in the real-time thread: no allocation, no Python objects.
     """
     frames = block.shape[0]
     segment = int(state[SEGMENT_FRAMES])
@@ -268,13 +278,15 @@ def _at_rest(state, ch):
 
 @njit(**JIT)
 def _load_channel(state, block, start, n, ch, lane):
-    """Copy channel ``ch`` of the chunk into scratch ``lane`` as float64 and meter its peaks.
+    """Copy channel ``ch`` (its column of ``block``) of the chunk into scratch ``lane`` as
+    float64 and meter its peaks.
 
     Non-finite samples (and any beyond ``MAX_SAMPLE``) become 0, counted. Returns the lane's
     ``n`` new samples (the ``HISTORY`` samples before them are the channel's previous ones) and
     whether all of those are 0: silence, between whose samples the interpolator finds 0 too.
     """
     base = CHANNEL_BASE + ch * CH_STRIDE
+    column = int(state[base + CH_COLUMN])
     buf = state[SCRATCH + lane * LANE : SCRATCH + lane * LANE + HISTORY + n]
     history = 0.0
     for i in range(HISTORY):
@@ -283,7 +295,7 @@ def _load_channel(state, block, start, n, ch, lane):
     peak = 0.0
     bad = 0
     for i in range(n):
-        v = np.float64(block[start + i, ch])
+        v = np.float64(block[start + i, column])
         if not abs(v) <= MAX_SAMPLE:  # also catches NaN
             v = 0.0
             bad += 1

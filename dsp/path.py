@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 from numba import njit
 
 from controlroom.dsp.layout import (
@@ -420,7 +421,9 @@ def process(inp, out, shared, params, state, meters, counters):
     frames = inp.shape[0]
     ring = tap_ring(meters, inp.shape[1] + out.shape[1])
     written = counters[C_TAP_WRITE]
-    start = 0
+    # int64 from the first pass of type inference on: a literal 0 would have numba compile
+    # the whole chunk chain a second time, for start == 0, which nothing then runs
+    start = np.int64(0)
     while start < frames:
         row = (written + start) % TAP_FRAMES
         # a chunk's tap rows never wrap round the ring, so its loops need no wrap of their own

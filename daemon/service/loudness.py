@@ -34,23 +34,33 @@ class SourceMeter:
     """One BS.1770 meter and its matching window."""
 
     def __init__(self, columns: list[int], samplerate: int, window_s: float) -> None:
-        #: its channels' columns in the blocks fed; None while the tap does not carry them
-        self.columns: list[int] | None = columns
         self.width = len(columns)
         self.state = bs1770.new_meter(self.width, samplerate)
+        self.columns = columns
         self.segment = int(self.state[bs1770.SEGMENT_FRAMES])
         self.window: deque[float] = deque(maxlen=max(1, round(window_s * STEPS_PER_S)))
 
+    @property
+    def columns(self) -> list[int] | None:
+        """Its channels' columns in the blocks fed (0-based); None while the tap does not carry
+        them all (nothing is metered then)."""
+        return self._columns
+
+    @columns.setter
+    def columns(self, columns: list[int] | None) -> None:
+        self._columns = columns
+        if columns is not None:
+            bs1770.set_columns(self.state, columns)
+
     def feed(self, block: np.ndarray) -> None:
-        """Meter ``block`` (frames, the tap's columns), recording momentary loudness at every
-        completed 100 ms step."""
-        if self.columns is None:
+        """Meter ``block`` (frames, every tap column: the meter reads its own), recording
+        momentary loudness at every completed 100 ms step."""
+        if self._columns is None:
             return
-        x = block[:, self.columns]
         done = 0
-        while done < x.shape[0]:
+        while done < block.shape[0]:
             room = self.segment - int(self.state[bs1770.POS])
-            piece = x[done : done + room]
+            piece = block[done : done + room]
             bs1770.meter_process(self.state, piece)
             done += piece.shape[0]
             if int(self.state[bs1770.POS]) == 0:
@@ -276,17 +286,14 @@ def compile_meters(buffers: PathBuffers) -> None:
     runner's worker thread, on a first start — rather than later: a compile holds the GIL, and
     one in the first drain or the first control change would stall the event loop for seconds.
 
-    The meters are fed as ``drain`` feeds them, because numba compiles a version per array
-    layout: a mono source's column of a tap block is contiguous; a stereo source's columns are
-    Fortran-ordered as a whole block and of no order when a 100 ms step splits the block."""
+    The meters are fed as ``drain`` feeds them (numba compiles a version per array type and
+    layout): C-ordered tap blocks, whole and split at the end of a 100 ms step."""
     width = buffers.tap.width
     scratch = np.zeros((layout.TAP_FRAMES, width), np.float32)
-    for columns in ([0], [0, min(1, width - 1)]):
-        meter = SourceMeter(columns, buffers.spec.samplerate, 1.0)
-        meter.feed(scratch[:2])  # whole
-        meter.feed(scratch[: meter.segment])  # split at the end of the step
-        meter.figures()
-        meter.reset()
+    meter = SourceMeter([0], buffers.spec.samplerate, 1.0)
+    meter.feed(scratch[: meter.segment + 2])
+    meter.figures()
+    meter.reset()
     counters = buffers.counters.copy()
     read_tap(buffers.meters, counters, 0, counters[layout.C_TAP_GEN], width, scratch)
     buffers.compile_publish()
