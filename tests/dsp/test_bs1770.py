@@ -417,6 +417,21 @@ def test_non_finite_samples_are_metered_as_silence_and_counted():
     assert m.true_peak_dbtp == pytest.approx(reference.true_peak_dbtp, abs=1e-9)
 
 
+def test_a_meter_fed_a_wider_block_meters_the_columns_it_was_given_and_keeps_them_over_a_reset():
+    wide = program(SR, 4, 5.0, seed=9).astype(np.float32)
+    wide[:, 0] = 0.9  # loud where the meter must not look
+    own = np.ascontiguousarray(wide[:, [3, 1]])
+    state = new_meter(2, SR)
+    bs1770.set_columns(state, [3, 1])
+    for _ in range(2):  # before and after a reset
+        reference = new_meter(2, SR)
+        for start in range(0, wide.shape[0], 4800):
+            meter_process(state, wide[start : start + 4800])
+            meter_process(reference, own[start : start + 4800])
+        assert read_meter(state) == read_meter(reference)
+        meter_reset(state)
+
+
 def test_meter_state_is_fixed_size():
     state = new_meter(2, SR)
     size = state.nbytes
