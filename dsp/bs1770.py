@@ -110,9 +110,9 @@ CHANNEL_BASE = TP_ACC + CHUNK
 # per channel, CH_STRIDE apart from CHANNEL_BASE
 CH_WEIGHT = 0  # configuration, kept by meter_reset: ...
 CH_COLUMN = 1  # ... the column of the blocks fed that is this channel (set_columns)
-CH_CONFIG = 2
-CH_KW_STATE = 2  # 4: shelf s1 s2, high-pass s1 s2
-CH_HISTORY = 6  # HISTORY: the last input samples, for the interpolator
+CH_CONFIG = 2  # running values from here on
+CH_KW_STATE = CH_CONFIG  # 4: shelf s1 s2, high-pass s1 s2
+CH_HISTORY = CH_KW_STATE + 4  # HISTORY: the last input samples, for the interpolator
 CH_SAMPLE_PEAK = CH_HISTORY + HISTORY  # linear, since reset
 CH_TRUE_PEAK = CH_SAMPLE_PEAK + 1
 CH_SEG_SAMPLE_PEAK = CH_SAMPLE_PEAK + 2  # current segment
