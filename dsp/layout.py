@@ -186,7 +186,7 @@ M_LEN = M_LIMITER_MIN + 1
 #: arrays. The loudness meters run on it outside the audio thread; C_TAP_WRITE counts the
 #: frames written so far.
 M_TAP = M_LEN
-TAP_FRAMES = 16384
+TAP_FRAMES = 65536  # 1.4 s at 48 kHz, 0.34 s at 192 kHz: the meters may drain it slowly
 TAP_PLANE = TAP_FRAMES + 16
 
 # --- counters -------------------------------------------------------------------------------------

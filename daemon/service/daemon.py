@@ -34,7 +34,6 @@ from controlroom.daemon.midi.surface import SurfaceManager
 from controlroom.daemon.osc.server import OscServer
 from controlroom.daemon.service import measurement, readout, statefile
 from controlroom.daemon.service.calibration import Calibrator
-from controlroom.daemon.service.loudness import STEPS_PER_S
 from controlroom.daemon.service.notify import Notifier, watchdog_interval_s
 from controlroom.daemon.service.runner import BACKOFF_S, EngineRunner
 
@@ -44,10 +43,11 @@ METER_POLL_S = 0.04  # 25 Hz, while OSC receivers get meters
 #: How often the meters are read while no OSC receiver gets them (s); the web remote, MQTT
 #: and state reports read them when they ask (``shown_meters``).
 METER_IDLE_S = 1.0
-LOUDNESS_POLL_S = 0.1  # the BS.1770 meters step every 100 ms
-#: The loudness figures are worked out at every step while something asked for the meters
-#: within this long (s), else once a second (the journal's status, the next report).
+#: The loudness meters are drained at every 100 ms step, and their figures worked out, while
+#: something asked for the meters within this long (s); else seldom (``LoudnessMonitor.period_s``),
+#: with the figures once a second (the journal's status, the next report).
 LOUDNESS_WANTED_S = 2.0
+LOUDNESS_REPORT_S = 1.0
 #: READY=1 goes to systemd once audio runs, or after this long without a device (s), so that
 #: boot does not hang on an unplugged interface; the runner keeps retrying either way.
 READY_GRACE_S = 10.0
@@ -371,8 +371,16 @@ class Daemon:
             await asyncio.sleep(METER_POLL_S if sending else METER_IDLE_S)
             meters = self.current_meters()
             if sending:
-                self._loudness_asked = time.monotonic()
+                self._watch_loudness()
                 self.osc.send_meters(self.controller.shown_meters(meters))
+
+    def _watch_loudness(self) -> None:
+        """Someone reads the meters: the loudness figures are worked out at every step from
+        now on (``LOUDNESS_WANTED_S``), the first time at once rather than at an idle turn."""
+        now = time.monotonic()
+        if now - self._loudness_asked >= LOUDNESS_WANTED_S:
+            self.runner.loudness_wake.set()
+        self._loudness_asked = now
 
     def current_meters(self) -> dict[str, Any]:
         """The meters over the time since the previous reading (read again when that is at
@@ -395,22 +403,28 @@ class Daemon:
             await asyncio.to_thread(self._drain_loudness, stop)
         finally:
             stop.set()
+            self.runner.loudness_wake.set()
 
     def _drain_loudness(self, stop: threading.Event) -> None:
-        """The loudness thread: every ``LOUDNESS_POLL_S``, meter what the kernel tapped. It
-        reads ``runner.loudness`` (replaced whole on the loop, None while no stream is open;
-        its arrays outlive a drain begun before) and never touches the stream itself."""
-        steps = 0
-        while not stop.wait(LOUDNESS_POLL_S):
+        """The loudness thread: meter what the kernel tapped, every step while someone watches
+        or waits for a recording, less often otherwise (``LoudnessMonitor.period_s``), and at
+        once when something is asked of the meters (``runner.loudness_wake``). It reads
+        ``runner.loudness`` (replaced whole on the loop, None while no stream is open; its
+        arrays outlive a drain begun before) and never touches the stream itself."""
+        wake, reported = self.runner.loudness_wake, -math.inf
+        while not stop.is_set():
             monitor = self.runner.loudness
-            if monitor is None:
+            watched = time.monotonic() - self._loudness_asked < LOUDNESS_WANTED_S
+            wake.wait(monitor.period_s(watched) if monitor is not None else LOUDNESS_REPORT_S)
+            wake.clear()  # before the drain, which takes up every request queued until now
+            monitor = self.runner.loudness
+            if monitor is None or stop.is_set():
                 continue
             monitor.drain()
-            steps += 1
-            # the BS.1770 figures change every 100 ms: read them (histogram scans) once per
-            # step while someone looks, not at every 25 Hz meter poll, and seldom otherwise
-            if steps % STEPS_PER_S == 0 or time.monotonic() - self._loudness_asked < LOUDNESS_WANTED_S:
-                self.latest_loudness = monitor.report()
+            # the BS.1770 figures (histogram scans) are read while someone looks, else seldom
+            now = time.monotonic()
+            if now - self._loudness_asked < LOUDNESS_WANTED_S or now - reported >= LOUDNESS_REPORT_S:
+                self.latest_loudness, reported = monitor.report(), now
 
     def _window_lufs(self, source: str) -> float | None:
         """What matching compares: ``source``'s gated loudness (LUFS) over the matching window;
@@ -481,7 +495,7 @@ class Daemon:
 
     def shown_meters(self) -> dict[str, Any]:
         """The report's ``meters``, as they may be shown (a blind test conceals sources)."""
-        self._loudness_asked = time.monotonic()
+        self._watch_loudness()
         return self.controller.shown_meters(self.current_meters())
 
     def matching_status(self) -> dict[str, Any]:

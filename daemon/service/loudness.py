@@ -28,6 +28,12 @@ from controlroom.dsp.tap import TapMap, TapReader, read_tap
 MATCH_WINDOW_S = 10.0
 #: Momentary loudness values per second in a matching window (one per 100 ms step).
 STEPS_PER_S = 10
+#: Drain period (s) while someone watches the figures or a recording waits: every step.
+DRAIN_S = 1.0 / STEPS_PER_S
+#: Drain period (s) otherwise: the matching windows fill all the same, with fewer wake-ups.
+IDLE_DRAIN_S = 0.5
+#: No drain period is longer than this part of the tap ring, so that a late one loses nothing.
+RING_SHARE = 1 / 3
 
 
 class SourceMeter:
@@ -180,10 +186,20 @@ class LoudnessMonitor:
     loop (plain Python floats and small arrays, read whole). What the event loop asks of the
     meters (follow other outputs, restart a source, record) waits in a queue that ``drain``
     takes up first, so the loop never waits on a lock that metering holds.
+
+    Args:
+        buffers: the engine's buffers, whose tap is metered.
+        config: what the sources are (their 1-based input channels).
+        window_s: length of each source's matching window (s).
+        wake: set whenever something is asked of the meters (a recording, a reset), so that
+            the thread that drains them does so now rather than at its next idle turn.
     """
 
-    def __init__(self, buffers: PathBuffers, config, window_s: float = MATCH_WINDOW_S) -> None:
+    def __init__(
+        self, buffers: PathBuffers, config, window_s: float = MATCH_WINDOW_S, wake: threading.Event | None = None
+    ) -> None:
         self.buffers = buffers
+        self.wake = wake if wake is not None else threading.Event()
         self.samplerate = buffers.spec.samplerate
         self.reader = TapReader(buffers)
         self.sources = {
@@ -217,13 +233,24 @@ class LoudnessMonitor:
         recording = _Recording(frames, start, loop.create_future(), loop, tuple(inputs), tuple(outputs))
         # looked up when drain runs it, not now: each drain replaces the list, and one may be
         # between taking its requests and replacing the list at this moment
-        self._requests.append(lambda: self._recordings.append(recording))
+        self._ask(lambda: self._recordings.append(recording))
         return recording.future
+
+    def _ask(self, request: Callable[[], None]) -> None:
+        self._requests.append(request)
+        self.wake.set()
+
+    def period_s(self, watched: bool) -> float:
+        """Seconds until the next ``drain``: ``DRAIN_S`` while ``watched`` (someone reads the
+        figures) or a recording or request waits, else ``IDLE_DRAIN_S``; at most
+        ``RING_SHARE`` of the tap ring (about 0.11 s at 192 kHz)."""
+        busy = watched or bool(self._recordings) or bool(self._requests)
+        return min(DRAIN_S if busy else IDLE_DRAIN_S, RING_SHARE * layout.TAP_FRAMES / self.samplerate)
 
     def follow_outputs(self, outputs: tuple[int, ...]) -> None:
         """Meter ``outputs`` (1-based) as the monitor output from the next ``drain`` on (a set
         switch)."""
-        self._requests.append(partial(self._follow, outputs))
+        self._ask(partial(self._follow, outputs))
 
     def _follow(self, outputs: tuple[int, ...]) -> None:
         if outputs != self.monitor_outputs:
@@ -261,12 +288,12 @@ class LoudnessMonitor:
         """Start ``source``'s meter and matching window afresh (what it played was not
         programme: an insert's measurement noise), from the next ``drain`` on."""
         if source in self.sources:
-            self._requests.append(self.sources[source].reset)
+            self._ask(self.sources[source].reset)
 
     def reset_integrated(self) -> None:
         """Start the integrated loudness and loudness range of the monitor and of every source
         afresh from the next ``drain`` on; the matching windows are kept (matching goes on)."""
-        self._requests.append(self._reset_integrated)
+        self._ask(self._reset_integrated)
 
     def _reset_integrated(self) -> None:
         for meter in (*self.sources.values(), *([self.monitor] if self.monitor is not None else [])):

@@ -114,6 +114,9 @@ class EngineRunner:
         self.on_reload = on_reload
         self.host = None
         self.loudness: LoudnessMonitor | None = None
+        #: Set by every loudness monitor when something is asked of it (one event for all of
+        #: them: the thread that drains them waits on it across reloads and reopened streams).
+        self.loudness_wake = threading.Event()
         self.state = EngineState.STARTING
         self.reason: str | None = None  # why audio is not running
         self.restarts = 0  # streams opened after the first
@@ -277,7 +280,7 @@ class EngineRunner:
         self.state = EngineState.STARTING
         audio = self.config.audio
         buffers = self.controller.start_buffers()
-        loudness = LoudnessMonitor(buffers, self.config, matching.window_s(self.config))
+        loudness = LoudnessMonitor(buffers, self.config, matching.window_s(self.config), self.loudness_wake)
         loudness.follow_outputs(self.config.speakers[self.controller.state.speakers].channels)
         opening = _Opening(self._start_host, buffers, refresh)
         try:
@@ -468,7 +471,9 @@ class EngineRunner:
         elif self.state is not EngineState.WAITING:
             if changes.sources and self.controller.buffers is not None:
                 # what the loudness meters and matching measure follows the sources
-                self.loudness = LoudnessMonitor(self.controller.buffers, config, matching.window_s(config))
+                self.loudness = LoudnessMonitor(
+                    self.controller.buffers, config, matching.window_s(config), self.loudness_wake
+                )
             self.follow_speakers()
             log.info("reload: applied without interrupting audio")
         if self.on_reload is not None:

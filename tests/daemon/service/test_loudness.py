@@ -134,3 +134,50 @@ def test_every_recording_asked_for_while_the_meters_drain_in_their_thread_is_del
             await asyncio.to_thread(thread.join)
 
     run(scenario)
+
+
+def stereo_source_on_inputs_3_4(samplerate: int, wake: threading.Event | None = None):
+    spec = PathSpec(samplerate, 4, 2, (SourceSpec((3, 4)),), (SetSpec((1, 2)),))
+    buffers = PathBuffers(spec, Controls())
+    config = SimpleNamespace(sources={"ref": SimpleNamespace(channels=(3, 4))})
+    return buffers, LoudnessMonitor(buffers, config, 1.0, wake)
+
+
+@pytest.mark.parametrize("samplerate", [44100, 192000])
+def test_meters_drained_at_their_idle_pace_lose_nothing_even_when_a_drain_comes_a_period_late(samplerate):
+    rng = np.random.default_rng(11)
+    x = rng.uniform(-0.5, 0.5, (2 * samplerate, 4)).astype(np.float32)
+    buffers, monitor = stereo_source_on_inputs_3_4(samplerate)
+    late = int(2 * monitor.period_s(watched=False) * samplerate)
+    y = np.zeros((x.shape[0], 2), np.float32)
+    for start in range(0, x.shape[0], late):
+        render(x[start : start + late], y[start : start + late], 256, *buffers.arrays)
+        monitor.drain()
+    assert monitor.reader.lost == 0
+    reference = SourceMeter([0, 1], samplerate, 1.0)
+    reference.feed(x[:, 2:4])
+    assert monitor.report()["sources"]["ref"] == reference.figures()
+
+
+def test_meters_drain_at_every_step_while_watched_or_recording_and_wake_their_thread_when_asked():
+    wake = threading.Event()
+    buffers, monitor = stereo_source_on_inputs_3_4(SAMPLERATE, wake)
+    step = 1.0 / 10  # the BS.1770 meters' 100 ms step
+    assert monitor.period_s(watched=True) == pytest.approx(step)
+    assert monitor.period_s(watched=False) > 2 * step
+    x = np.full((SAMPLERATE // 10, 4), 0.1, np.float32)
+    y = np.zeros((x.shape[0], 2), np.float32)
+
+    async def scenario():
+        recording = monitor.record(SAMPLERATE // 4, inputs=(3,))
+        assert wake.is_set()  # the thread drains now, not at its next idle turn
+        assert monitor.period_s(watched=False) == pytest.approx(step)
+        while not recording.done():
+            assert monitor.period_s(watched=False) == pytest.approx(step)  # the recording waits
+            render(x, y, 64, *buffers.arrays)
+            monitor.drain()
+            await asyncio.sleep(0)  # its frames, once all in, arrive through the loop
+        assert (await recording).shape == (SAMPLERATE // 4, 1)
+        assert monitor.period_s(watched=False) > 2 * step  # nothing waits any more
+
+    run(scenario)
