@@ -22,7 +22,7 @@ def read(buffers: PathBuffers, config) -> dict:
     """Peak and RMS (dBFS) per source channel (after trim, before matching) and per output
     (after the limiter), the limiter's deepest gain reduction (dB); then reset the kernel's
     accumulators."""
-    m = buffers.meters.copy()
+    m = buffers.meters[: layout.M_LEN].copy()  # the accumulators, not the tap ring behind them
     buffers.request_meter_reset()
     frames = m[layout.M_FRAMES]
     sources = {}
