@@ -314,7 +314,12 @@ def compile_meters(buffers: PathBuffers) -> None:
     one in the first drain or the first control change would stall the event loop for seconds.
 
     The meters are fed as ``drain`` feeds them (numba compiles a version per array type and
-    layout): C-ordered tap blocks, whole and split at the end of a 100 ms step."""
+    layout): C-ordered tap blocks, whole and split at the end of a 100 ms step.
+
+    Publishing comes first: every control change calls it on the event loop, and numba compiles
+    under one lock, so a change (or the fade of a stop) that found it missing would wait there
+    for the whole engine's compile."""
+    buffers.compile_publish()
     width = buffers.tap.width
     scratch = np.zeros((layout.TAP_FRAMES, width), np.float32)
     meter = SourceMeter([0], buffers.spec.samplerate, 1.0)
@@ -323,4 +328,3 @@ def compile_meters(buffers: PathBuffers) -> None:
     meter.reset()
     counters = buffers.counters.copy()
     read_tap(buffers.meters, counters, 0, counters[layout.C_TAP_GEN], width, scratch)
-    buffers.compile_publish()
