@@ -273,14 +273,22 @@ class Poller:
     def _run(self) -> None:
         last_event = -ACTIVE_S
         period = IDLE_POLL_S
-        with self._changed:
-            while not self._stopping:
-                self._changed.wait(period if self._inputs else None)  # None: until add() or close()
+        while True:
+            with self._changed:
+                while not self._inputs and not self._stopping:
+                    self._changed.wait()  # until add() or close()
                 if self._stopping:
-                    break
+                    return
+            # A plain sleep between polls: a timed wait on the Condition costs this thread
+            # about twice the CPU per wake-up (its lock and waiter), and nothing needs to cut
+            # the pause short (close() waits at most one period).
+            time.sleep(period)
+            with self._changed:
+                if self._stopping:
+                    return
                 for port, sink in self._inputs.items():
                     events = port.poll()
                     if events:
                         sink(events)
                         last_event = time.monotonic()
-                period = POLL_S if time.monotonic() - last_event < ACTIVE_S else IDLE_POLL_S
+            period = POLL_S if time.monotonic() - last_event < ACTIVE_S else IDLE_POLL_S

@@ -234,7 +234,9 @@ class EngineRunner:
             while True:
                 self.heartbeat = time.monotonic()
                 try:
-                    await asyncio.wait_for(self._wake.wait(), self._next_check_s())
+                    # a timeout scope, not wait_for: no task of its own at every check
+                    async with asyncio.timeout(self._next_check_s()):
+                        await self._wake.wait()
                 except TimeoutError:
                     pass
                 self._wake.clear()
