@@ -14,6 +14,16 @@ import pytest
 from jackutil import JackServer
 
 
+def pytest_configure(config):
+    # A checkout updated by git keeps what numba cached from the sources before, and a kernel
+    # that compiled in a changed neighbour (dsp/layout.py's offsets) would run stale: forget
+    # those once, in the process that starts the workers, before any test compiles.
+    if not hasattr(config, "workerinput"):
+        from controlroom.daemon.cli.warmup import forget_stale
+
+        forget_stale()
+
+
 @pytest.fixture
 def demo_ports():
     """The built-in demo's fixed ports (OSC 9000, web 8080), for one test at a time: pytest-xdist

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 import soundfile
 
+from controlroom.daemon.cli import warmup
 from controlroom.daemon.errors import UsageError
 from controlroom.dsp.bs1770 import meter_process, new_meter, read_meter
 
@@ -80,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.album:
         check_album(files)
     progress = sys.stderr.isatty()
+    warmup.announce(meter_process)
 
     album = new_meter(files[0].channels, files[0].samplerate) if args.album else None
     reports = []

@@ -24,6 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from controlroom.daemon.cli import options
+from controlroom.daemon.cli.warmup import forget_stale
 
 #: How often warm asks systemd for more start-up time, and for how much (s).
 EXTEND_EVERY_S = 10.0
@@ -43,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
     config = default_config() if args.config is None else load_config(Path(args.config))
     say = (lambda text, end="\n": None) if args.quiet else _printer
     steps = _steps(config)
+    if stale := forget_stale():
+        say(f"controlroom warm: the engine's sources changed: {stale} cache files of the old ones deleted")
     before = _cache_files()
     started = time.monotonic()
     with _StartExtender() as extender:

@@ -3,15 +3,69 @@
 With an empty numba cache (``NUMBA_CACHE_DIR``, else ``__pycache__`` beside the source) the
 first ``run``, ``demo`` or ``render`` compiles the kernels for tens of seconds before any
 sound or output; later starts load the machine code from the cache in about a second.
+
+numba checks a cached kernel against its own source file only, yet each kernel also compiles in
+what it takes from its neighbours: ``dsp/layout.py``'s offsets into the buffers, the functions
+of other modules it calls. An update that changes only those (a ``git pull`` of a few files)
+would leave machine code in the cache that reads the buffers with the old offsets. So every
+cache directory of the engine keeps a stamp of all the engine's sources (``STAMP_FILE``), and
+its kernels are deleted when that no longer matches (``forget_stale``).
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
+from pathlib import Path
 
 #: What a cold start announces (``run`` logs it, ``demo`` and ``render`` print it on stderr);
 #: ``controlroom warm`` compiles ahead so that no start has to.
 MESSAGE = "compiling the audio engine (first start only)…"
+#: In each cache directory of the engine: the digest of the sources its kernels came from.
+STAMP_FILE = "controlroom-sources.stamp"
+
+
+def sources_stamp() -> str:
+    """A digest of every source file of the compiled engine (``dsp/`` and ``daemon/engine/``):
+    path, modification time and size of each, as numba compares them for one file."""
+    import controlroom.daemon.engine
+    import controlroom.dsp
+
+    identity = []
+    for package in (controlroom.dsp, controlroom.daemon.engine):
+        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+            status = path.stat()
+            identity += [str(path), str(status.st_mtime_ns), str(status.st_size)]
+    return hashlib.sha256("\0".join(identity).encode()).hexdigest()
+
+
+def forget_stale() -> int:
+    """Delete the engine's cached kernels where they were compiled from other sources than
+    these (see the module docstring), and stamp each cache directory with these: the number of
+    cache files deleted. Call it before the engine's kernels first run in a process; nothing
+    happens where numba's cache cannot be found or written."""
+    from controlroom.daemon.engine import stats
+    from controlroom.dsp import path
+
+    stamp = sources_stamp()
+    deleted = 0
+    for kernel in (path.process, stats.record_block):  # one per source directory of the engine
+        try:
+            directory = Path(kernel._cache.cache_path)
+        except AttributeError:  # another numba: its internals moved
+            continue
+        marker = directory / STAMP_FILE
+        try:
+            if marker.is_file() and marker.read_text() == stamp:
+                continue
+            for cached in directory.glob("*.nb[ic]"):
+                cached.unlink(missing_ok=True)
+                deleted += 1
+            directory.mkdir(parents=True, exist_ok=True)
+            marker.write_text(stamp)
+        except OSError:  # not ours to write: numba cannot cache there either
+            continue
+    return deleted
 
 
 def cold(*kernels) -> bool:
@@ -33,8 +87,10 @@ def cold(*kernels) -> bool:
 
 
 def announce(*kernels, log: logging.Logger | None = None) -> bool:
-    """Say ``MESSAGE`` when ``kernels`` are to be compiled: as a log line with ``log`` (the
-    daemon), else on stderr at once (the interactive commands). True when it was said."""
+    """Say ``MESSAGE`` when ``kernels`` are to be compiled (after ``forget_stale``): as a log
+    line with ``log`` (the daemon), else on stderr at once (the interactive commands). True
+    when it was said."""
+    forget_stale()
     if not cold(*kernels):
         return False
     if log is not None:
