@@ -126,7 +126,11 @@ def test_a_burst_of_changes_on_both_sides_settles_on_one_value_and_then_all_is_q
             def settled() -> bool:
                 va, vb = value(a, "volume"), value(b, "volume")
                 shown = recorder.text(topic(A, "volume")), recorder.text(topic(B, "volume"))
-                return va == vb and shown == (text_of(va), text_of(vb))
+                # the state topics too: each side publishes its state after a change, as a
+                # separate message that may come later on a slow machine
+                states = recorder.last(topic(A, "state")), recorder.last(topic(B, "state"))
+                reported = tuple(state.json()["volume"] if state is not None else None for state in states)
+                return va == vb and shown == (text_of(va), text_of(vb)) and reported == (va, vb)
 
             await until(settled, "both sides agreeing on the volume, and showing it", SETTLE_S)
             final = value(a, "volume")
