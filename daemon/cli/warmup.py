@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from types import FunctionType
 
 #: What a cold start announces (``run`` logs it, ``demo`` and ``render`` print it on stderr);
 #: ``controlroom warm`` compiles ahead so that no start has to.
@@ -25,18 +26,35 @@ MESSAGE = "compiling the audio engine (first start only)…"
 STAMP_FILE = "controlroom-sources.stamp"
 
 
+def _engine_sources() -> list[Path]:
+    """The source directories of the compiled engine, found without importing
+    ``controlroom.daemon.engine``: that package loads PortAudio (sounddevice initialises it on
+    import, and with it a JACK client), which is the runner's to do, in its own thread."""
+    import controlroom.daemon
+    import controlroom.dsp
+
+    return [Path(controlroom.dsp.__file__).parent, Path(controlroom.daemon.__file__).parent / "engine"]
+
+
 def sources_stamp() -> str:
     """A digest of every source file of the compiled engine (``dsp/`` and ``daemon/engine/``):
     path, modification time and size of each, as numba compares them for one file."""
-    import controlroom.daemon.engine
-    import controlroom.dsp
-
     identity = []
-    for package in (controlroom.dsp, controlroom.daemon.engine):
-        for path in sorted(Path(package.__file__).parent.glob("*.py")):
+    for directory in _engine_sources():
+        for path in sorted(directory.glob("*.py")):
             status = path.stat()
             identity += [str(path), str(status.st_mtime_ns), str(status.st_size)]
     return hashlib.sha256("\0".join(identity).encode()).hexdigest()
+
+
+def _cache_directory(source: Path) -> Path:
+    """Where numba keeps the kernels of the modules in ``source``, as its own cache locator
+    decides (beside them, under ``NUMBA_CACHE_DIR``, or per user): asked of a dispatcher for a
+    probe function that says it comes from that directory. Nothing is compiled."""
+    from numba import njit
+
+    code = compile("def probe():\n    pass\n", str(source / "__init__.py"), "exec").co_consts[0]
+    return Path(njit(cache=True)(FunctionType(code, {"__name__": "controlroom.probe"}))._cache.cache_path)
 
 
 def forget_stale() -> int:
@@ -44,14 +62,11 @@ def forget_stale() -> int:
     these (see the module docstring), and stamp each cache directory with these: the number of
     cache files deleted. Call it before the engine's kernels first run in a process; nothing
     happens where numba's cache cannot be found or written."""
-    from controlroom.daemon.engine import stats
-    from controlroom.dsp import path
-
     stamp = sources_stamp()
     deleted = 0
-    for kernel in (path.process, stats.record_block):  # one per source directory of the engine
+    for source in _engine_sources():
         try:
-            directory = Path(kernel._cache.cache_path)
+            directory = _cache_directory(source)
         except AttributeError:  # another numba: its internals moved
             continue
         marker = directory / STAMP_FILE

@@ -56,3 +56,17 @@ def test_a_changed_constant_in_layout_py_makes_the_kernels_that_compiled_it_in_c
     deleted, answer = answers(tmp_path, FORGET, ASK)
     assert deleted > 0 and answer == words(4096)
     assert answers(tmp_path, FORGET, ASK) == [0, words(4096)]  # stamped: kept from now on
+
+
+def test_forgetting_stale_kernels_loads_no_audio_library():
+    # run and demo call it before the runner opens the stream: importing the engine package
+    # there would initialise PortAudio (sounddevice does on import), JACK client and all, on
+    # the event loop's thread before OSC listens — a JACK server dying then aborted the daemon
+    code = (
+        "import sys; "
+        + FORGET
+        + "; print(sorted(m for m in ('sounddevice', 'controlroom.daemon.engine') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[1] == "[]"
