@@ -24,9 +24,20 @@ MAX_KEYS = 1000
 def setup(level: int = logging.INFO) -> None:
     under_journald = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt, stream=sys.stderr, force=True)
+    logging.basicConfig(level=level, format=fmt, stream=_own_stderr(), force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RateLimit())
+
+
+def _own_stderr():
+    """The log's own handle on stderr: a duplicate of file descriptor 2, made now, which keeps
+    pointing at the terminal or the journal while ``quiet_stderr`` (and sounddevice's import)
+    send descriptor 2 to /dev/null around a C library's probes — process-wide, so another
+    thread's log lines would be lost meanwhile. ``sys.stderr`` itself when it has no descriptor."""
+    try:
+        return os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1, errors="backslashreplace")
+    except (AttributeError, OSError, ValueError):  # io.UnsupportedOperation is both of the last two
+        return sys.stderr
 
 
 class RateLimit(logging.Filter):

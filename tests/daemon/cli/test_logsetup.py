@@ -1,9 +1,12 @@
-"""The daemon's log is bounded: a repeated message is held back, a huge one is cut."""
+"""The daemon's log is bounded: a repeated message is held back, a huge one is cut; and no line
+is lost while a C library's noise is kept off stderr."""
 
 from __future__ import annotations
 
 import io
 import logging
+import subprocess
+import sys
 
 from controlroom.daemon.cli.logsetup import BURST, MAX_MESSAGE_CHARS, WINDOW_S, RateLimit
 
@@ -48,3 +51,20 @@ def test_a_huge_message_is_cut():
     line = stream.getvalue().rstrip("\n")
     assert len(line) < MAX_MESSAGE_CHARS + 100
     assert line.endswith("(10000012 characters)")
+
+
+def test_lines_logged_while_stderr_is_silenced_for_a_c_library_still_reach_the_log():
+    # quiet_stderr sends descriptor 2 to /dev/null process-wide (around PortAudio's and JACK's
+    # probes, in the engine's thread): the event loop's lines meanwhile must not go with it
+    code = (
+        "import logging; from controlroom.daemon.cli import logsetup; from controlroom.daemon.quiet import quiet_stderr; "
+        "logsetup.setup(); log = logging.getLogger('controlroom')\n"
+        "with quiet_stderr():\n    log.error('said while the library probes')\n"
+        "log.error('said after')"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert [line.split(": ", 1)[1] for line in done.stderr.splitlines()] == [
+        "said while the library probes",
+        "said after",
+    ]
