@@ -53,12 +53,20 @@ def leave(status: int, daemon: Daemon) -> int:
     stream given up while it may still call back, and would wait for a first start's compile
     that a stop gave up."""
     log = logging.getLogger("controlroom")
-    engine = sys.modules.get("controlroom.daemon.engine.library")
-    unsafe = engine is not None and not engine.finalisation_safe()
-    if unsafe or (daemon.runner is not None and daemon.runner.abandoned):
+    if (daemon.runner is not None and daemon.runner.abandoned) or not _engine_finalisation_safe():
         log.debug("leaving without finalisation: an engine thread may still run")
         logging.shutdown()
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(status)
     return status
+
+
+def _engine_finalisation_safe() -> bool:
+    engine = sys.modules.get("controlroom.daemon.engine.library")
+    if engine is None:
+        return True
+    # Without the function the module is still being imported by a worker thread that a stop
+    # during the first start gave up (its import initialises PortAudio): that thread runs on.
+    finalisation_safe = getattr(engine, "finalisation_safe", None)
+    return finalisation_safe is not None and finalisation_safe()

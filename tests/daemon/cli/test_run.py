@@ -3,6 +3,9 @@ OSC port taken."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 from clikit import Command, hold_udp
 
@@ -75,3 +78,23 @@ def test_run_with_its_port_taken_names_it_and_the_config_to_change(tmp_path):
         f" running? choose another port with [osc] listen in {config})"
     )
     assert "Traceback" not in "\n".join(daemon.stderr)
+
+
+#: A process that leaves as ``run`` does after a stop, while another thread is still importing
+#: the engine's PortAudio library (a stop during the first start gives that thread up): the
+#: module is in ``sys.modules`` without its functions yet. An atexit line tells whether the
+#: interpreter finalised.
+LEAVE_DURING_IMPORT = """
+import atexit, sys, types
+from controlroom.daemon.cli.run import leave
+sys.modules["controlroom.daemon.engine.library"] = types.ModuleType("controlroom.daemon.engine.library")
+class Stopped:
+    runner = None
+atexit.register(print, "finalised")
+sys.exit(leave(0, Stopped()))
+"""
+
+
+def test_a_stop_while_a_thread_still_imports_the_engine_leaves_with_status_0_without_finalising():
+    left = subprocess.run([sys.executable, "-c", LEAVE_DURING_IMPORT], capture_output=True, text=True, check=False)
+    assert (left.returncode, left.stdout, left.stderr) == (0, "", "")
