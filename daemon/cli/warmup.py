@@ -27,9 +27,9 @@ STAMP_FILE = "controlroom-sources.stamp"
 
 
 def _engine_sources() -> list[Path]:
-    """The source directories of the compiled engine, found without importing
-    ``controlroom.daemon.engine``: that package loads PortAudio (sounddevice initialises it on
-    import, and with it a JACK client), which is the runner's to do, in its own thread."""
+    """The source directories of the compiled engine, found without importing its modules:
+    the PortAudio host loads PortAudio (sounddevice initialises it on import, and with it a
+    JACK client), which is the runner's to do, in its own thread."""
     import controlroom.daemon
     import controlroom.dsp
 

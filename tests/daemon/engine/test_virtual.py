@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ctypes
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -132,3 +134,14 @@ def test_kernel_arrays_of_the_wrong_type_are_refused():
         VirtualHost(copy_kernel, arrays, SAMPLERATE, BLOCKSIZE, N_IN, N_OUT)
     with pytest.raises(ValueError, match="host needs"):
         VirtualHost(copy_kernel, kernel_arrays(1.0), SAMPLERATE, BLOCKSIZE, N_IN, N_OUT, host_base=layout.C_LEN - 8)
+
+
+def test_the_virtual_host_loads_no_audio_library():
+    # importing sounddevice initialises PortAudio: every host API probed, a JACK client opened
+    # (and a JACK server dying meanwhile can abort the process) — not for a host with no hardware
+    code = (
+        "import sys; from controlroom.daemon.engine import VirtualHost, KernelArrays; "
+        "print(sorted(m for m in ('sounddevice', 'controlroom.daemon.engine.library') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert (done.returncode, done.stdout) == (0, "[]\n"), done.stderr
