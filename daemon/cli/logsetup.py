@@ -8,6 +8,8 @@ longer than ``MAX_MESSAGE_CHARS`` is cut.
 
 from __future__ import annotations
 
+import contextlib
+import faulthandler
 import logging
 import os
 import sys
@@ -22,11 +24,18 @@ MAX_KEYS = 1000
 
 
 def setup(level: int = logging.INFO) -> None:
+    """Log at ``level`` to the process's own duplicate of stderr; a fatal signal there too."""
     under_journald = bool(os.environ.get("JOURNAL_STREAM"))
     fmt = "%(levelname)s %(name)s: %(message)s" if under_journald else "%(asctime)s %(levelname)s %(name)s: %(message)s"
-    logging.basicConfig(level=level, format=fmt, stream=_own_stderr(), force=True)
+    stream = _own_stderr()
+    logging.basicConfig(level=level, format=fmt, stream=stream, force=True)
     for handler in logging.getLogger().handlers:
         handler.addFilter(RateLimit())
+    # A C library that aborts (PortAudio's JACK host asserts when the server dies under it)
+    # takes the process with it, often while stderr is silenced for its probes: every
+    # thread's Python stack in the log says where it was.
+    with contextlib.suppress(AttributeError, OSError, ValueError):
+        faulthandler.enable(file=stream, all_threads=True)
 
 
 def _own_stderr():

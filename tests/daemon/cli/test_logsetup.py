@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import logging
+import signal
 import subprocess
 import sys
 
@@ -68,3 +69,18 @@ def test_lines_logged_while_stderr_is_silenced_for_a_c_library_still_reach_the_l
         "said while the library probes",
         "said after",
     ]
+
+
+def test_a_library_that_aborts_while_stderr_is_silenced_leaves_every_threads_stack_in_the_log():
+    # PortAudio's JACK host asserts (SIGABRT) when the server dies while it initialises, with
+    # descriptor 2 on /dev/null for its probes: the log must still say where the process was
+    code = (
+        "import os; from controlroom.daemon.cli import logsetup; from controlroom.daemon.quiet import quiet_stderr; "
+        "logsetup.setup()\n"
+        "def initialising_the_library():\n    with quiet_stderr():\n        os.abort()\n"
+        "initialising_the_library()"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == -signal.SIGABRT
+    assert "Fatal Python error: Aborted" in done.stderr
+    assert "in initialising_the_library" in done.stderr
