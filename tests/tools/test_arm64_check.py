@@ -46,3 +46,9 @@ def test_a_suites_slowest_tests_are_kept_from_pytests_durations_report(tmp_path)
         "  27.55 s  tests/test_tour.py::test_the_readme_tour_does_what_it_says[warm]",
         "   2.84 s  tests/daemon/engine/test_virtual.py::test_program_passes",
     ]
+
+
+def test_what_the_preparing_commands_print_stays_off_stdout_which_json_keeps_for_itself(capfd):
+    load_tool().run(["echo", "Selecting previously unselected package"])
+    printed = capfd.readouterr()
+    assert printed.out == "" and "Selecting previously unselected package" in printed.err
