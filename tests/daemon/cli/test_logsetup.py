@@ -54,16 +54,23 @@ def test_a_huge_message_is_cut():
     assert line.endswith("(10000012 characters)")
 
 
+def with_the_log_set_up(code: str) -> subprocess.CompletedProcess:
+    """``code`` run by a fresh Python after ``logsetup.setup()``, ``quiet_stderr`` at hand."""
+    prelude = (
+        "import logging, os; from controlroom.daemon.cli import logsetup; "
+        "from controlroom.daemon.quiet import quiet_stderr; logsetup.setup()\n"
+    )
+    return subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=60)
+
+
 def test_lines_logged_while_stderr_is_silenced_for_a_c_library_still_reach_the_log():
     # quiet_stderr sends descriptor 2 to /dev/null process-wide (around PortAudio's and JACK's
     # probes, in the engine's thread): the event loop's lines meanwhile must not go with it
-    code = (
-        "import logging; from controlroom.daemon.cli import logsetup; from controlroom.daemon.quiet import quiet_stderr; "
-        "logsetup.setup(); log = logging.getLogger('controlroom')\n"
+    done = with_the_log_set_up(
+        "log = logging.getLogger('controlroom')\n"
         "with quiet_stderr():\n    log.error('said while the library probes')\n"
         "log.error('said after')"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert [line.split(": ", 1)[1] for line in done.stderr.splitlines()] == [
         "said while the library probes",
@@ -74,13 +81,9 @@ def test_lines_logged_while_stderr_is_silenced_for_a_c_library_still_reach_the_l
 def test_a_library_that_aborts_while_stderr_is_silenced_leaves_every_threads_stack_in_the_log():
     # PortAudio's JACK host asserts (SIGABRT) when the server dies while it initialises, with
     # descriptor 2 on /dev/null for its probes: the log must still say where the process was
-    code = (
-        "import os; from controlroom.daemon.cli import logsetup; from controlroom.daemon.quiet import quiet_stderr; "
-        "logsetup.setup()\n"
-        "def initialising_the_library():\n    with quiet_stderr():\n        os.abort()\n"
-        "initialising_the_library()"
+    done = with_the_log_set_up(
+        "def initialising_the_library():\n    with quiet_stderr():\n        os.abort()\ninitialising_the_library()"
     )
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == -signal.SIGABRT
     assert "Fatal Python error: Aborted" in done.stderr
     assert "in initialising_the_library" in done.stderr
