@@ -14,6 +14,7 @@ import importlib
 import sys
 
 from controlroom import __version__
+from controlroom.daemon.cli import warmup
 from controlroom.daemon.errors import ConfigError, ControlroomError, TargetError, UsageError
 
 #: command -> (module under controlroom.daemon.cli, one line of help)
@@ -30,6 +31,8 @@ COMMANDS = {
     "learn": ("learn", "MIDI learn: bind the next control moved on a surface to TARGET and save it"),
 }
 
+#: the commands that run the daemon (and so stay up, holding what they loaded)
+DAEMONS = ("run", "demo")
 #: exit status by kind of error; any other ControlroomError exits 1
 USER_ERRORS = (ConfigError, UsageError, TargetError)
 
@@ -44,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     for name, (module_name, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
+            if name in DAEMONS:
+                warmup.leave_scipy_unloaded()  # before numba is imported, which imports it
             command = importlib.import_module(f"controlroom.daemon.cli.{module_name}")
             command.add_arguments(p)
     args = parser.parse_args(argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from clikit import Command, hold_udp
@@ -98,3 +99,19 @@ sys.exit(leave(0, Stopped()))
 def test_a_stop_while_a_thread_still_imports_the_engine_leaves_with_status_0_without_finalising():
     left = subprocess.run([sys.executable, "-c", LEAVE_DURING_IMPORT], capture_output=True, text=True, check=False)
     assert (left.returncode, left.stdout, left.stderr) == (0, "", "")
+
+
+def test_a_running_daemon_has_not_loaded_scipy(tmp_path):
+    # installed here (the test extras): numba's look for BLAS would import its linear algebra
+    import scipy  # noqa: F401 (fails the test where SciPy is missing: then it proves nothing)
+
+    config = tmp_path / "studio.toml"
+    config.write_text(VIRTUAL.format(port=0, state=tmp_path / "state.json"))
+    daemon = Command("run", "-c", str(config), cwd=tmp_path)
+    try:
+        daemon.wait_line("stderr", lambda line: "audio running" in line)
+        mapped = Path(f"/proc/{daemon.process.pid}/maps").read_text()
+    finally:
+        status = daemon.stop()
+    assert status == 0, daemon.output()
+    assert "/numba/" in mapped and "/scipy/" not in mapped
