@@ -13,8 +13,7 @@ import argparse
 import importlib
 import sys
 
-from controlroom import __version__
-from controlroom.daemon.cli import warmup
+import controlroom
 from controlroom.daemon.errors import ConfigError, ControlroomError, TargetError, UsageError
 
 #: command -> (module under controlroom.daemon.cli, one line of help)
@@ -37,10 +36,21 @@ DAEMONS = ("run", "demo")
 USER_ERRORS = (ConfigError, UsageError, TargetError)
 
 
+class _Version(argparse.Action):
+    """``--version``: the version is looked up only when asked for."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs) -> None:
+        super().__init__(option_strings, dest, nargs=0, help="show the version and exit")
+
+    def __call__(self, parser, namespace, values, option_string=None) -> None:
+        print(f"controlroom {controlroom.__version__}")
+        parser.exit()
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(prog="controlroom", description="Headless studio monitor controller.")
-    parser.add_argument("--version", action="version", version=f"controlroom {__version__}")
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     chosen = next((word for word in argv if not word.startswith("-")), None)
     command = None
@@ -48,6 +58,8 @@ def main(argv: list[str] | None = None) -> int:
         p = sub.add_parser(name, help=help_text, description=help_text)
         if name == chosen:
             if name in DAEMONS:
+                from controlroom.daemon.cli import warmup
+
                 warmup.leave_scipy_unloaded()  # before numba is imported, which imports it
             command = importlib.import_module(f"controlroom.daemon.cli.{module_name}")
             command.add_arguments(p)

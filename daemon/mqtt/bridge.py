@@ -32,7 +32,7 @@ from typing import Any
 
 import aiomqtt
 
-from controlroom import __version__
+import controlroom
 from controlroom.daemon.config import limits
 from controlroom.daemon.core.targets import STATE_TARGETS, TARGETS
 from controlroom.daemon.errors import LimitError, TargetError
@@ -284,7 +284,7 @@ class MqttBridge:
         if s.discovery:
             now = {key: c["p"] for key, c in discovery.components(self.config, s.id).items()}
             gone = {key: platform for key, platform in self._discovered.items() if key not in now}
-            payload = discovery.payload(self.config, s.id, __version__, gone)
+            payload = discovery.payload(self.config, s.id, controlroom.__version__, gone)
             self._queue(discovery.topic(s.discovery_prefix, s.id), json.dumps(payload))
             self._discovered = now
 
