@@ -3,8 +3,10 @@ OSC port taken."""
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -47,15 +49,25 @@ def test_run_without_any_config_file_warns_where_it_looked_and_that_no_hardware_
     assert "Traceback" not in "\n".join(daemon.stderr)
 
 
-def test_run_with_a_config_file_gives_no_warning_about_it(tmp_path):
+@contextlib.contextmanager
+def running(tmp_path, until: str) -> Iterator[Command]:
+    """``controlroom run`` on a config file of ``VIRTUAL``, once it has logged ``until``;
+    stopped afterwards, which must end with status 0."""
     config = tmp_path / "studio.toml"
     config.write_text(VIRTUAL.format(port=0, state=tmp_path / "state.json"))
     daemon = Command("run", "-c", str(config), cwd=tmp_path)
     try:
-        daemon.wait_line("stderr", lambda line: "OSC listening on" in line)
+        daemon.wait_line("stderr", lambda line: until in line)
+        yield daemon
     finally:
         status = daemon.stop()
     assert status == 0, daemon.output()
+
+
+def test_run_with_a_config_file_gives_no_warning_about_it(tmp_path):
+    with running(tmp_path, "OSC listening on") as daemon:
+        pass
+    config = tmp_path / "studio.toml"
     assert any(line.endswith(f"config: {config}") for line in daemon.stderr)
     assert not any("no config file found" in line for line in daemon.stderr)
 
@@ -105,13 +117,6 @@ def test_a_running_daemon_has_not_loaded_scipy(tmp_path):
     # installed here (the test extras): numba's look for BLAS would import its linear algebra
     import scipy  # noqa: F401 (fails the test where SciPy is missing: then it proves nothing)
 
-    config = tmp_path / "studio.toml"
-    config.write_text(VIRTUAL.format(port=0, state=tmp_path / "state.json"))
-    daemon = Command("run", "-c", str(config), cwd=tmp_path)
-    try:
-        daemon.wait_line("stderr", lambda line: "audio running" in line)
+    with running(tmp_path, "audio running") as daemon:
         mapped = Path(f"/proc/{daemon.process.pid}/maps").read_text()
-    finally:
-        status = daemon.stop()
-    assert status == 0, daemon.output()
     assert "/numba/" in mapped and "/scipy/" not in mapped
